@@ -1,0 +1,32 @@
+//! Compiles the jaeger.storage.v2 protos with protox, so no system `protoc` is needed.
+//! OTLP messages are mapped onto the `opentelemetry-proto` crate's types with `extern_path`, so a
+//! `TracesData` here is the very type the OTLP `TraceService` uses.
+
+use std::path::PathBuf;
+
+use prost::Message as _;
+
+const PROTOS: &[&str] = &[
+    "proto/jaeger/storage/v2/trace_storage.proto",
+    "proto/jaeger/storage/v2/dependency_storage.proto",
+    "proto/jaeger/storage/v2/capabilities.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let file_descriptors = protox::compile(PROTOS, ["proto"])?;
+
+    // Reflection serves this descriptor set, imports included.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("jaeger_storage_v2_descriptor.bin"),
+        file_descriptors.encode_to_vec(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .extern_path(".opentelemetry.proto", "::opentelemetry_proto::tonic")
+        .compile_fds(file_descriptors)?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

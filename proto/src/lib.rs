@@ -1,0 +1,38 @@
+//! Protobuf and gRPC types for Jaeger's v2 remote storage API.
+//!
+//! - [`storage::v2`]: `jaeger.storage.v2` (TraceReader, DependencyReader, Capabilities), compiled
+//!   from this crate's own `.proto` files.
+//! - [`expression::v1`]: `jaeger.expression.v1`, the experimental structured filter.
+//! - [`otlp`]: the OTLP types and the `TraceService`, re-exported from `opentelemetry-proto` so
+//!   that both APIs share one `TracesData` type.
+
+/// `jaeger.storage.v2`.
+pub mod storage {
+    /// Version 2 of Jaeger's storage API.
+    #[allow(missing_docs, clippy::all, unreachable_pub)]
+    pub mod v2 {
+        tonic::include_proto!("jaeger.storage.v2");
+    }
+}
+
+/// `jaeger.expression.v1`.
+pub mod expression {
+    /// Version 1 of the structured filter AST.
+    #[allow(missing_docs, clippy::all, unreachable_pub)]
+    pub mod v1 {
+        tonic::include_proto!("jaeger.expression.v1");
+    }
+}
+
+/// OTLP types shared with the `opentelemetry-proto` crate.
+pub mod otlp {
+    pub use opentelemetry_proto::tonic::collector::trace::v1 as collector;
+    pub use opentelemetry_proto::tonic::common::v1 as common;
+    pub use opentelemetry_proto::tonic::resource::v1 as resource;
+    pub use opentelemetry_proto::tonic::trace::v1 as trace;
+}
+
+/// Encoded `FileDescriptorSet` of the `jaeger.storage.v2` protos and their imports, for gRPC
+/// reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("jaeger_storage_v2_descriptor");

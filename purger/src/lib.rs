@@ -1,0 +1,1 @@
+//! HTTP purge endpoint (work in progress).

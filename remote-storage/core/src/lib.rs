@@ -1,0 +1,44 @@
+//! The remote-storage framework: span model, OTLP conversion, query semantics and the traits
+//! every backend implements.
+//!
+//! # Layout
+//! - [`ids`], [`time`]: validated IDs and the one internal time type.
+//! - [`model`]: [`model::Span`] (the OTLP span kept whole, with shared resource and scope),
+//!   [`model::Trace`], operations and dependency links.
+//! - [`attribute`]: canonical text of attribute values, so typed and string queries match alike.
+//! - [`convert`]: OTLP `ResourceSpans` ⇄ spans, at the edges only.
+//! - [`query`]: request types built once from the protobuf and validated.
+//! - [`matcher`]: the shared span matcher with Jaeger's reference semantics.
+//! - [`summary`], [`dependencies`]: shared computations so every backend gets them right.
+//! - [`store`]: [`store::TraceStore`], [`store::DependencyStore`], [`store::Purger`],
+//!   [`store::StoreLifecycle`] and the [`store::Backend`] bundle.
+//! - [`error`]: [`error::StoreError`], the one error type.
+
+pub mod attribute;
+pub mod capabilities;
+pub mod convert;
+pub mod dependencies;
+pub mod error;
+pub mod ids;
+pub mod matcher;
+pub mod model;
+pub mod query;
+pub mod store;
+pub mod summary;
+pub mod testing;
+pub mod time;
+
+pub use capabilities::Capabilities;
+pub use error::{ErrorKind, StoreError, StoreResult};
+pub use ids::{SpanId, TraceId};
+pub use model::{DependencyLink, Operation, Resource, Scope, Span, Trace};
+pub use query::{DependencyQuery, OperationQuery, QueryLimits, TraceLookup, TraceQuery};
+pub use store::{
+    Backend, DependencyStore, FoundTraceId, Purger, StoreLifecycle, StoreStats, SummaryStream,
+    Tenant, TraceStore, TraceStream,
+};
+pub use summary::TraceSummary;
+pub use time::UnixNanos;
+
+/// Re-export of the protobuf crate, so backends and the server use the same types.
+pub use jaeger_remote_proto as proto;

@@ -1,0 +1,1 @@
+//! Server library (work in progress).
