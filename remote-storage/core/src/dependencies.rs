@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::ids::SpanId;
-use crate::model::{DependencyLink, Trace};
+use crate::model::{DependencyLink, Span, Trace};
 use crate::query::DependencyQuery;
 
 /// Accumulates call counts over many traces.
@@ -17,14 +17,19 @@ impl DependencyCounter {
     /// Counts the calls of one trace whose child span starts inside the window. The parent may
     /// start outside it: a call belongs to the window its callee ran in. Self-calls count too.
     pub fn add_trace(&mut self, trace: &Trace, window: &DependencyQuery) {
-        let mut service_by_span: HashMap<SpanId, &str> = HashMap::with_capacity(trace.spans.len());
-        for span in &trace.spans {
+        self.add_spans(&trace.spans, window);
+    }
+
+    /// Same as [`DependencyCounter::add_trace`], for the spans of one trace held elsewhere.
+    pub fn add_spans(&mut self, spans: &[Span], window: &DependencyQuery) {
+        let mut service_by_span: HashMap<SpanId, &str> = HashMap::with_capacity(spans.len());
+        for span in spans {
             // With duplicated span IDs the first span wins, as in Jaeger's memory store.
             service_by_span
                 .entry(span.span_id())
                 .or_insert(span.service_name());
         }
-        for span in &trace.spans {
+        for span in spans {
             if !window.contains(span.start()) {
                 continue;
             }
