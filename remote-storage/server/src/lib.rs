@@ -1,1 +1,37 @@
-//! Server library (work in progress).
+//! `jaeger-remote-storage`: a gRPC remote-storage server for Jaeger v2.
+//!
+//! It serves Jaeger's `jaeger.storage.v2` TraceReader, DependencyReader and Capabilities, the
+//! OTLP TraceService (Export) for writes, gRPC health and reflection, an admin HTTP listener
+//! (readiness and Prometheus metrics) and, when asked, the test-only purge endpoint, all over
+//! one [`remote_storage_core::Backend`].
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use remote_storage::{BackendConfig, RunningServer, ServerConfig, open_backend};
+//!
+//! let backend = open_backend(&BackendConfig::Memory(Default::default())).await?;
+//! let server = RunningServer::start(ServerConfig::for_tests(), backend).await?;
+//! println!("gRPC on {}", server.grpc_addr);
+//! server.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+pub mod cli;
+mod config;
+mod grpc;
+mod http;
+mod logging;
+mod metrics;
+mod readiness;
+mod serve;
+mod tenancy;
+
+pub use backend::{BackendConfig, open_backend};
+pub use config::{
+    DEFAULT_ADMIN_PORT, DEFAULT_GRPC_PORT, DEFAULT_MAX_CHUNK_BYTES, DEFAULT_MAX_CHUNK_SPANS,
+    DEFAULT_MAX_RECV_BYTES, DEFAULT_TENANT_HEADER, ServerConfig, ServerLimits, TenancyConfig,
+};
+pub use logging::{LogFormat, init_logging};
+pub use serve::{RunningServer, wait_for_termination_signal};

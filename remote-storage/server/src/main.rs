@@ -1,1 +1,25 @@
-fn main() {}
+//! `jaeger-remote-storage`: parse the CLI, start logging, run until SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use remote_storage::cli::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(logging_error) = remote_storage::init_logging(cli.log_format, &cli.log_level) {
+        eprintln!("jaeger-remote-storage: {logging_error:#}");
+        return ExitCode::FAILURE;
+    }
+    match remote_storage::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(run_error) => {
+            tracing::error!(
+                error = format!("{run_error:#}"),
+                "jaeger-remote-storage failed"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

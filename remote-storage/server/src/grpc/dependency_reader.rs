@@ -1,0 +1,55 @@
+//! `jaeger.storage.v2.DependencyReader` over a backend's [`DependencyStore`].
+
+use std::sync::Arc;
+
+use jaeger_remote_proto::storage::v2::{
+    Dependency, GetDependenciesRequest, GetDependenciesResponse,
+    dependency_reader_server::DependencyReader,
+};
+use remote_storage_core::{DependencyQuery, DependencyStore};
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use super::status::store_error_to_status;
+use crate::tenancy::tenant_of;
+
+/// Serves DependencyReader.
+#[derive(Clone)]
+pub(crate) struct DependencyReaderService {
+    dependencies: Arc<dyn DependencyStore>,
+}
+
+impl DependencyReaderService {
+    pub(crate) fn new(dependencies: Arc<dyn DependencyStore>) -> Self {
+        Self { dependencies }
+    }
+}
+
+#[tonic::async_trait]
+impl DependencyReader for DependencyReaderService {
+    #[instrument(skip_all, fields(tenant))]
+    async fn get_dependencies(
+        &self,
+        request: Request<GetDependenciesRequest>,
+    ) -> Result<Response<GetDependenciesResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        tracing::Span::current().record("tenant", tenant.name());
+        let query =
+            DependencyQuery::from_proto(request.into_inner()).map_err(store_error_to_status)?;
+        let dependencies = self
+            .dependencies
+            .get_dependencies(&tenant, query)
+            .await
+            .map_err(store_error_to_status)?
+            .into_iter()
+            .map(|link| Dependency {
+                parent: link.parent,
+                child: link.child,
+                call_count: link.call_count,
+                // Links are derived from spans, not imported from a named source.
+                source: String::new(),
+            })
+            .collect();
+        Ok(Response::new(GetDependenciesResponse { dependencies }))
+    }
+}

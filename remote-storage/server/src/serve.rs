@@ -1,0 +1,313 @@
+//! Starting and stopping the listeners.
+//!
+//! Every listener is bound before [`RunningServer::start`] returns (so port 0 works and a port
+//! conflict fails the start), then served by background tasks that share one shutdown signal.
+//! A supervisor task stops all of them when one fails, drains them on shutdown, and finally
+//! closes the backend.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use remote_storage_core::{Backend, StoreLifecycle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tracing::{Instrument as _, error, info, info_span, warn};
+
+use crate::config::ServerConfig;
+use crate::grpc::{self, GrpcContext, rpc_metrics::RpcMetricsLayer};
+use crate::http::admin_router;
+use crate::metrics::ServerMetrics;
+use crate::readiness::Readiness;
+use crate::tenancy::TenancyGuard;
+
+/// How long in-flight requests may take to finish after shutdown starts; connections still
+/// open then (e.g. health Watch streams) are cut.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Result of one listener task, named for logs.
+type ListenerResult = (&'static str, anyhow::Result<()>);
+
+/// A server serving in the background. Dropping it starts a shutdown without waiting for it;
+/// call [`RunningServer::stop`] to wait and close the backend.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Actual address of the main gRPC listener.
+    pub grpc_addr: SocketAddr,
+    /// Actual address of the writer listener, if enabled.
+    pub writer_addr: Option<SocketAddr>,
+    /// Actual address of the admin HTTP listener, if enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// Actual address of the purge listener, if enabled.
+    pub purger_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    supervisor: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Binds every configured listener, checks backend readiness once, and serves in the
+    /// background.
+    pub async fn start(config: ServerConfig, backend: Backend) -> anyhow::Result<Self> {
+        let tenancy = TenancyGuard::new(&config.tenancy)?;
+        let grpc_listener = bind(config.grpc_addr, "gRPC").await?;
+        let writer_listener = bind_optional(config.writer_addr, "writer").await?;
+        let admin_listener = bind_optional(config.admin_addr, "admin").await?;
+        let purger_listener = bind_optional(config.purger_addr, "purger").await?;
+
+        let metrics = Arc::new(ServerMetrics::new(backend.name));
+        let readiness = Readiness::new(Arc::clone(&backend.lifecycle)).await;
+        // One check before returning, so a ready backend is SERVING as soon as start returns.
+        readiness.check().await;
+
+        let context = GrpcContext {
+            backend: backend.clone(),
+            limits: config.limits,
+            tenancy,
+            metrics: Arc::clone(&metrics),
+            readiness: Arc::clone(&readiness),
+        };
+        let (shutdown, shutdown_receiver) = watch::channel(false);
+        let mut listeners = JoinSet::new();
+        let grpc_addr = local_addr(&grpc_listener)?;
+        listeners.spawn(serve_grpc(
+            "gRPC",
+            grpc_listener,
+            grpc::main_routes(&context)?,
+            Arc::clone(&metrics),
+            shutdown_receiver.clone(),
+        ));
+        let writer_addr = match writer_listener {
+            Some(listener) => {
+                let addr = local_addr(&listener)?;
+                listeners.spawn(serve_grpc(
+                    "writer",
+                    listener,
+                    grpc::writer_routes(&context),
+                    Arc::clone(&metrics),
+                    shutdown_receiver.clone(),
+                ));
+                Some(addr)
+            }
+            None => None,
+        };
+        let admin_addr = match admin_listener {
+            Some(listener) => {
+                let addr = local_addr(&listener)?;
+                let router = admin_router(
+                    Arc::clone(&readiness),
+                    Arc::clone(&metrics),
+                    Arc::clone(&backend.lifecycle),
+                );
+                listeners.spawn(serve_http(
+                    "admin",
+                    listener,
+                    router,
+                    shutdown_receiver.clone(),
+                ));
+                Some(addr)
+            }
+            None => None,
+        };
+        let purger_addr = match purger_listener {
+            Some(listener) => {
+                let addr = local_addr(&listener)?;
+                warn!(%addr, "purge endpoint enabled: POST /purge deletes all stored data");
+                let router = purger::router(Arc::clone(&backend.purger));
+                listeners.spawn(serve_http(
+                    "purger",
+                    listener,
+                    router,
+                    shutdown_receiver.clone(),
+                ));
+                Some(addr)
+            }
+            None => None,
+        };
+        let readiness_task = tokio::spawn(Arc::clone(&readiness).run(shutdown_receiver));
+        let supervisor = tokio::spawn(
+            supervise(
+                listeners,
+                shutdown.clone(),
+                readiness,
+                readiness_task,
+                Arc::clone(&backend.lifecycle),
+            )
+            .instrument(info_span!("server", backend = backend.name)),
+        );
+        info!(
+            backend = backend.name,
+            %grpc_addr,
+            writer_addr = %address_text(writer_addr),
+            admin_addr = %address_text(admin_addr),
+            purger_addr = %address_text(purger_addr),
+            "jaeger-remote-storage started"
+        );
+        Ok(Self {
+            grpc_addr,
+            writer_addr,
+            admin_addr,
+            purger_addr,
+            shutdown,
+            supervisor,
+        })
+    }
+
+    /// Resolves once a shutdown has begun: after [`RunningServer::stop`], or on its own when a
+    /// listener failed. `main` waits on this next to the termination signals.
+    pub async fn wait_for_shutdown_request(&self) {
+        let mut receiver = self.shutdown.subscribe();
+        let _ = receiver.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Graceful stop: stops accepting, lets in-flight requests finish (up to 30 s), then
+    /// closes the backend. Returns the first listener or close error.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.send_replace(true);
+        (&mut self.supervisor)
+            .await
+            .context("server supervisor task failed")?
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {name} listener on {addr}"))
+}
+
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+    name: &str,
+) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => Ok(Some(bind(addr, name).await?)),
+        None => Ok(None),
+    }
+}
+
+/// An optional listener address for logs: the address, or `off`.
+fn address_text(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string())
+}
+
+fn local_addr(listener: &TcpListener) -> anyhow::Result<SocketAddr> {
+    listener
+        .local_addr()
+        .context("reading a bound listener's address")
+}
+
+/// Resolves when the shutdown flag turns true (or its sender is gone).
+async fn stopping(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
+
+async fn serve_grpc(
+    name: &'static str,
+    listener: TcpListener,
+    routes: Routes,
+    metrics: Arc<ServerMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> ListenerResult {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = Server::builder()
+        .layer(RpcMetricsLayer::new(metrics))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stopping(shutdown))
+        .await
+        .with_context(|| format!("{name} gRPC listener failed"));
+    (name, served)
+}
+
+async fn serve_http(
+    name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: watch::Receiver<bool>,
+) -> ListenerResult {
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(stopping(shutdown))
+        .await
+        .with_context(|| format!("{name} HTTP listener failed"));
+    (name, served)
+}
+
+async fn supervise(
+    mut listeners: JoinSet<ListenerResult>,
+    shutdown: watch::Sender<bool>,
+    readiness: Arc<Readiness>,
+    readiness_task: JoinHandle<()>,
+    lifecycle: Arc<dyn StoreLifecycle>,
+) -> anyhow::Result<()> {
+    let mut first_error: Option<anyhow::Error> = None;
+    let mut record = |joined: Result<ListenerResult, tokio::task::JoinError>| {
+        let failure = match joined {
+            Ok((_, Ok(()))) => return,
+            Ok((_, Err(listener_error))) => listener_error,
+            Err(join_error) => anyhow::Error::new(join_error).context("listener task panicked"),
+        };
+        error!(error = format!("{failure:#}"), "listener stopped");
+        first_error.get_or_insert(failure);
+    };
+
+    // Serve until asked to stop, or until a listener ends on its own: then stop the others
+    // rather than run half a server.
+    let mut shutdown_receiver = shutdown.subscribe();
+    tokio::select! {
+        _ = shutdown_receiver.wait_for(|stopping| *stopping) => {}
+        Some(joined) = listeners.join_next() => {
+            record(joined);
+            shutdown.send_replace(true);
+        }
+    }
+    info!("shutting down: no new connections, draining in-flight requests");
+    readiness.publish(false).await;
+
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(joined) = listeners.join_next().await {
+            record(joined);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        warn!(timeout = ?DRAIN_TIMEOUT, "connections still open after the drain timeout; closing them");
+        listeners.shutdown().await;
+    }
+    let _ = readiness_task.await;
+
+    if let Err(close_error) = lifecycle.close().await {
+        error!(error = %close_error, "closing the backend failed");
+        first_error.get_or_insert(anyhow::Error::new(close_error).context("closing the backend"));
+    }
+    info!("jaeger-remote-storage stopped");
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+pub async fn wait_for_termination_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for Ctrl-C")?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}

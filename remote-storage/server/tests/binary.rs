@@ -1,0 +1,200 @@
+//! Tests of the `jaeger-remote-storage` binary itself: help text, environment variables, and a
+//! full start → serve → SIGTERM → clean exit cycle.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use jaeger_remote_proto::storage::v2::GetServicesRequest;
+use jaeger_remote_proto::storage::v2::trace_reader_client::TraceReaderClient;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_jaeger-remote-storage");
+
+fn run(arguments: &[&str], environment: &[(&str, &str)]) -> Output {
+    Command::new(BINARY)
+        .args(arguments)
+        .envs(environment.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_lists_every_flag_with_its_env_var() {
+    let output = run(&["--help"], &[]);
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for (flag, env) in [
+        ("--backend", "JAEGER_REMOTE_STORAGE_BACKEND"),
+        ("--grpc-addr", "JAEGER_REMOTE_STORAGE_GRPC_ADDR"),
+        ("--writer-addr", "JAEGER_REMOTE_STORAGE_WRITER_ADDR"),
+        ("--admin-addr", "JAEGER_REMOTE_STORAGE_ADMIN_ADDR"),
+        ("--purger-addr", "JAEGER_REMOTE_STORAGE_PURGER_ADDR"),
+        (
+            "--multi-tenancy.enabled",
+            "JAEGER_REMOTE_STORAGE_MULTI_TENANCY_ENABLED",
+        ),
+        (
+            "--multi-tenancy.header",
+            "JAEGER_REMOTE_STORAGE_MULTI_TENANCY_HEADER",
+        ),
+        (
+            "--multi-tenancy.tenants",
+            "JAEGER_REMOTE_STORAGE_MULTI_TENANCY_TENANTS",
+        ),
+        (
+            "--max-recv-msg-size",
+            "JAEGER_REMOTE_STORAGE_MAX_RECV_MSG_SIZE",
+        ),
+        ("--max-chunk-spans", "JAEGER_REMOTE_STORAGE_MAX_CHUNK_SPANS"),
+        ("--max-chunk-bytes", "JAEGER_REMOTE_STORAGE_MAX_CHUNK_BYTES"),
+        (
+            "--default-search-depth",
+            "JAEGER_REMOTE_STORAGE_DEFAULT_SEARCH_DEPTH",
+        ),
+        (
+            "--max-search-depth",
+            "JAEGER_REMOTE_STORAGE_MAX_SEARCH_DEPTH",
+        ),
+        (
+            "--memory.max-traces",
+            "JAEGER_REMOTE_STORAGE_MEMORY_MAX_TRACES",
+        ),
+        ("--log-format", "JAEGER_REMOTE_STORAGE_LOG_FORMAT"),
+        ("--log-level", "JAEGER_REMOTE_STORAGE_LOG_LEVEL"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from help:\n{help}");
+        assert!(help.contains(env), "{env} missing from help:\n{help}");
+    }
+}
+
+#[test]
+fn invalid_env_values_are_refused_naming_the_flag() {
+    let output = run(&[], &[("JAEGER_REMOTE_STORAGE_MAX_CHUNK_SPANS", "0")]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--max-chunk-spans"), "{stderr}");
+}
+
+/// Kills the child if the test fails before it exits by itself.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Pulls `"key":"value"` out of a JSON log line.
+fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let marker = format!("\"{key}\":\"");
+    let start = line.find(&marker)? + marker.len();
+    let length = line[start..].find('"')?;
+    Some(&line[start..start + length])
+}
+
+#[tokio::test]
+async fn the_binary_serves_from_env_config_and_exits_cleanly_on_sigterm() {
+    let child = Command::new(BINARY)
+        .envs([
+            ("JAEGER_REMOTE_STORAGE_GRPC_ADDR", "127.0.0.1:0"),
+            ("JAEGER_REMOTE_STORAGE_ADMIN_ADDR", "127.0.0.1:0"),
+            ("JAEGER_REMOTE_STORAGE_MULTI_TENANCY_ENABLED", "true"),
+            ("JAEGER_REMOTE_STORAGE_LOG_FORMAT", "json"),
+            ("JAEGER_REMOTE_STORAGE_MEMORY_MAX_TRACES", "10"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let stdout = guard.0.as_mut().unwrap().stdout.take().unwrap();
+
+    // The "started" log line carries the bound addresses; keep reading afterwards so the
+    // child never blocks on a full pipe, and hand back everything it logged.
+    let (addr_sender, addr_receiver) = tokio::sync::oneshot::channel();
+    let log_reader = tokio::task::spawn_blocking(move || {
+        let mut addr_sender = Some(addr_sender);
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line.contains("jaeger-remote-storage started")
+                && let Some(sender) = addr_sender.take()
+            {
+                let grpc_addr: SocketAddr =
+                    json_field(&line, "grpc_addr").unwrap().parse().unwrap();
+                let _ = sender.send(grpc_addr);
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let grpc_addr = tokio::time::timeout(Duration::from_secs(30), addr_receiver)
+        .await
+        .expect("server started")
+        .expect("started line logged");
+
+    {
+        let channel = Channel::from_shared(format!("http://{grpc_addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let health = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(health.status(), ServingStatus::Serving);
+        // Tenancy came from the environment: no tenant header, no answer.
+        let refused = TraceReaderClient::new(channel)
+            .get_services(GetServicesRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        // Clients are dropped here, before the shutdown.
+    }
+
+    let mut child = guard.0.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let lines = log_reader.await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("jaeger-remote-storage stopped")),
+        "{lines:#?}"
+    );
+}
