@@ -10,6 +10,9 @@ const PROTOS: &[&str] = &[
     "proto/jaeger/storage/v2/trace_storage.proto",
     "proto/jaeger/storage/v2/dependency_storage.proto",
     "proto/jaeger/storage/v2/capabilities.proto",
+    // Compiled only so that reflection can describe the OTLP TraceService served beside ours;
+    // its Rust types come from `opentelemetry-proto` through `extern_path`.
+    "proto/opentelemetry/proto/collector/trace/v1/trace_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1055,6 +1055,7 @@ async fn reflection_lists_the_storage_services() {
         "jaeger.storage.v2.TraceReader",
         "jaeger.storage.v2.DependencyReader",
         "jaeger.storage.v2.Capabilities",
+        "opentelemetry.proto.collector.trace.v1.TraceService",
         "grpc.health.v1.Health",
     ] {
         assert!(
