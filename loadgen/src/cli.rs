@@ -1,0 +1,131 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// OTLP/gRPC load generator and query benchmark for jaeger-remote-storage (or any OTLP
+/// `TraceService` + `jaeger.storage.v2.TraceReader` server).
+///
+/// Load: builds a deterministic tracegen-like workload (traces of 1 SERVER root + 9 CLIENT
+/// children, 11 string attributes per span from 97 keys x 1000 values, 10 services), encodes a
+/// ring of distinct Export requests BEFORE the clock starts, then sends them with fresh trace IDs
+/// patched in (no protobuf encoding in the timed loop). Every trace of a run has its own ID:
+/// 8 bytes derived from --run-id, then the trace's sequence number.
+///
+/// Query mode (--queries [K]): after the load (or instead of it, with --no-load) discovers a
+/// service, operation, tag, duration and trace ID from the stored data and times K repetitions
+/// each of FindTraces by service, service+operation, service+tag, service+duration range and tag
+/// without service, FindTraceSummaries, GetServices, GetOperations and GetTraces of one trace,
+/// printing p50/p99/max in ms and how many traces/spans each returned.
+///
+/// Exit status: 0 on success, 1 when --verify finds a mismatch, 2 on bad flags, 3 on other
+/// errors (cannot connect, discovery failed, ...), 4 when a load accepted no span at all.
+///
+/// Examples:
+///   loadgen --duration 30s --concurrency 8 --server-pid $(pidof jaeger-remote-storage)
+///   loadgen --spans 200000 --verify --json out.json
+///   loadgen --rate 50000 --duration 60s --batch-size 500
+///   loadgen --no-load --queries 50
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, verbatim_doc_comment)]
+pub(crate) struct Args {
+    /// OTLP gRPC endpoint (HOST:PORT or http://HOST:PORT).
+    #[arg(long, default_value = "127.0.0.1:17271")]
+    pub(crate) endpoint: String,
+
+    /// TraceReader endpoint for --verify and --queries (default: --endpoint).
+    #[arg(long)]
+    pub(crate) query_endpoint: Option<String>,
+
+    /// Send for this long (e.g. 30s, 2m). The default when --spans is not given is 30s.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "spans")]
+    pub(crate) duration: Option<Duration>,
+
+    /// Stop after exactly N spans (a multiple of 10).
+    #[arg(long)]
+    pub(crate) spans: Option<u64>,
+
+    /// Export requests in flight at once (closed loop), or at most in flight (with --rate).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) concurrency: usize,
+
+    /// HTTP/2 connections; requests are spread over them round-robin.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) connections: usize,
+
+    /// Spans per Export request (a multiple of 10).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) batch_size: usize,
+
+    /// Fixed-rate mode: send this many spans per second on a timer; latency is measured from
+    /// each request's intended send time (no coordinated omission).
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+
+    /// Distinct pre-encoded requests, reused in turn with fresh trace IDs.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) ring: usize,
+
+    /// Seed of the workload content (services, names, attributes, times).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Seed of this run's trace IDs (default: from the clock, so reruns never collide).
+    #[arg(long)]
+    pub(crate) run_id: Option<u64>,
+
+    /// Span start times are spread over this range ending now.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    pub(crate) time_spread: Duration,
+
+    /// Server process to measure: utime+stime from /proc/PID/stat before and after the load.
+    #[arg(long)]
+    pub(crate) server_pid: Option<u32>,
+
+    /// Gzip-compress Export requests.
+    #[arg(long)]
+    pub(crate) gzip: bool,
+
+    /// Tenant sent in --tenant-header on every call.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+
+    /// Metadata key carrying --tenant.
+    #[arg(long, default_value = "x-tenant")]
+    pub(crate) tenant_header: String,
+
+    /// After the load, read every sent trace back with GetTraces and compare the exact span
+    /// count with the spans accepted; exit 1 on mismatch.
+    #[arg(long)]
+    pub(crate) verify: bool,
+
+    /// Keep re-reading for up to this long while the count does not match yet.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub(crate) verify_timeout: Duration,
+
+    /// Run the query benchmark with K repetitions per query (K defaults to 20).
+    #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "20")]
+    pub(crate) queries: Option<u32>,
+
+    /// search_depth of the Find* queries.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) search_depth: i32,
+
+    /// Find* queries cover [now - LOOKBACK, now + 5m] (default: --time-spread + 1h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) query_lookback: Option<Duration>,
+
+    /// Skip the load (e.g. to run --queries against existing data).
+    #[arg(long)]
+    pub(crate) no_load: bool,
+
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Seconds between progress lines on stderr (0 = none).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) progress: u64,
+}
