@@ -1,0 +1,293 @@
+//! `storage-conformance`: certifies a running Jaeger remote-storage server with the Rust port of
+//! Jaeger's storage integration suite. See the crate README.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use storage_conformance::{
+    Excused, FixtureSet, GrpcTarget, GrpcTargetConfig, Outcome, Progress, Report, SuiteOptions,
+    SuiteRun, TlsSettings, WaitPolicy, WireMode, run_suite,
+};
+
+/// Runs Jaeger's storage integration suite (ported to Rust) against a remote-storage server.
+#[derive(Debug, Parser)]
+#[command(name = "storage-conformance", version)]
+struct Cli {
+    /// gRPC endpoint of the reader API (host:port or URL).
+    #[arg(
+        long,
+        env = "REMOTE_STORAGE_ENDPOINT",
+        default_value = "localhost:17271"
+    )]
+    endpoint: String,
+
+    /// gRPC endpoint serving OTLP Export; defaults to the reader endpoint.
+    #[arg(long, env = "REMOTE_STORAGE_WRITER_ENDPOINT")]
+    writer_endpoint: Option<String>,
+
+    /// Full URL of the purger (POST, must answer 200 once all data is gone).
+    #[arg(
+        long = "purger-url",
+        env = "PURGER_ENDPOINT",
+        default_value = "http://localhost:9231/purge"
+    )]
+    purger_url: String,
+
+    /// Use TLS for both gRPC connections.
+    #[arg(long)]
+    tls: bool,
+
+    /// PEM CA certificate to trust (implies --tls); without it the web PKI roots are used.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
+    /// Server name to verify, when it differs from the endpoint's host (implies --tls).
+    #[arg(long, value_name = "NAME")]
+    tls_domain: Option<String>,
+
+    /// Tenant sent with every call (multi-tenant servers).
+    #[arg(long)]
+    tenant: Option<String>,
+
+    /// Metadata key carrying the tenant.
+    #[arg(long, default_value = "x-tenant")]
+    tenant_header: String,
+
+    /// Also run with the fixtures of this directory (Jaeger's format: queries.json and
+    /// traces/*.json), e.g. a checkout of Jaeger's internal/storage/integration/fixtures.
+    #[arg(long, value_name = "DIR")]
+    fixtures: Vec<PathBuf>,
+
+    /// Do not run with this tool's own (embedded) fixtures.
+    #[arg(long)]
+    no_own_fixtures: bool,
+
+    /// Which of Jaeger's suites to imitate.
+    #[arg(long, value_enum, default_value_t = Mode::Direct)]
+    mode: Mode,
+
+    /// Skip tests whose name contains this text (repeatable), e.g. `Scope_Attributes`.
+    #[arg(long, value_name = "PATTERN")]
+    skip: Vec<String>,
+
+    /// Run only tests whose name contains this text (repeatable; any may match).
+    #[arg(long = "run", value_name = "PATTERN")]
+    run_only: Vec<String>,
+
+    /// The server needs a service name to search: skip FindTracesWithoutServiceName.
+    #[arg(long)]
+    search_requires_service_name: bool,
+
+    /// GetOperations answers without span kinds: compare names only.
+    #[arg(long)]
+    get_operations_missing_span_kind: bool,
+
+    /// Write a JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Polls of each wait before the final one.
+    #[arg(long, default_value_t = WaitPolicy::EXTERNAL.iterations)]
+    wait_iterations: u32,
+
+    /// Pause between polls, e.g. `1s` or `200ms`.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    wait_interval: Duration,
+
+    /// Deadline of each gRPC and purger call.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    call_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Like Jaeger's direct grpc suite: typed tag values, one Export per trace on the reader
+    /// endpoint unless a writer endpoint is given.
+    Direct,
+    /// Like Jaeger's e2e grpc suite: string tag values, 5-span Exports, capabilities required
+    /// for searches without service name, FindTraceSummaries fallback.
+    ViaJaeger,
+}
+
+impl Cli {
+    fn target_config(&self) -> anyhow::Result<GrpcTargetConfig> {
+        let tls = if self.tls || self.tls_ca.is_some() || self.tls_domain.is_some() {
+            let ca_pem = match &self.tls_ca {
+                Some(path) => Some(
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                ),
+                None => None,
+            };
+            Some(TlsSettings {
+                ca_pem,
+                domain: self.tls_domain.clone(),
+            })
+        } else {
+            None
+        };
+        let writer_endpoint = self
+            .writer_endpoint
+            .clone()
+            .filter(|writer| !writer.is_empty() && *writer != self.endpoint);
+        Ok(GrpcTargetConfig {
+            endpoint: self.endpoint.clone(),
+            writer_endpoint,
+            purger_url: Some(self.purger_url.clone()),
+            tls,
+            tenant: self
+                .tenant
+                .clone()
+                .map(|tenant| (self.tenant_header.clone(), tenant)),
+            mode: match self.mode {
+                Mode::Direct => WireMode::Direct,
+                Mode::ViaJaeger => WireMode::ViaJaeger,
+            },
+            call_timeout: self.call_timeout,
+        })
+    }
+
+    fn options(&self) -> SuiteOptions {
+        SuiteOptions {
+            excused: Excused {
+                search_requires_service_name: self.search_requires_service_name,
+                get_operations_missing_span_kind: self.get_operations_missing_span_kind,
+                get_dependencies_missing_source: false,
+                skip: self.skip.clone(),
+            },
+            wait: WaitPolicy {
+                iterations: self.wait_iterations,
+                interval: self.wait_interval,
+            },
+        }
+    }
+
+    fn fixture_sets(&self) -> anyhow::Result<Vec<(String, Arc<FixtureSet>)>> {
+        let mut sets = Vec::new();
+        if !self.no_own_fixtures {
+            sets.push(("own".to_owned(), Arc::new(FixtureSet::own()?)));
+        }
+        for dir in &self.fixtures {
+            let label = dir.file_name().map_or_else(
+                || "fixtures".to_owned(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            sets.push((label, Arc::new(FixtureSet::load_dir(dir)?)));
+        }
+        anyhow::ensure!(
+            !sets.is_empty(),
+            "no fixtures: drop --no-own-fixtures or add --fixtures DIR"
+        );
+        Ok(sets)
+    }
+}
+
+fn print_progress(event: Progress<'_>) {
+    match event {
+        Progress::Started(name) => {
+            print!("test {name} ... ");
+            let _ = std::io::stdout().flush();
+        }
+        Progress::Finished(result) => {
+            let millis = result.duration.as_millis();
+            match &result.outcome {
+                Outcome::Passed => println!("ok ({millis} ms)"),
+                Outcome::Failed(_) => println!("FAILED ({millis} ms)"),
+                Outcome::Skipped(reason) => println!("skipped ({reason})"),
+            }
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<Report> {
+    let config = cli.target_config()?;
+    let target = Arc::new(GrpcTarget::new(config)?);
+    let options = cli.options();
+    println!(
+        "storage-conformance: {} — purger {}, waits up to {} × {:?}",
+        storage_conformance::SuiteTarget::describe(target.as_ref()),
+        cli.purger_url,
+        options.wait.iterations,
+        options.wait.interval
+    );
+    // Fail fast when nothing answers, instead of waiting out every test.
+    storage_conformance::SuiteTarget::get_services(target.as_ref())
+        .await
+        .with_context(|| {
+            format!(
+                "the server does not answer GetServices at {}: is it running?",
+                cli.endpoint
+            )
+        })?;
+    let select = |name: &str| {
+        cli.run_only.is_empty() || cli.run_only.iter().any(|pattern| name.contains(pattern))
+    };
+    let mut report = Report::default();
+    for (label, fixtures) in cli.fixture_sets()? {
+        println!("storage-conformance: running with {}", fixtures.label());
+        let run = SuiteRun {
+            name: label,
+            target: target.clone(),
+            fixtures,
+            options: options.clone(),
+        };
+        report.extend(run_suite(&run, &select, &mut print_progress).await);
+    }
+    Ok(report)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("storage-conformance: cannot start a runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = match runtime.block_on(run(&cli)) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("storage-conformance: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let failures: Vec<(&str, &str)> = report
+        .results
+        .iter()
+        .filter_map(|result| match &result.outcome {
+            Outcome::Failed(message) => Some((result.name.as_str(), message.as_str())),
+            _ => None,
+        })
+        .collect();
+    if !failures.is_empty() {
+        println!("\nfailures:");
+        for (name, message) in &failures {
+            println!("\n---- {name} ----\n{message}");
+        }
+        println!();
+    }
+    if let Some(path) = &cli.junit {
+        let written = report.to_junit("storage-conformance").and_then(|xml| {
+            std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))
+        });
+        if let Err(error) = written {
+            eprintln!("storage-conformance: {error:#}");
+            println!("{}", report.summary_line());
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("{}", report.summary_line());
+    if report.failed() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

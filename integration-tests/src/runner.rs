@@ -1,0 +1,372 @@
+//! Running the suite: as `libtest-mimic` trials (for `cargo test` targets) or directly with a
+//! report (for the binary and for tests of the suite itself).
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use remote_storage_core::Backend;
+use tokio::runtime::Runtime;
+
+use crate::fixtures::{FixtureSet, JAEGER_FIXTURES_ENV, upstream_fixtures_dir};
+use crate::in_process::InProcessTarget;
+use crate::options::SuiteOptions;
+use crate::suite::{Executor, PlannedCase, plan};
+use crate::target::SuiteTarget;
+
+/// One run of the whole suite: a target, a fixture set and options. Trial names are
+/// `<name>/<test>` (just `<test>` when `name` is empty).
+#[derive(Clone)]
+pub struct SuiteRun {
+    /// Prefix of every trial name, e.g. `memory/own`.
+    pub name: String,
+    /// What the suite runs against.
+    pub target: Arc<dyn SuiteTarget>,
+    /// The fixtures.
+    pub fixtures: Arc<FixtureSet>,
+    /// Opt-outs, skip list and waiting.
+    pub options: SuiteOptions,
+}
+
+impl std::fmt::Debug for SuiteRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SuiteRun")
+            .field("name", &self.name)
+            .field("target", &self.target.describe())
+            .field("fixtures", &self.fixtures.label())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl SuiteRun {
+    /// The planned cases of this run.
+    pub fn plan(&self) -> Vec<PlannedCase> {
+        plan(&self.fixtures, &self.options.excused, &self.name)
+    }
+
+    /// The full trial name of a case.
+    pub fn trial_name(&self, case: &PlannedCase) -> String {
+        if self.name.is_empty() {
+            case.name.clone()
+        } else {
+            format!("{}/{}", self.name, case.name)
+        }
+    }
+}
+
+/// A multi-threaded runtime (two workers) for running the suite from synchronous code.
+pub fn new_runtime() -> anyhow::Result<Arc<Runtime>> {
+    Ok(Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?,
+    ))
+}
+
+/// Builds the trials of several runs, in order. Trials must run on one thread in this order
+/// (cases of a group share setup and clean-up), which [`run_libtest`] enforces; `args` is used
+/// to know which trials will run, so that each group cleans up after its last one.
+pub fn libtest_trials(runtime: &Arc<Runtime>, runs: &[SuiteRun], args: &Arguments) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for run in runs {
+        let executor = Arc::new(Executor::new(
+            Arc::clone(&run.target),
+            Arc::clone(&run.fixtures),
+            run.options.clone(),
+        ));
+        let mut scheduled = Vec::new();
+        for case in run.plan() {
+            let name = run.trial_name(&case);
+            let trial = match &case.skip_reason {
+                Some(reason) => {
+                    let reason = reason.clone();
+                    Trial::ignorable_test(name, move || Ok(Completion::ignored_with(reason)))
+                }
+                None => {
+                    let executor = Arc::clone(&executor);
+                    let runtime = Arc::clone(runtime);
+                    let case_for_trial = case.clone();
+                    Trial::test(name, move || {
+                        runtime
+                            .block_on(executor.execute(&case_for_trial))
+                            .map_err(Failed::from)
+                    })
+                }
+            };
+            if case.skip_reason.is_none() && !args.is_filtered_out(&trial) {
+                scheduled.push(case);
+            }
+            trials.push(trial);
+        }
+        executor.schedule(&scheduled);
+    }
+    trials
+}
+
+/// Parses the test binary's arguments, forces one test thread and runs the trials of `runs`.
+pub fn run_libtest(runtime: &Arc<Runtime>, runs: &[SuiteRun]) -> ExitCode {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    let trials = libtest_trials(runtime, runs, &args);
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The own fixture set, then the upstream one when it is found (a line on stderr says which).
+pub fn fixture_sets() -> anyhow::Result<Vec<(String, Arc<FixtureSet>)>> {
+    let mut sets = vec![("own".to_owned(), Arc::new(FixtureSet::own()?))];
+    match upstream_fixtures_dir() {
+        Some(dir) => {
+            eprintln!(
+                "storage-conformance: also running with Jaeger's fixtures from {}",
+                dir.display()
+            );
+            sets.push(("jaeger".to_owned(), Arc::new(FixtureSet::load_dir(&dir)?)));
+        }
+        None => eprintln!(
+            "storage-conformance: Jaeger's fixtures not found (set {JAEGER_FIXTURES_ENV} or \
+             place them at ../shared/jaeger-fixtures); running with this crate's fixtures only"
+        ),
+    }
+    Ok(sets)
+}
+
+/// Runs the whole suite in-process against backends made by `make_backend` (one fresh backend
+/// per fixture set), as `libtest-mimic` trials named `<name>/<fixtures>/<test>`. This is what a
+/// backend crate's `tests/conformance.rs` (`harness = false`) calls:
+///
+/// ```no_run
+/// use std::num::NonZeroUsize;
+/// use std::process::ExitCode;
+/// use storage_conformance::{SuiteOptions, run_in_process};
+///
+/// fn main() -> ExitCode {
+///     run_in_process(
+///         "memory",
+///         || async {
+///             Ok(backend_memory::open(backend_memory::MemoryConfig {
+///                 max_traces: NonZeroUsize::new(100_000).unwrap(),
+///             }))
+///         },
+///         SuiteOptions::in_process(),
+///     )
+/// }
+/// ```
+pub fn run_in_process<F, Fut>(name: &str, make_backend: F, options: SuiteOptions) -> ExitCode
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<Backend>>,
+{
+    let prepared = (|| -> anyhow::Result<(Arc<Runtime>, Vec<SuiteRun>)> {
+        let runtime = new_runtime()?;
+        let mut runs = Vec::new();
+        for (label, fixtures) in fixture_sets()? {
+            let backend = runtime.block_on(make_backend())?;
+            runs.push(SuiteRun {
+                name: format!("{name}/{label}"),
+                target: Arc::new(InProcessTarget::new(backend)),
+                fixtures,
+                options: options.clone(),
+            });
+        }
+        Ok((runtime, runs))
+    })();
+    match prepared {
+        Ok((runtime, runs)) => run_libtest(&runtime, &runs),
+        Err(error) => {
+            eprintln!("storage-conformance: cannot start the {name} suite: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every assertion held.
+    Passed,
+    /// The failure message (it names the test and the field).
+    Failed(String),
+    /// Not run; the reason.
+    Skipped(String),
+}
+
+/// The result of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// Full trial name.
+    pub name: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// Progress of a direct run.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A case starts.
+    Started(&'a str),
+    /// A case ended.
+    Finished(&'a CaseResult),
+}
+
+/// Results of a direct run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Every selected case, in order.
+    pub results: Vec<CaseResult>,
+}
+
+impl Report {
+    fn count(&self, matches: impl Fn(&Outcome) -> bool) -> usize {
+        self.results
+            .iter()
+            .filter(|result| matches(&result.outcome))
+            .count()
+    }
+
+    /// Cases passed.
+    pub fn passed(&self) -> usize {
+        self.count(|outcome| *outcome == Outcome::Passed)
+    }
+
+    /// Cases failed.
+    pub fn failed(&self) -> usize {
+        self.count(|outcome| matches!(outcome, Outcome::Failed(_)))
+    }
+
+    /// Cases skipped.
+    pub fn skipped(&self) -> usize {
+        self.count(|outcome| matches!(outcome, Outcome::Skipped(_)))
+    }
+
+    /// `N passed, M failed, K skipped`.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed(),
+            self.failed(),
+            self.skipped()
+        )
+    }
+
+    /// Appends another report.
+    pub fn extend(&mut self, other: Report) {
+        self.results.extend(other.results);
+    }
+
+    /// JUnit XML, one test suite named `suite_name`.
+    pub fn to_junit(&self, suite_name: &str) -> anyhow::Result<String> {
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+        let mut suite = TestSuite::new(suite_name);
+        let mut total = Duration::ZERO;
+        for result in &self.results {
+            let status = match &result.outcome {
+                Outcome::Passed => TestCaseStatus::success(),
+                Outcome::Failed(message) => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status.set_message(first_line(message));
+                    status.set_description(message.as_str());
+                    status
+                }
+                Outcome::Skipped(reason) => {
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(reason.as_str());
+                    status
+                }
+            };
+            let mut case = TestCase::new(result.name.as_str(), status);
+            case.set_classname(suite_name);
+            case.set_time(result.duration);
+            total += result.duration;
+            suite.add_test_case(case);
+        }
+        suite.set_time(total);
+        let mut report = quick_junit::Report::new("storage-conformance");
+        report.set_time(total);
+        report.add_test_suite(suite);
+        Ok(report.to_string()?)
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// Runs the selected cases of one run in order, reporting progress. `select` sees full trial
+/// names; unselected cases are left out of the report.
+pub async fn run_suite(
+    run: &SuiteRun,
+    select: &dyn Fn(&str) -> bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Report {
+    let executor = Executor::new(
+        Arc::clone(&run.target),
+        Arc::clone(&run.fixtures),
+        run.options.clone(),
+    );
+    let cases: Vec<PlannedCase> = run
+        .plan()
+        .into_iter()
+        .filter(|case| select(&run.trial_name(case)))
+        .collect();
+    executor.schedule(cases.iter().filter(|case| case.skip_reason.is_none()));
+    let mut report = Report::default();
+    for case in &cases {
+        let name = run.trial_name(case);
+        progress(Progress::Started(&name));
+        let started = Instant::now();
+        let outcome = match &case.skip_reason {
+            Some(reason) => Outcome::Skipped(reason.clone()),
+            None => match executor.execute(case).await {
+                Ok(()) => Outcome::Passed,
+                Err(message) => Outcome::Failed(message),
+            },
+        };
+        let result = CaseResult {
+            name,
+            outcome,
+            duration: started.elapsed(),
+        };
+        progress(Progress::Finished(&result));
+        report.results.push(result);
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_and_junit() {
+        let report = Report {
+            results: vec![
+                CaseResult {
+                    name: "GetServices".into(),
+                    outcome: Outcome::Passed,
+                    duration: Duration::from_millis(3),
+                },
+                CaseResult {
+                    name: "FindTraces/default".into(),
+                    outcome: Outcome::Failed("FindTraces/default failed: boom\nmore".into()),
+                    duration: Duration::from_millis(5),
+                },
+                CaseResult {
+                    name: "FindTraceSummaries".into(),
+                    outcome: Outcome::Skipped("skip list".into()),
+                    duration: Duration::ZERO,
+                },
+            ],
+        };
+        assert_eq!(report.summary_line(), "1 passed, 1 failed, 1 skipped");
+        let xml = report.to_junit("conformance").unwrap();
+        assert!(xml.contains("<testsuite name=\"conformance\""), "{xml}");
+        assert!(xml.contains("FindTraces/default failed: boom"), "{xml}");
+        assert!(xml.contains("<skipped"), "{xml}");
+    }
+}
