@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use jaeger_remote_proto::otlp::common::{AnyValue, any_value};
+use jaeger_remote_proto::otlp::common::AnyValue;
 use jaeger_remote_proto::otlp::trace::{ResourceSpans, Span as OtlpSpan};
 use jaeger_remote_proto::storage::v2 as proto;
 use prost_types::{Duration as ProtoDuration, Timestamp};
@@ -93,7 +93,9 @@ impl TraceSearch {
                 .map(|(key, value)| proto::KeyValue {
                     key: key.clone(),
                     value: match encoding {
-                        AttributeEncoding::Typed => otlp_value_to_query(value),
+                        AttributeEncoding::Typed => {
+                            remote_storage_core::attribute::otlp_value_to_query(value)
+                        }
                         AttributeEncoding::Strings => Some(proto::AnyValue {
                             value: Some(proto::any_value::Value::StringValue(
                                 remote_storage_core::attribute::any_value_text(Some(value))
@@ -131,39 +133,6 @@ pub fn go_duration(nanos: Option<u64>) -> ProtoDuration {
         seconds: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
         nanos: i32::try_from(nanos % 1_000_000_000).unwrap_or(0),
     }
-}
-
-/// Converts an OTLP value into the query's copy of `AnyValue`.
-pub fn otlp_value_to_query(value: &AnyValue) -> Option<proto::AnyValue> {
-    use proto::any_value::Value as Query;
-    let converted = match value.value.as_ref()? {
-        any_value::Value::StringValue(text) => Query::StringValue(text.clone()),
-        any_value::Value::BoolValue(flag) => Query::BoolValue(*flag),
-        any_value::Value::IntValue(number) => Query::IntValue(*number),
-        any_value::Value::DoubleValue(number) => Query::DoubleValue(*number),
-        any_value::Value::BytesValue(bytes) => Query::BytesValue(bytes.clone()),
-        any_value::Value::ArrayValue(array) => Query::ArrayValue(proto::ArrayValue {
-            values: array
-                .values
-                .iter()
-                .filter_map(otlp_value_to_query)
-                .collect(),
-        }),
-        any_value::Value::KvlistValue(list) => Query::KvlistValue(proto::KeyValueList {
-            values: list
-                .values
-                .iter()
-                .map(|pair| proto::KeyValue {
-                    key: pair.key.clone(),
-                    value: pair.value.as_ref().and_then(otlp_value_to_query),
-                })
-                .collect(),
-        }),
-        any_value::Value::StringValueStrindex(_) => return None,
-    };
-    Some(proto::AnyValue {
-        value: Some(converted),
-    })
 }
 
 /// A dependency link as GetDependencies returns it.

@@ -70,6 +70,39 @@ pub fn query_value_to_otlp(value: Option<&storage::AnyValue>) -> Option<AnyValue
     })
 }
 
+/// Converts an OTLP value into the query's copy of `AnyValue`.
+pub fn otlp_value_to_query(value: &AnyValue) -> Option<storage::AnyValue> {
+    use storage::any_value::Value as Query;
+    let converted = match value.value.as_ref()? {
+        Value::StringValue(text) => Query::StringValue(text.clone()),
+        Value::BoolValue(flag) => Query::BoolValue(*flag),
+        Value::IntValue(number) => Query::IntValue(*number),
+        Value::DoubleValue(number) => Query::DoubleValue(*number),
+        Value::BytesValue(bytes) => Query::BytesValue(bytes.clone()),
+        Value::ArrayValue(array) => Query::ArrayValue(storage::ArrayValue {
+            values: array
+                .values
+                .iter()
+                .filter_map(otlp_value_to_query)
+                .collect(),
+        }),
+        Value::KvlistValue(list) => Query::KvlistValue(storage::KeyValueList {
+            values: list
+                .values
+                .iter()
+                .map(|pair| storage::KeyValue {
+                    key: pair.key.clone(),
+                    value: pair.value.as_ref().and_then(otlp_value_to_query),
+                })
+                .collect(),
+        }),
+        Value::StringValueStrindex(_) => return None,
+    };
+    Some(storage::AnyValue {
+        value: Some(converted),
+    })
+}
+
 /// JavaScript-style number text, as pdata renders doubles: shortest round-trip digits, with an
 /// exponent only below 1e-6 or from 1e21 up (`72.5`, `1e+21`, `1e-7`).
 fn double_text(number: f64) -> String {
@@ -194,6 +227,27 @@ mod tests {
             ],
         });
         assert_eq!(text(map), r#"{"a":2,"z":false}"#);
+    }
+
+    #[test]
+    fn otlp_and_query_values_convert_both_ways() {
+        let nested = AnyValue {
+            value: Some(Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue {
+                    key: "k".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::ArrayValue(ArrayValue {
+                            values: vec![AnyValue {
+                                value: Some(Value::BytesValue(vec![1, 2])),
+                            }],
+                        })),
+                    }),
+                    ..Default::default()
+                }],
+            })),
+        };
+        let query = otlp_value_to_query(&nested);
+        assert_eq!(query_value_to_otlp(query.as_ref()), Some(nested));
     }
 
     #[test]
