@@ -1,0 +1,49 @@
+//! The backend's error type and its one mapping to [`StoreError`].
+//!
+//! The orphan rule forbids `impl From<fjall::Error> for StoreError` here (both are foreign), so
+//! driver errors first become an [`LsmError`], which converts to [`StoreError`] in one place.
+
+use remote_storage_core::StoreError;
+
+/// Failures inside the LSM backend.
+#[derive(Debug, thiserror::Error)]
+pub enum LsmError {
+    /// The storage engine failed.
+    #[error("storage engine: {0}")]
+    Fjall(#[from] fjall::Error),
+    /// A stored protobuf message did not decode.
+    #[error("stored message does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// A stored record is malformed.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// A file-system operation failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored span failed validation when read back.
+    #[error("stored span is invalid: {0}")]
+    InvalidSpan(#[source] StoreError),
+}
+
+impl LsmError {
+    pub(crate) fn corrupt(message: impl Into<String>) -> Self {
+        Self::Corrupt(message.into())
+    }
+}
+
+impl From<LsmError> for StoreError {
+    fn from(error: LsmError) -> Self {
+        match error {
+            // Another process holds the directory: retrying later may work.
+            LsmError::Fjall(fjall::Error::Locked) => {
+                StoreError::unavailable("lsm data directory is locked by another process", error)
+            }
+            // fsync failed earlier: fjall refuses further writes until the process restarts.
+            LsmError::Fjall(fjall::Error::Poisoned) => StoreError::unavailable(
+                "lsm store is poisoned after an fsync failure; restart the server",
+                error,
+            ),
+            other => StoreError::internal("lsm store failure", other),
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The store traits over the synchronous [`Engine`]: every fjall call runs in
+//! `spawn_blocking` (or the background thread), and streamed reads produce one trace at a time
+//! through a small bounded channel.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use parking_lot::Mutex;
+use remote_storage_core::{
+    Backend, DependencyLink, DependencyQuery, DependencyStore, FoundTraceId, Operation,
+    OperationQuery, Purger, Span, StoreError, StoreLifecycle, StoreResult, StoreStats,
+    SummaryStream, Tenant, TraceLookup, TraceQuery, TraceStore, TraceStream, UnixNanos,
+};
+
+use crate::config::{LsmConfig, StorageLocation, SyncPolicy};
+use crate::engine::Engine;
+use crate::error::LsmError;
+use crate::read::{ContentCache, Skeletons};
+use crate::{CAPABILITIES, NAME};
+
+/// Items buffered between a blocking reader and the consumer of its stream. Small, so a slow
+/// client holds at most a couple of traces in memory.
+const STREAM_BUFFER: usize = 2;
+
+/// The background thread: periodic fsync and retention.
+struct Background {
+    stop: Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+/// A trace store on an embedded fjall database.
+pub struct LsmStore {
+    engine: Arc<Engine>,
+    background: Mutex<Option<Background>>,
+}
+
+impl std::fmt::Debug for LsmStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LsmStore").finish_non_exhaustive()
+    }
+}
+
+impl LsmStore {
+    /// Opens or creates the database. Blocking: startup reads only keyspace names and one
+    /// small counts record per partition, so it takes milliseconds, not a data scan. Expired
+    /// partitions are dropped before this returns.
+    pub fn open(config: LsmConfig) -> StoreResult<Self> {
+        config.validate()?;
+        let started = Instant::now();
+        let (path, temp_dir): (PathBuf, _) = match &config.location {
+            StorageLocation::Directory(path) => {
+                std::fs::create_dir_all(path).map_err(|error| {
+                    StoreError::internal(
+                        format!("lsm.data-dir {} cannot be created", path.display()),
+                        error,
+                    )
+                })?;
+                (path.clone(), None)
+            }
+            StorageLocation::Ephemeral => {
+                let dir = tempfile::Builder::new()
+                    .prefix("jaeger-lsm-")
+                    .tempdir()
+                    .map_err(|error| {
+                        StoreError::internal("temporary lsm directory cannot be created", error)
+                    })?;
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
+        let retention_nanos = (!config.retention.is_zero())
+            .then(|| u64::try_from(config.retention.as_nanos()).unwrap_or(u64::MAX));
+        let engine = Arc::new(
+            Engine::open(
+                &path,
+                config.cache_size_bytes,
+                config.effective_partition_span().as_secs(),
+                retention_nanos,
+                config.sync,
+                temp_dir,
+            )
+            .map_err(StoreError::from)?,
+        );
+        engine.expire(UnixNanos::now()).map_err(StoreError::from)?;
+        let background = spawn_background(&engine, &config);
+        tracing::info!(
+            path = %path.display(),
+            partitions = engine.snapshot().len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "lsm store opened"
+        );
+        Ok(Self {
+            engine,
+            background: Mutex::new(background),
+        })
+    }
+
+    /// Bundles this store as a [`Backend`].
+    pub fn into_backend(self) -> Backend {
+        Backend::from_store(NAME, CAPABILITIES, Arc::new(self))
+    }
+
+    /// Runs one retention pass as if the time were `now`; returns how many partitions were
+    /// dropped. The background thread does this every `expiry_interval`.
+    pub async fn expire(&self, now: UnixNanos) -> StoreResult<usize> {
+        blocking(&self.engine, move |engine| engine.expire(now)).await
+    }
+
+    /// Bytes on disk (journals and every keyspace), as fjall reports them.
+    pub async fn disk_space(&self) -> StoreResult<u64> {
+        blocking(&self.engine, |engine| Ok(engine.db.disk_space()?)).await
+    }
+
+    /// Flushes every partition's memtables into tables and waits, so data no longer lives only
+    /// in the journal. For tests that measure disk use; fjall flushes on its own otherwise.
+    #[doc(hidden)]
+    pub async fn flush_memtables(&self) -> StoreResult<()> {
+        blocking(&self.engine, |engine| {
+            for partition in engine.snapshot() {
+                partition.spans.rotate_memtable_and_wait()?;
+                partition.index.rotate_memtable_and_wait()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// How many time partitions are live.
+    pub fn partition_count(&self) -> usize {
+        self.engine.snapshot().len()
+    }
+
+    fn stop_background(&self) -> Option<JoinHandle<()>> {
+        let background = self.background.lock().take()?;
+        drop(background.stop);
+        Some(background.handle)
+    }
+}
+
+impl Drop for LsmStore {
+    fn drop(&mut self) {
+        // Disconnecting the channel wakes the thread, which then exits; not joined here so a
+        // drop never blocks an async worker.
+        if let Some(background) = self.background.get_mut().take() {
+            drop(background.stop);
+        }
+    }
+}
+
+fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Background> {
+    let sync_period = match config.sync {
+        SyncPolicy::Periodic(period) => Some(period),
+        SyncPolicy::Batch => None,
+    };
+    let expiry_period = (!config.retention.is_zero()).then_some(config.expiry_interval);
+    let tick = match (sync_period, expiry_period) {
+        (None, None) => return None,
+        (Some(period), None) | (None, Some(period)) => period,
+        (Some(sync), Some(expiry)) => sync.min(expiry),
+    };
+    let weak = Arc::downgrade(engine);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("lsm-background".into())
+        .spawn(move || {
+            let mut next_sync = sync_period.map(|period| Instant::now() + period);
+            let mut next_expiry = expiry_period.map(|period| Instant::now() + period);
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                let Some(engine) = weak.upgrade() else { break };
+                let now = Instant::now();
+                if let (Some(due), Some(period)) = (next_sync, sync_period)
+                    && now >= due
+                {
+                    if let Err(error) = engine.sync_all() {
+                        tracing::error!(%error, "lsm periodic fsync failed");
+                    }
+                    next_sync = Some(now + period);
+                }
+                if let (Some(due), Some(period)) = (next_expiry, expiry_period)
+                    && now >= due
+                {
+                    if let Err(error) = engine.expire(UnixNanos::now()) {
+                        tracing::error!(%error, "lsm retention pass failed");
+                    }
+                    next_expiry = Some(now + period);
+                }
+            }
+            // Whatever the policy, leave nothing unsynced behind on a clean stop.
+            if sync_period.is_some()
+                && let Some(engine) = weak.upgrade()
+                && let Err(error) = engine.sync_all()
+            {
+                tracing::error!(%error, "lsm final fsync failed");
+            }
+        });
+    match spawned {
+        Ok(handle) => Some(Background { stop, handle }),
+        Err(error) => {
+            tracing::error!(%error, "lsm background thread could not start");
+            None
+        }
+    }
+}
+
+/// Runs blocking engine work off the async workers.
+async fn blocking<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    work: impl FnOnce(&Engine) -> Result<T, LsmError> + Send + 'static,
+) -> StoreResult<T> {
+    let engine = Arc::clone(engine);
+    tokio::task::spawn_blocking(move || work(&engine))
+        .await
+        .map_err(|error| StoreError::internal("lsm store task failed", error))?
+        .map_err(StoreError::from)
+}
+
+/// A stream fed by a blocking producer one item at a time; the producer stops as soon as the
+/// consumer goes away (`emit` returns `false`).
+fn stream_blocking<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    produce: impl FnOnce(&Engine, &mut dyn FnMut(T) -> bool) -> Result<(), LsmError> + Send + 'static,
+) -> BoxStream<'static, StoreResult<T>> {
+    let engine = Arc::clone(engine);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    tokio::task::spawn_blocking(move || {
+        let mut emit = |item: T| sender.blocking_send(Ok(item)).is_ok();
+        if let Err(error) = produce(&engine, &mut emit) {
+            // The consumer may be gone already; nothing else to tell.
+            let _ = sender.blocking_send(Err(StoreError::from(error)));
+        }
+    });
+    futures::stream::poll_fn(move |context| receiver.poll_recv(context)).boxed()
+}
+
+#[async_trait]
+impl TraceStore for LsmStore {
+    async fn write_spans(&self, tenant: &Tenant, spans: Vec<Span>) -> StoreResult<()> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let tenant = tenant.clone();
+        blocking(&self.engine, move |engine| engine.write(&tenant, &spans)).await
+    }
+
+    async fn get_traces(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+    ) -> StoreResult<TraceStream> {
+        let tenant = tenant.clone();
+        Ok(stream_blocking(&self.engine, move |engine, emit| {
+            let partitions = engine.snapshot();
+            let mut cache = ContentCache::default();
+            for lookup in lookups {
+                if let Some(trace) =
+                    engine.load_trace(&tenant, lookup.trace_id, &partitions, &mut cache)?
+                    && !emit(trace)
+                {
+                    break;
+                }
+            }
+            Ok(())
+        }))
+    }
+
+    async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {
+        let tenant = tenant.clone();
+        blocking(&self.engine, move |engine| engine.services(&tenant)).await
+    }
+
+    async fn get_operations(
+        &self,
+        tenant: &Tenant,
+        query: OperationQuery,
+    ) -> StoreResult<Vec<Operation>> {
+        let tenant = tenant.clone();
+        blocking(&self.engine, move |engine| {
+            engine.operations(&tenant, &query.service, query.span_kind)
+        })
+        .await
+    }
+
+    async fn find_trace_ids(
+        &self,
+        tenant: &Tenant,
+        query: TraceQuery,
+    ) -> StoreResult<Vec<FoundTraceId>> {
+        let tenant = tenant.clone();
+        blocking(&self.engine, move |engine| {
+            let partitions = engine.snapshot();
+            let mut found = Vec::new();
+            engine.search(&tenant, &query, &partitions, &mut |trace_id| {
+                found.push(trace_id);
+                Ok(true)
+            })?;
+            // Time hints from the summary fragments: cheap, and they narrow a later lookup.
+            let mut with_hints = Vec::with_capacity(found.len());
+            for trace_id in found {
+                let entries = engine.fragment_entries(&tenant, &trace_id, &partitions)?;
+                with_hints.push(FoundTraceId {
+                    trace_id,
+                    start: entries.iter().map(|entry| UnixNanos(entry.start)).min(),
+                    end: entries.iter().map(|entry| UnixNanos(entry.end)).max(),
+                });
+            }
+            Ok(with_hints)
+        })
+        .await
+    }
+
+    async fn find_traces(&self, tenant: &Tenant, query: TraceQuery) -> StoreResult<TraceStream> {
+        let tenant = tenant.clone();
+        Ok(stream_blocking(&self.engine, move |engine, emit| {
+            let partitions = engine.snapshot();
+            let mut cache = ContentCache::default();
+            engine.search(
+                &tenant,
+                &query,
+                &partitions,
+                &mut |trace_id| match engine.load_trace(
+                    &tenant,
+                    trace_id,
+                    &partitions,
+                    &mut cache,
+                )? {
+                    Some(trace) => Ok(emit(trace)),
+                    None => Ok(true),
+                },
+            )
+        }))
+    }
+
+    async fn find_trace_summaries(
+        &self,
+        tenant: &Tenant,
+        query: TraceQuery,
+    ) -> StoreResult<SummaryStream> {
+        let tenant = tenant.clone();
+        Ok(stream_blocking(&self.engine, move |engine, emit| {
+            let partitions = engine.snapshot();
+            let mut skeletons = Skeletons::default();
+            engine.search(
+                &tenant,
+                &query,
+                &partitions,
+                &mut |trace_id| match engine.summary(
+                    &tenant,
+                    trace_id,
+                    &partitions,
+                    &mut skeletons,
+                )? {
+                    Some(summary) => Ok(emit(summary)),
+                    None => Ok(true),
+                },
+            )
+        }))
+    }
+}
+
+#[async_trait]
+impl DependencyStore for LsmStore {
+    async fn get_dependencies(
+        &self,
+        tenant: &Tenant,
+        query: DependencyQuery,
+    ) -> StoreResult<Vec<DependencyLink>> {
+        let tenant = tenant.clone();
+        blocking(&self.engine, move |engine| {
+            engine.dependencies(&tenant, &query)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Purger for LsmStore {
+    async fn purge(&self) -> StoreResult<()> {
+        blocking(&self.engine, Engine::purge).await
+    }
+}
+
+#[async_trait]
+impl StoreLifecycle for LsmStore {
+    fn stats(&self) -> Option<StoreStats> {
+        Some(self.engine.stats())
+    }
+
+    /// Stops the background thread and fsyncs everything.
+    async fn close(&self) -> StoreResult<()> {
+        if let Some(handle) = self.stop_background() {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|error| StoreError::internal("lsm background stop failed", error))?
+                .map_err(|_| StoreError::Internal {
+                    message: "lsm background thread panicked".into(),
+                    source: None,
+                })?;
+        }
+        blocking(&self.engine, Engine::sync_all).await
+    }
+}
