@@ -8,6 +8,8 @@ use remote_storage_core::Backend;
 pub enum BackendConfig {
     /// Process memory; data is lost on exit.
     Memory(backend_memory::MemoryConfig),
+    /// The embedded LSM store (fjall), persistent in a data directory.
+    Lsm(backend_lsm::LsmConfig),
 }
 
 impl BackendConfig {
@@ -15,6 +17,7 @@ impl BackendConfig {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Memory(_) => backend_memory::NAME,
+            Self::Lsm(_) => backend_lsm::NAME,
         }
     }
 }
@@ -23,5 +26,11 @@ impl BackendConfig {
 pub async fn open_backend(config: &BackendConfig) -> anyhow::Result<Backend> {
     match config {
         BackendConfig::Memory(memory) => Ok(backend_memory::open(*memory)),
+        BackendConfig::Lsm(lsm) => {
+            // Opening replays fjall's journal: blocking file I/O, kept off the async workers.
+            let lsm = lsm.clone();
+            let backend = tokio::task::spawn_blocking(move || backend_lsm::open(lsm)).await??;
+            Ok(backend)
+        }
     }
 }

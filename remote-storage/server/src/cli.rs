@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::ensure;
 use clap::{Args, Parser, ValueEnum};
@@ -111,6 +113,10 @@ pub struct Cli {
     #[allow(missing_docs)]
     pub memory: MemoryArgs,
 
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lsm: LsmArgs,
+
     /// Log line format.
     #[arg(long, env = "JAEGER_REMOTE_STORAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -125,6 +131,8 @@ pub struct Cli {
 pub enum BackendKind {
     /// In process memory, bounded; data is lost on exit.
     Memory,
+    /// Embedded LSM store (fjall) in `--lsm.data-dir`: persistent, single node.
+    Lsm,
 }
 
 /// Flags of the memory backend.
@@ -137,6 +145,68 @@ pub struct MemoryArgs {
         default_value = "100000"
     )]
     pub max_traces: NonZeroUsize,
+}
+
+/// Flags of the LSM backend.
+#[derive(Debug, Args)]
+pub struct LsmArgs {
+    /// LSM backend: data directory (created if missing). Required with `--backend lsm` unless
+    /// `--lsm.ephemeral` is given.
+    #[arg(long = "lsm.data-dir", env = "JAEGER_REMOTE_STORAGE_LSM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// LSM backend: use a fresh temporary directory, deleted on exit (for tests and demos).
+    #[arg(
+        long = "lsm.ephemeral",
+        env = "JAEGER_REMOTE_STORAGE_LSM_EPHEMERAL",
+        conflicts_with = "data_dir"
+    )]
+    pub ephemeral: bool,
+
+    /// LSM backend: how long spans are kept (e.g. 72h, 7d); whole time partitions are dropped
+    /// once expired, freeing their disk space. `0` keeps data forever.
+    #[arg(
+        long = "lsm.retention",
+        env = "JAEGER_REMOTE_STORAGE_LSM_RETENTION",
+        default_value = "72h",
+        value_parser = parse_duration
+    )]
+    pub retention: Duration,
+
+    /// LSM backend: width of one time partition (e.g. 1h); by default a sixth of the retention,
+    /// between 1h and 1d.
+    #[arg(
+        long = "lsm.partition-span",
+        env = "JAEGER_REMOTE_STORAGE_LSM_PARTITION_SPAN",
+        value_parser = parse_duration
+    )]
+    pub partition_span: Option<Duration>,
+
+    /// LSM backend: when writes are fsynced. `batch`: before each Export is acknowledged
+    /// (survives power loss); `periodic` or `periodic:<ms>`: from a background thread (a
+    /// process crash still loses nothing; power loss may lose up to one interval).
+    #[arg(
+        long = "lsm.sync",
+        env = "JAEGER_REMOTE_STORAGE_LSM_SYNC",
+        default_value = "batch"
+    )]
+    pub sync: String,
+
+    /// LSM backend: block cache size (bytes or with a unit, e.g. 256MiB).
+    #[arg(
+        long = "lsm.cache-size",
+        env = "JAEGER_REMOTE_STORAGE_LSM_CACHE_SIZE",
+        default_value = "64MiB",
+        value_parser = parse_byte_size
+    )]
+    pub cache_size: usize,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|error| format!("{error} (e.g. 72h, 30m, 7d)"))
 }
 
 impl Cli {
@@ -176,19 +246,41 @@ impl Cli {
     }
 
     /// The backend these flags select.
-    pub fn backend_config(&self) -> BackendConfig {
-        match self.backend {
+    pub fn backend_config(&self) -> anyhow::Result<BackendConfig> {
+        let config = match self.backend {
             BackendKind::Memory => BackendConfig::Memory(backend_memory::MemoryConfig {
                 max_traces: self.memory.max_traces,
             }),
-        }
+            BackendKind::Lsm => BackendConfig::Lsm(self.lsm_config()?),
+        };
+        Ok(config)
+    }
+
+    fn lsm_config(&self) -> anyhow::Result<backend_lsm::LsmConfig> {
+        let location = match (&self.lsm.data_dir, self.lsm.ephemeral) {
+            (Some(directory), _) => backend_lsm::StorageLocation::Directory(directory.clone()),
+            (None, true) => backend_lsm::StorageLocation::Ephemeral,
+            (None, false) => {
+                anyhow::bail!("--backend lsm needs --lsm.data-dir DIR (or --lsm.ephemeral)")
+            }
+        };
+        let config = backend_lsm::LsmConfig {
+            location,
+            retention: self.lsm.retention,
+            partition_span: self.lsm.partition_span,
+            sync: self.lsm.sync.parse()?,
+            cache_size_bytes: u64::try_from(self.lsm.cache_size)?,
+            ..backend_lsm::LsmConfig::default()
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
 /// Runs the server the flags describe until SIGTERM or Ctrl-C, then stops it gracefully.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.server_config()?;
-    let backend_config = cli.backend_config();
+    let backend_config = cli.backend_config()?;
     info!(
         backend = backend_config.name(),
         ?backend_config,
@@ -251,6 +343,55 @@ mod tests {
     }
 
     #[test]
+    fn lsm_flags_build_an_lsm_config() {
+        let cli = parse(&[
+            "--backend=lsm",
+            "--lsm.data-dir=/var/lib/traces",
+            "--lsm.retention=7d",
+            "--lsm.sync=periodic:250",
+            "--lsm.cache-size=256MiB",
+        ]);
+        let Ok(BackendConfig::Lsm(lsm)) = cli.backend_config() else {
+            panic!("lsm selected");
+        };
+        assert_eq!(
+            lsm.location,
+            backend_lsm::StorageLocation::Directory(PathBuf::from("/var/lib/traces"))
+        );
+        assert_eq!(lsm.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            lsm.sync,
+            backend_lsm::SyncPolicy::Periodic(Duration::from_millis(250))
+        );
+        assert_eq!(lsm.cache_size_bytes, 256 << 20);
+
+        let ephemeral = parse(&["--backend=lsm", "--lsm.ephemeral", "--lsm.retention=0"]);
+        let Ok(BackendConfig::Lsm(lsm)) = ephemeral.backend_config() else {
+            panic!("lsm selected");
+        };
+        assert_eq!(lsm.location, backend_lsm::StorageLocation::Ephemeral);
+        assert_eq!(lsm.retention, Duration::ZERO);
+    }
+
+    #[test]
+    fn lsm_needs_a_data_dir_and_a_known_sync_policy() {
+        let error = parse(&["--backend=lsm"]).backend_config().unwrap_err();
+        assert!(error.to_string().contains("--lsm.data-dir"), "{error}");
+        let error = parse(&["--backend=lsm", "--lsm.ephemeral", "--lsm.sync=sometimes"])
+            .backend_config()
+            .unwrap_err();
+        assert!(error.to_string().contains("lsm.sync"), "{error}");
+        assert!(
+            Cli::try_parse_from([
+                "jaeger-remote-storage",
+                "--lsm.ephemeral",
+                "--lsm.data-dir=/x"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
     fn the_command_definition_is_consistent() {
         Cli::command().debug_assert();
     }
@@ -270,7 +411,9 @@ mod tests {
         assert_eq!(config.limits.max_chunk_bytes.get(), 2 << 20);
         assert_eq!(config.limits.query.max_search_depth.get(), 10_000);
         assert_eq!(config.limits.query.default_search_depth.get(), 100);
-        let BackendConfig::Memory(memory) = cli.backend_config();
+        let Ok(BackendConfig::Memory(memory)) = cli.backend_config() else {
+            panic!("memory is the default backend");
+        };
         assert_eq!(memory.max_traces.get(), 100_000);
         assert_eq!(cli.log_format, LogFormat::Text);
     }
@@ -305,7 +448,9 @@ mod tests {
         assert_eq!(config.limits.max_chunk_bytes.get(), 65_536);
         assert_eq!(config.limits.query.default_search_depth.get(), 20);
         assert_eq!(config.limits.query.max_search_depth.get(), 500);
-        let BackendConfig::Memory(memory) = cli.backend_config();
+        let Ok(BackendConfig::Memory(memory)) = cli.backend_config() else {
+            panic!("memory is the default backend");
+        };
         assert_eq!(memory.max_traces.get(), 7);
         assert_eq!(cli.log_format, LogFormat::Json);
     }
