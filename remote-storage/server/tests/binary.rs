@@ -1,9 +1,7 @@
 //! Tests of the `jaeger-remote-storage` binary itself: help text, environment variables, and a
 //! full start → serve → SIGTERM → clean exit cycle.
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use jaeger_remote_proto::storage::v2::GetServicesRequest;
@@ -14,7 +12,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_jaeger-remote-storage");
+mod common;
+
+use common::{BINARY, Started, start_binary};
 
 fn run(arguments: &[&str], environment: &[(&str, &str)]) -> Output {
     Command::new(BINARY)
@@ -81,66 +81,22 @@ fn invalid_env_values_are_refused_naming_the_flag() {
     assert!(stderr.contains("--max-chunk-spans"), "{stderr}");
 }
 
-/// Kills the child if the test fails before it exits by itself.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Pulls `"key":"value"` out of a JSON log line.
-fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let marker = format!("\"{key}\":\"");
-    let start = line.find(&marker)? + marker.len();
-    let length = line[start..].find('"')?;
-    Some(&line[start..start + length])
-}
-
 #[tokio::test]
 async fn the_binary_serves_from_env_config_and_exits_cleanly_on_sigterm() {
-    let child = Command::new(BINARY)
-        .envs([
+    let Started {
+        mut guard,
+        grpc_addr,
+        log_lines: log_reader,
+    } = start_binary(
+        &[],
+        &[
             ("JAEGER_REMOTE_STORAGE_GRPC_ADDR", "127.0.0.1:0"),
             ("JAEGER_REMOTE_STORAGE_ADMIN_ADDR", "127.0.0.1:0"),
             ("JAEGER_REMOTE_STORAGE_MULTI_TENANCY_ENABLED", "true"),
-            ("JAEGER_REMOTE_STORAGE_LOG_FORMAT", "json"),
             ("JAEGER_REMOTE_STORAGE_MEMORY_MAX_TRACES", "10"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    let stdout = guard.0.as_mut().unwrap().stdout.take().unwrap();
-
-    // The "started" log line carries the bound addresses; keep reading afterwards so the
-    // child never blocks on a full pipe, and hand back everything it logged.
-    let (addr_sender, addr_receiver) = tokio::sync::oneshot::channel();
-    let log_reader = tokio::task::spawn_blocking(move || {
-        let mut addr_sender = Some(addr_sender);
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if line.contains("jaeger-remote-storage started")
-                && let Some(sender) = addr_sender.take()
-            {
-                let grpc_addr: SocketAddr =
-                    json_field(&line, "grpc_addr").unwrap().parse().unwrap();
-                let _ = sender.send(grpc_addr);
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let grpc_addr = tokio::time::timeout(Duration::from_secs(30), addr_receiver)
-        .await
-        .expect("server started")
-        .expect("started line logged");
+        ],
+    )
+    .await;
 
     {
         let channel = Channel::from_shared(format!("http://{grpc_addr}"))
