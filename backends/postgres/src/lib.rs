@@ -1,0 +1,55 @@
+#![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+
+use remote_storage_core::{Backend, Capabilities, StoreResult, UnixNanos};
+
+mod config;
+mod error;
+mod rows;
+mod schema;
+mod search;
+mod store;
+
+pub use config::{PartitionSpan, PostgresConfig};
+pub use store::PostgresStore;
+
+/// Backend name used in logs and metrics.
+pub const NAME: &str = "postgres";
+
+/// Searches without a service name work, and every condition is evaluated on one span.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    without_service_name: true,
+    same_span_conjunction: true,
+};
+
+/// Opens the store: validates the settings, connects, applies the embedded migrations (unless
+/// `skip_migrations`), creates the current partitions, drops expired ones and starts the
+/// maintenance task. PostgreSQL unreachable at start-up is an `Unavailable` error after about
+/// `connect_timeout`.
+pub async fn open(config: PostgresConfig) -> StoreResult<Backend> {
+    let store = open_store(config).await?;
+    Ok(Backend::from_store(NAME, CAPABILITIES, store))
+}
+
+/// Same as [`open`], returning the concrete store (for tests and tools that run maintenance).
+pub async fn open_store(config: PostgresConfig) -> StoreResult<Arc<PostgresStore>> {
+    config.validate()?;
+    let pool = schema::pool(&config)?;
+    let setup = async {
+        if !config.skip_migrations {
+            schema::migrate(&pool, &config.schema).await?;
+        }
+        schema::stored_partition_span(&pool, config.partition_span).await
+    };
+    let setup_timeout = config.connect_timeout.saturating_add(config.query_timeout);
+    let span = match tokio::time::timeout(setup_timeout, setup).await {
+        Ok(span) => span?,
+        Err(_) => return Err(error::timed_out("opening the store")),
+    };
+    let partitions = schema::Partitions::new(&config.schema, span);
+    let store = Arc::new(PostgresStore::new(pool, partitions, config));
+    store.run_maintenance(UnixNanos::now()).await?;
+    store.start_maintenance();
+    Ok(store)
+}

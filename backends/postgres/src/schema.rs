@@ -1,0 +1,356 @@
+//! Connection set-up, embedded migrations, time partitions and retention.
+//!
+//! Every table is range-partitioned on Unix nanoseconds (`spans` on `start_ns`, the others on
+//! `bucket`, the start of the span's partition). All tables share one set of buckets, recorded in
+//! the `partitions` table, so one bucket's spans, resources, scopes, services and operations are
+//! created and dropped together. Partitions are created ahead of time by the maintenance task and
+//! on demand when a write carries spans for a bucket that does not exist yet (late or future
+//! data); retention drops whole expired buckets with `DROP TABLE`, never a `DELETE` scan.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use remote_storage_core::{StoreError, StoreResult, UnixNanos};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection as _, Executor as _};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::config::{PartitionSpan, PostgresConfig};
+use crate::error::store_error;
+
+/// Embedded migrations (`backends/postgres/migrations/`).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Tables partitioned by bucket, in the order their partitions are created.
+const PARTITIONED_TABLES: [&str; 5] = ["spans", "resources", "scopes", "services", "operations"];
+
+/// Latest span start stored as-is; later starts are clamped (year 2262), so bucket bounds never
+/// overflow `bigint`.
+pub(crate) const MAX_START_NS: i64 = i64::MAX - 4 * 86_400 * 1_000_000_000;
+
+/// Converts Unix nanoseconds to the `bigint` stored, clamping far-future times.
+pub(crate) fn to_db_nanos(nanos: u64) -> i64 {
+    i64::try_from(nanos)
+        .unwrap_or(MAX_START_NS)
+        .min(MAX_START_NS)
+}
+
+/// Converts a stored `bigint` back to Unix nanoseconds.
+pub(crate) fn from_db_nanos(nanos: i64) -> UnixNanos {
+    UnixNanos(u64::try_from(nanos).unwrap_or(0))
+}
+
+/// Builds the pool. Connections use `search_path = <schema>`, so every statement (and the
+/// migrations) resolve unqualified names in the configured schema.
+pub(crate) fn pool(config: &PostgresConfig) -> StoreResult<PgPool> {
+    let options: PgConnectOptions = config.url.parse().map_err(|error: sqlx::Error| {
+        StoreError::invalid_argument(format!(
+            "postgres.url is not a valid PostgreSQL URL: {error}"
+        ))
+    })?;
+    let options = options
+        .options([("search_path", config.schema.as_str())])
+        .application_name("jaeger-remote-storage");
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections.get())
+        .acquire_timeout(config.acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// Creates the schema and applies the embedded migrations (idempotent; concurrent starts are
+/// serialised by sqlx's advisory lock).
+pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> StoreResult<()> {
+    let mut connection = pool
+        .acquire()
+        .await
+        .map_err(|error| store_error("connecting for migrations", error))?;
+    let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+    if let Err(error) = connection.execute(AssertSqlSafe(create)).await {
+        // Two stores creating the same schema at once: the loser sees a duplicate.
+        let duplicate = crate::error::sql_state(&error)
+            .is_some_and(|state| state == "23505" || state == "42P06");
+        if !duplicate {
+            return Err(store_error("creating the schema", error));
+        }
+    }
+    MIGRATOR
+        .run(&mut *connection)
+        .await
+        .map_err(|error| match error {
+            sqlx::migrate::MigrateError::Execute(inner) => store_error("running migrations", inner),
+            other => StoreError::internal("postgres: running migrations", other),
+        })?;
+    connection
+        .ping()
+        .await
+        .map_err(|error| store_error("after migrations", error))
+}
+
+/// The partition span recorded in the schema, recording `configured` for a new schema.
+pub(crate) async fn stored_partition_span(
+    pool: &PgPool,
+    configured: PartitionSpan,
+) -> StoreResult<PartitionSpan> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ('partition_span', $1) ON CONFLICT DO NOTHING",
+    )
+    .bind(configured.as_str())
+    .execute(pool)
+    .await
+    .map_err(|error| store_error("recording the partition span", error))?;
+    let stored: String =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'partition_span'")
+            .fetch_one(pool)
+            .await
+            .map_err(|error| store_error("reading the partition span", error))?;
+    let span = PartitionSpan::parse(&stored).ok_or_else(|| {
+        StoreError::internal(
+            "postgres: settings.partition_span holds an unknown value",
+            stored.clone(),
+        )
+    })?;
+    if span != configured {
+        warn!(
+            stored = span.as_str(),
+            configured = configured.as_str(),
+            "the schema was created with another partition span; keeping the stored one"
+        );
+    }
+    Ok(span)
+}
+
+/// Start of the bucket holding `nanos`.
+pub(crate) fn bucket_of(nanos: i64, width: i64) -> i64 {
+    nanos - nanos.rem_euclid(width)
+}
+
+/// The partitions of one schema: which buckets exist, creating and dropping them.
+#[derive(Debug)]
+pub(crate) struct Partitions {
+    schema: String,
+    width: i64,
+    /// Buckets known to exist. May be stale when another process dropped some; a write that
+    /// then finds no partition reloads it and retries.
+    known: Mutex<BTreeSet<i64>>,
+}
+
+impl Partitions {
+    pub(crate) fn new(schema: &str, span: PartitionSpan) -> Self {
+        Self {
+            schema: schema.to_owned(),
+            width: span.nanos(),
+            known: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub(crate) fn width(&self) -> i64 {
+        self.width
+    }
+
+    /// Forgets the cached bucket list (reloaded on the next write).
+    pub(crate) fn forget(&self) {
+        self.known.lock().clear();
+    }
+
+    /// Makes sure a partition exists for each bucket.
+    pub(crate) async fn ensure(&self, pool: &PgPool, buckets: &BTreeSet<i64>) -> StoreResult<()> {
+        if self.known.lock().is_empty() {
+            self.reload(pool).await?;
+        }
+        let missing: Vec<i64> = {
+            let known = self.known.lock();
+            buckets
+                .iter()
+                .filter(|bucket| !known.contains(bucket))
+                .copied()
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = pool
+            .begin()
+            .await
+            .map_err(|error| store_error("creating partitions", error))?;
+        // One creator at a time per schema, so IF NOT EXISTS never races.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("{}.partitions", self.schema))
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| store_error("locking partitions", error))?;
+        for &bucket in &missing {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT bucket FROM partitions WHERE bucket = $1")
+                    .bind(bucket)
+                    .fetch_optional(&mut *transaction)
+                    .await
+                    .map_err(|error| store_error("reading partitions", error))?;
+            if exists.is_some() {
+                continue;
+            }
+            let suffix = partition_suffix(bucket, self.width);
+            let upper = bucket.saturating_add(self.width);
+            for table in PARTITIONED_TABLES {
+                let ddl = format!(
+                    "CREATE TABLE IF NOT EXISTS \"{schema}\".\"{table}_{suffix}\" \
+                     PARTITION OF \"{schema}\".\"{table}\" FOR VALUES FROM ({bucket}) TO ({upper})",
+                    schema = self.schema,
+                );
+                transaction
+                    .execute(AssertSqlSafe(ddl))
+                    .await
+                    .map_err(|error| store_error("creating a partition", error))?;
+            }
+            sqlx::query("INSERT INTO partitions (bucket, width_ns) VALUES ($1, $2)")
+                .bind(bucket)
+                .bind(self.width)
+                .execute(&mut *transaction)
+                .await
+                .map_err(|error| store_error("recording a partition", error))?;
+            info!(schema = %self.schema, partition = %suffix, "created partition");
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(|error| store_error("creating partitions", error))?;
+        self.known.lock().extend(missing);
+        Ok(())
+    }
+
+    async fn reload(&self, pool: &PgPool) -> StoreResult<()> {
+        let buckets: Vec<i64> = sqlx::query_scalar("SELECT bucket FROM partitions")
+            .fetch_all(pool)
+            .await
+            .map_err(|error| store_error("reading partitions", error))?;
+        let mut known = self.known.lock();
+        known.clear();
+        known.extend(buckets);
+        Ok(())
+    }
+
+    /// Creates the partitions of the current and the next two buckets, and drops every bucket
+    /// whose whole range is older than `now - retention`. Returns the dropped buckets.
+    pub(crate) async fn maintain(
+        &self,
+        pool: &PgPool,
+        now: UnixNanos,
+        retention: Duration,
+    ) -> StoreResult<Vec<i64>> {
+        let now_ns = to_db_nanos(now.0);
+        let current = bucket_of(now_ns, self.width);
+        let upcoming: BTreeSet<i64> = (0..3)
+            .map(|ahead| current.saturating_add(ahead * self.width))
+            .collect();
+        self.ensure(pool, &upcoming).await?;
+
+        let retention_ns = i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX);
+        let cutoff = now_ns.saturating_sub(retention_ns);
+        let expired: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT bucket, width_ns FROM partitions WHERE bucket + width_ns <= $1 ORDER BY bucket",
+        )
+        .bind(cutoff)
+        .fetch_all(pool)
+        .await
+        .map_err(|error| store_error("listing expired partitions", error))?;
+        let mut dropped = Vec::with_capacity(expired.len());
+        for (bucket, width) in expired {
+            self.drop_bucket(pool, bucket, width).await?;
+            dropped.push(bucket);
+        }
+        Ok(dropped)
+    }
+
+    async fn drop_bucket(&self, pool: &PgPool, bucket: i64, width: i64) -> StoreResult<()> {
+        let suffix = partition_suffix(bucket, width);
+        let mut transaction = pool
+            .begin()
+            .await
+            .map_err(|error| store_error("dropping a partition", error))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("{}.partitions", self.schema))
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| store_error("locking partitions", error))?;
+        // DROP needs an exclusive lock on the parent; do not queue every reader behind a long
+        // query for long: give up and retry at the next run instead.
+        transaction
+            .execute("SET LOCAL lock_timeout = '10s'")
+            .await
+            .map_err(|error| store_error("dropping a partition", error))?;
+        for table in PARTITIONED_TABLES {
+            let ddl = format!(
+                "DROP TABLE IF EXISTS \"{schema}\".\"{table}_{suffix}\"",
+                schema = self.schema
+            );
+            transaction
+                .execute(AssertSqlSafe(ddl))
+                .await
+                .map_err(|error| store_error("dropping a partition", error))?;
+        }
+        sqlx::query("DELETE FROM partitions WHERE bucket = $1")
+            .bind(bucket)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| store_error("dropping a partition", error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| store_error("dropping a partition", error))?;
+        self.known.lock().remove(&bucket);
+        info!(schema = %self.schema, partition = %suffix, "dropped expired partition");
+        Ok(())
+    }
+}
+
+/// `d20260521` for a day bucket, `h2026052113` for an hour bucket (UTC), `b<nanos>` otherwise.
+pub(crate) fn partition_suffix(bucket: i64, width: i64) -> String {
+    let seconds = bucket.div_euclid(1_000_000_000);
+    let Ok(start) = OffsetDateTime::from_unix_timestamp(seconds) else {
+        return format!("b{bucket}");
+    };
+    let date = format!(
+        "{:04}{:02}{:02}",
+        start.year(),
+        u8::from(start.month()),
+        start.day()
+    );
+    if width == PartitionSpan::Day.nanos() {
+        format!("d{date}")
+    } else if width == PartitionSpan::Hour.nanos() {
+        format!("h{date}{:02}", start.hour())
+    } else {
+        format!("b{bucket}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_names() {
+        let hour = PartitionSpan::Hour.nanos();
+        let day = PartitionSpan::Day.nanos();
+        // 2026-05-21T13:45:00Z
+        let nanos = 1_779_371_100 * 1_000_000_000;
+        assert_eq!(bucket_of(nanos, hour) % hour, 0);
+        assert!(bucket_of(nanos, hour) <= nanos && nanos < bucket_of(nanos, hour) + hour);
+        assert_eq!(partition_suffix(bucket_of(nanos, day), day), "d20260521");
+        assert_eq!(
+            partition_suffix(bucket_of(nanos, hour), hour),
+            "h2026052113"
+        );
+        assert_eq!(partition_suffix(0, day), "d19700101");
+    }
+
+    #[test]
+    fn far_future_times_are_clamped() {
+        assert_eq!(to_db_nanos(u64::MAX), MAX_START_NS);
+        assert_eq!(to_db_nanos(5), 5);
+        assert_eq!(from_db_nanos(-1), UnixNanos(0));
+    }
+}
