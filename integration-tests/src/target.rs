@@ -245,6 +245,7 @@ pub fn trace_id_array(bytes: &[u8]) -> anyhow::Result<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jaeger_remote_proto::otlp::common::any_value;
     use jaeger_remote_proto::otlp::trace::ScopeSpans;
 
     fn chunk(trace_bytes: &[u8]) -> Vec<ResourceSpans> {

@@ -1,5 +1,6 @@
-//! Modes 2 and 3: our server started in-process on port 0, once over each embedded backend
-//! (memory, and LSM in a temporary directory), the suite run through gRPC as Jaeger's direct suite (typed values, Export on the main port) and as
+//! Modes 2 and 3: our server started in-process on port 0, once over each backend that can run
+//! here (memory; LSM in a temporary directory; PostgreSQL in a fresh schema when
+//! `CONFORMANCE_POSTGRES_URL` names a database), the suite run through gRPC as Jaeger's direct suite (typed values, Export on the main port) and as
 //! Jaeger's e2e suite (string values, 5-span Exports on the writer port), each with this
 //! crate's fixtures and then (when present) Jaeger's. Nothing is excused.
 
@@ -41,7 +42,8 @@ fn main() -> ExitCode {
         let sets = fixture_sets()?;
         let mut servers = Vec::new();
         let mut runs = Vec::new();
-        for (backend_name, backend) in backends()? {
+        let (backends, postgres) = backends().await?;
+        for (backend_name, backend) in backends {
             let server = RunningServer::start(ServerConfig::for_tests(), backend).await?;
             for mode in [WireMode::Direct, WireMode::ViaJaeger] {
                 let grpc_target = Arc::new(target(&server, mode)?);
@@ -56,9 +58,9 @@ fn main() -> ExitCode {
             }
             servers.push(server);
         }
-        anyhow::Ok((servers, runs))
+        anyhow::Ok((servers, runs, postgres))
     });
-    let (servers, runs) = match started {
+    let (servers, runs, postgres) = match started {
         Ok(started) => started,
         Err(error) => {
             eprintln!("cannot start the test server: {error:#}");
@@ -73,16 +75,54 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let Some(postgres) = postgres {
+        runtime.block_on(postgres.drop_schema());
+    }
     code
 }
 
-/// Every backend that runs without an external service, freshly opened and empty.
-fn backends() -> anyhow::Result<Vec<(&'static str, Backend)>> {
+/// The PostgreSQL store under test and its throw-away schema.
+struct PostgresUnderTest {
+    store: Arc<backend_postgres::PostgresStore>,
+    schema: String,
+}
+
+impl PostgresUnderTest {
+    async fn drop_schema(self) {
+        let statement = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(self.store.pool())
+            .await
+        {
+            eprintln!("could not drop test schema {}: {error}", self.schema);
+        }
+    }
+}
+
+/// Every backend that can run here, freshly opened and empty.
+async fn backends() -> anyhow::Result<(Vec<(&'static str, Backend)>, Option<PostgresUnderTest>)> {
     let max_traces = NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN);
     let memory = backend_memory::open(backend_memory::MemoryConfig { max_traces });
     let lsm = backend_lsm::open(backend_lsm::LsmConfig::ephemeral())?;
-    Ok(vec![
-        (backend_memory::NAME, memory),
-        (backend_lsm::NAME, lsm),
-    ])
+    let mut backends = vec![(backend_memory::NAME, memory), (backend_lsm::NAME, lsm)];
+    let Some(url) = std::env::var("CONFORMANCE_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        eprintln!("skipping postgres through the server: CONFORMANCE_POSTGRES_URL is not set");
+        return Ok((backends, None));
+    };
+    let schema = format!("grpc_conformance_{}", std::process::id());
+    let mut config = backend_postgres::PostgresConfig::new(url);
+    config.schema.clone_from(&schema);
+    let store = backend_postgres::open_store(config).await?;
+    backends.push((
+        backend_postgres::NAME,
+        Backend::from_store(
+            backend_postgres::NAME,
+            backend_postgres::CAPABILITIES,
+            Arc::clone(&store),
+        ),
+    ));
+    Ok((backends, Some(PostgresUnderTest { store, schema })))
 }

@@ -117,6 +117,11 @@ pub(crate) struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) query_lookback: Option<Duration>,
 
+    /// With --queries: first write one trace of this many spans and time GetTraces of it
+    /// (0 = skip).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) large_trace_spans: u32,
+
     /// Skip the load (e.g. to run --queries against existing data).
     #[arg(long)]
     pub(crate) no_load: bool,

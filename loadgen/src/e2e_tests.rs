@@ -400,6 +400,7 @@ async fn query_mode_discovers_parameters_and_drains_streams() {
             reps: 3,
             search_depth: 20,
             lookback: Duration::from_secs(7200),
+            large_trace: None,
         },
     )
     .await

@@ -5,6 +5,7 @@ mod codec;
 mod conn;
 #[cfg(test)]
 mod e2e_tests;
+mod large_trace;
 mod proc_cpu;
 mod queries;
 mod report;
@@ -167,12 +168,19 @@ async fn run(args: Args) -> Result<ExitCode> {
 
     if let Some(reps) = args.queries {
         let channel = conn::connect(query_endpoint).await?;
+        let large_trace = if args.large_trace_spans > 0 {
+            let writer = conn::connect(&args.endpoint).await?;
+            Some(large_trace::write(writer, &tenant, args.large_trace_spans, run_id).await?)
+        } else {
+            None
+        };
         let (target, results) = queries::run(
             channel,
             tenant.clone(),
             queries::QueryConfig {
                 reps,
                 search_depth: args.search_depth,
+                large_trace,
                 lookback: args
                     .query_lookback
                     .unwrap_or(args.time_spread + Duration::from_secs(3600)),

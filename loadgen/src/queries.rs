@@ -36,6 +36,8 @@ pub(crate) struct QueryConfig {
     pub(crate) search_depth: i32,
     /// Find* queries cover `[now - lookback, now + 5 min]`.
     pub(crate) lookback: Duration,
+    /// A large trace written before the queries, timed with GetTraces.
+    pub(crate) large_trace: Option<Vec<u8>>,
 }
 
 /// Timings and result sizes of one kind of query.
@@ -445,5 +447,23 @@ pub(crate) async fn run(
         })
         .await?,
     );
+    if let Some(large_trace_id) = c.cfg.large_trace.clone() {
+        out.push(
+            time_query("GetTraces large trace", reps, || async {
+                let mut client = c.client.clone();
+                let stream = client
+                    .get_traces(c.tenant.request(GetTracesRequest {
+                        query: vec![GetTraceParams {
+                            trace_id: large_trace_id.clone(),
+                            ..Default::default()
+                        }],
+                    }))
+                    .await?
+                    .into_inner();
+                drain_traces(stream).await
+            })
+            .await?,
+        );
+    }
     Ok((target, out))
 }

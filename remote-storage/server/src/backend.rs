@@ -10,6 +10,8 @@ pub enum BackendConfig {
     Memory(backend_memory::MemoryConfig),
     /// The embedded LSM store (fjall), persistent in a data directory.
     Lsm(backend_lsm::LsmConfig),
+    /// PostgreSQL through sqlx.
+    Postgres(backend_postgres::PostgresConfig),
 }
 
 impl BackendConfig {
@@ -18,6 +20,7 @@ impl BackendConfig {
         match self {
             Self::Memory(_) => backend_memory::NAME,
             Self::Lsm(_) => backend_lsm::NAME,
+            Self::Postgres(_) => backend_postgres::NAME,
         }
     }
 }
@@ -32,5 +35,6 @@ pub async fn open_backend(config: &BackendConfig) -> anyhow::Result<Backend> {
             let backend = tokio::task::spawn_blocking(move || backend_lsm::open(lsm)).await??;
             Ok(backend)
         }
+        BackendConfig::Postgres(postgres) => Ok(backend_postgres::open(postgres.clone()).await?),
     }
 }

@@ -117,6 +117,10 @@ pub struct Cli {
     #[allow(missing_docs)]
     pub lsm: LsmArgs,
 
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub postgres: PostgresArgs,
+
     /// Log line format.
     #[arg(long, env = "JAEGER_REMOTE_STORAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -133,6 +137,8 @@ pub enum BackendKind {
     Memory,
     /// Embedded LSM store (fjall) in `--lsm.data-dir`: persistent, single node.
     Lsm,
+    /// PostgreSQL at `--postgres.url`: time-partitioned tables, shared by many servers.
+    Postgres,
 }
 
 /// Flags of the memory backend.
@@ -166,6 +172,7 @@ pub struct LsmArgs {
     /// LSM backend: how long spans are kept (e.g. 72h, 7d); whole time partitions are dropped
     /// once expired, freeing their disk space. `0` keeps data forever.
     #[arg(
+        id = "lsm.retention",
         long = "lsm.retention",
         env = "JAEGER_REMOTE_STORAGE_LSM_RETENTION",
         default_value = "72h",
@@ -176,6 +183,7 @@ pub struct LsmArgs {
     /// LSM backend: width of one time partition (e.g. 1h); by default a sixth of the retention,
     /// between 1h and 1d.
     #[arg(
+        id = "lsm.partition-span",
         long = "lsm.partition-span",
         env = "JAEGER_REMOTE_STORAGE_LSM_PARTITION_SPAN",
         value_parser = parse_duration
@@ -200,6 +208,99 @@ pub struct LsmArgs {
         value_parser = parse_byte_size
     )]
     pub cache_size: usize,
+}
+
+/// Flags of the PostgreSQL backend.
+#[derive(Debug, Args)]
+pub struct PostgresArgs {
+    /// PostgreSQL backend: connection URL, e.g.
+    /// `postgres://user:password@host:5432/db?sslmode=require` (TLS is chosen by `sslmode`).
+    /// Required with `--backend postgres`.
+    #[arg(
+        long = "postgres.url",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    pub url: Option<String>,
+
+    /// PostgreSQL backend: schema holding the tables (created if missing).
+    #[arg(
+        long = "postgres.schema",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_SCHEMA",
+        default_value = "jaeger"
+    )]
+    pub schema: String,
+
+    /// PostgreSQL backend: most pooled connections.
+    #[arg(
+        long = "postgres.max-connections",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_MAX_CONNECTIONS",
+        default_value = "10"
+    )]
+    pub max_connections: std::num::NonZeroU32,
+
+    /// PostgreSQL backend: how long to wait for a new connection.
+    #[arg(
+        long = "postgres.connect-timeout",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_CONNECT_TIMEOUT",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub connect_timeout: Duration,
+
+    /// PostgreSQL backend: how long a request waits for a pooled connection.
+    #[arg(
+        long = "postgres.acquire-timeout",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_ACQUIRE_TIMEOUT",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub acquire_timeout: Duration,
+
+    /// PostgreSQL backend: statement timeout of each query.
+    #[arg(
+        long = "postgres.query-timeout",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_QUERY_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub query_timeout: Duration,
+
+    /// PostgreSQL backend: how long spans are kept; whole partitions are dropped once expired.
+    #[arg(
+        id = "postgres.retention",
+        long = "postgres.retention",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_RETENTION",
+        default_value = "7d",
+        value_parser = parse_duration
+    )]
+    pub retention: Duration,
+
+    /// PostgreSQL backend: partition width, `day` or `hour` (fixed when the schema is created).
+    #[arg(
+        id = "postgres.partition-span",
+        long = "postgres.partition-span",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_PARTITION_SPAN",
+        default_value = "day"
+    )]
+    pub partition_span: backend_postgres::PartitionSpan,
+
+    /// PostgreSQL backend: how often partitions are created ahead and expired ones dropped.
+    #[arg(
+        long = "postgres.maintenance-interval",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_MAINTENANCE_INTERVAL",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
+    pub maintenance_interval: Duration,
+
+    /// PostgreSQL backend: do not apply the embedded migrations at start-up (for operators
+    /// who migrate separately).
+    #[arg(
+        long = "postgres.skip-migrations",
+        env = "JAEGER_REMOTE_STORAGE_POSTGRES_SKIP_MIGRATIONS"
+    )]
+    pub skip_migrations: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -252,7 +353,26 @@ impl Cli {
                 max_traces: self.memory.max_traces,
             }),
             BackendKind::Lsm => BackendConfig::Lsm(self.lsm_config()?),
+            BackendKind::Postgres => BackendConfig::Postgres(self.postgres_config()?),
         };
+        Ok(config)
+    }
+
+    fn postgres_config(&self) -> anyhow::Result<backend_postgres::PostgresConfig> {
+        let Some(url) = &self.postgres.url else {
+            anyhow::bail!("--backend postgres needs --postgres.url URL");
+        };
+        let mut config = backend_postgres::PostgresConfig::new(url.clone());
+        config.schema = self.postgres.schema.clone();
+        config.max_connections = self.postgres.max_connections;
+        config.connect_timeout = self.postgres.connect_timeout;
+        config.acquire_timeout = self.postgres.acquire_timeout;
+        config.query_timeout = self.postgres.query_timeout;
+        config.retention = self.postgres.retention;
+        config.partition_span = self.postgres.partition_span;
+        config.maintenance_interval = self.postgres.maintenance_interval;
+        config.skip_migrations = self.postgres.skip_migrations;
+        config.validate()?;
         Ok(config)
     }
 
@@ -371,6 +491,34 @@ mod tests {
         };
         assert_eq!(lsm.location, backend_lsm::StorageLocation::Ephemeral);
         assert_eq!(lsm.retention, Duration::ZERO);
+    }
+
+    #[test]
+    fn postgres_flags_build_a_postgres_config() {
+        let cli = parse(&[
+            "--backend=postgres",
+            "--postgres.url=postgres://u:secret@db:5432/traces",
+            "--postgres.schema=tracing",
+            "--postgres.retention=48h",
+            "--postgres.partition-span=hour",
+            "--postgres.skip-migrations",
+        ]);
+        let Ok(BackendConfig::Postgres(postgres)) = cli.backend_config() else {
+            panic!("postgres selected");
+        };
+        assert_eq!(postgres.schema, "tracing");
+        assert_eq!(postgres.retention, Duration::from_secs(48 * 3600));
+        assert_eq!(
+            postgres.partition_span,
+            backend_postgres::PartitionSpan::Hour
+        );
+        assert!(postgres.skip_migrations);
+        assert!(
+            !format!("{postgres:?}").contains("secret"),
+            "the password never reaches logs"
+        );
+        let error = parse(&["--backend=postgres"]).backend_config().unwrap_err();
+        assert!(error.to_string().contains("--postgres.url"), "{error}");
     }
 
     #[test]
