@@ -15,10 +15,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_DIR="${PG_TEST_DIR:-$ROOT/target/pg-test}"
 PORT="${PG_TEST_PORT:-55432}"
+PORT_GIVEN="${PG_TEST_PORT:+yes}"
 DB_NAME="${PG_TEST_DB:-jaeger_test}"
 DB_USER="${PG_TEST_USER:-jaeger}"
 DB_PASSWORD="${PG_TEST_PASSWORD:-jaeger}"
-URL="postgres://${DB_USER}:${DB_PASSWORD}@127.0.0.1:${PORT}/${DB_NAME}?sslmode=disable"
 
 log() { echo "postgres-test-env: $*" >&2; }
 
@@ -95,13 +95,25 @@ if [[ ! -f "$DATA_DIR/PG_VERSION" ]]; then
         || as_owner "$BIN/initdb" -D "$DATA_DIR" -U postgres --auth=trust --encoding=UTF8 --no-locale >&2
 fi
 
-if ! as_owner "$BIN/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if as_owner "$BIN/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
+    # Our cluster is already running: its port is the fourth line of postmaster.pid.
+    PORT="$(sed -n 4p "$DATA_DIR/postmaster.pid")"
+else
+    # Another program (or another checkout's cluster) may hold the port: take the next free one.
+    if [[ -z "$PORT_GIVEN" ]]; then
+        while port_in_use "$PORT"; do
+            PORT=$((PORT + 1))
+        done
+    fi
     log "starting PostgreSQL on 127.0.0.1:$PORT"
     as_owner "$BIN/pg_ctl" -D "$DATA_DIR" -w -t 60 -l "$DATA_DIR/server.log" \
         -o "-h 127.0.0.1 -p $PORT -k /tmp -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
         start >&2
 fi
 
+URL="postgres://${DB_USER}:${DB_PASSWORD}@127.0.0.1:${PORT}/${DB_NAME}?sslmode=disable"
 SUPERUSER_URL="postgres://postgres@127.0.0.1:${PORT}/postgres?sslmode=disable"
 psql_super() { PGCONNECT_TIMEOUT=5 psql "$SUPERUSER_URL" -v ON_ERROR_STOP=1 -Atq "$@"; }
 if [[ "$(psql_super -c "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" != "1" ]]; then

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${SKIP_POSTGRES:-0}" != "1" ] && [ -z "${CONFORMANCE_POSTGRES_URL:-}" ]; then
-  eval "$(scripts/postgres-test-env.sh)"
+  postgres_env="$(scripts/postgres-test-env.sh)"
+  eval "$postgres_env"
 fi
 exec cargo test --workspace "$@"
