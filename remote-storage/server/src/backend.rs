@@ -12,6 +12,8 @@ pub enum BackendConfig {
     Lsm(backend_lsm::LsmConfig),
     /// PostgreSQL through sqlx.
     Postgres(backend_postgres::PostgresConfig),
+    /// Drops every span and answers reads empty: the decode-only baseline of benchmarks.
+    Discard,
 }
 
 impl BackendConfig {
@@ -21,6 +23,7 @@ impl BackendConfig {
             Self::Memory(_) => backend_memory::NAME,
             Self::Lsm(_) => backend_lsm::NAME,
             Self::Postgres(_) => backend_postgres::NAME,
+            Self::Discard => backend_discard::NAME,
         }
     }
 }
@@ -36,5 +39,6 @@ pub async fn open_backend(config: &BackendConfig) -> anyhow::Result<Backend> {
             Ok(backend)
         }
         BackendConfig::Postgres(postgres) => Ok(backend_postgres::open(postgres.clone()).await?),
+        BackendConfig::Discard => Ok(backend_discard::open()),
     }
 }

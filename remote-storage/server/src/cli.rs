@@ -139,6 +139,9 @@ pub enum BackendKind {
     Lsm,
     /// PostgreSQL at `--postgres.url`: time-partitioned tables, shared by many servers.
     Postgres,
+    /// Stores nothing: spans are decoded and dropped, reads answer empty (the decode-only
+    /// baseline of benchmarks).
+    Discard,
 }
 
 /// Flags of the memory backend.
@@ -354,6 +357,7 @@ impl Cli {
             }),
             BackendKind::Lsm => BackendConfig::Lsm(self.lsm_config()?),
             BackendKind::Postgres => BackendConfig::Postgres(self.postgres_config()?),
+            BackendKind::Discard => BackendConfig::Discard,
         };
         Ok(config)
     }

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use remote_storage::cli::Cli;
 
+/// mimalloc instead of glibc malloc: the Export path allocates a String per attribute key and
+/// value, and decoding is allocation-bound (see bench/PROFILES.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -3,7 +3,7 @@
 //! serves.
 
 mod capabilities;
-mod chunking;
+pub(crate) mod chunking;
 mod dependency_reader;
 mod otlp;
 pub(crate) mod rpc_metrics;

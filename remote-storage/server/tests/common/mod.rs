@@ -2,10 +2,24 @@
 // Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use jaeger_remote_proto::otlp::collector::ExportTraceServiceRequest;
+use jaeger_remote_proto::otlp::common::{AnyValue, KeyValue, any_value};
+use jaeger_remote_proto::otlp::resource::Resource;
+use jaeger_remote_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
+use jaeger_remote_proto::storage::v2::trace_reader_client::TraceReaderClient;
+use jaeger_remote_proto::storage::v2::{GetTraceParams, GetTracesRequest};
+use tonic::transport::Channel;
+
+/// Traces in one [`batch`].
+pub(crate) const TRACES_PER_BATCH: u64 = 20;
+/// Spans of each trace in a [`batch`].
+pub(crate) const SPANS_PER_TRACE: u64 = 10;
 
 /// The binary under test.
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_jaeger-remote-storage");
@@ -81,4 +95,99 @@ pub(crate) async fn start_binary(arguments: &[&str], environment: &[(&str, &str)
         grpc_addr,
         log_lines,
     }
+}
+
+/// The trace ID of test trace `number`.
+pub(crate) fn trace_id(number: u64) -> Vec<u8> {
+    let mut id = vec![0xc0; 8];
+    id.extend_from_slice(&number.to_be_bytes());
+    id
+}
+
+/// An Export of `TRACES_PER_BATCH` traces of `SPANS_PER_TRACE` spans each, numbered from
+/// `first_trace`, all of service `service`.
+pub(crate) fn batch(first_trace: u64, service: &str) -> ExportTraceServiceRequest {
+    let now = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap();
+    let mut spans = Vec::new();
+    for trace in first_trace..first_trace + TRACES_PER_BATCH {
+        for span in 1..=SPANS_PER_TRACE {
+            spans.push(Span {
+                trace_id: trace_id(trace),
+                span_id: span.to_be_bytes().to_vec(),
+                parent_span_id: if span == 1 {
+                    Vec::new()
+                } else {
+                    1u64.to_be_bytes().to_vec()
+                },
+                name: format!("op-{span}"),
+                start_time_unix_nano: now,
+                end_time_unix_nano: now + 1_000,
+                ..Default::default()
+            });
+        }
+    }
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// Reads the given test traces back and counts the spans of each.
+pub(crate) async fn span_counts(channel: Channel, numbers: &[u64]) -> HashMap<Vec<u8>, u64> {
+    let mut reader = TraceReaderClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut spans_by_trace: HashMap<Vec<u8>, u64> = HashMap::new();
+    for group in numbers.chunks(100) {
+        let request = GetTracesRequest {
+            query: group
+                .iter()
+                .map(|number| GetTraceParams {
+                    trace_id: trace_id(*number),
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let mut stream = reader.get_traces(request).await.unwrap().into_inner();
+        while let Some(chunk) = stream.message().await.unwrap() {
+            for span in chunk
+                .resource_spans
+                .iter()
+                .flat_map(|group| &group.scope_spans)
+                .flat_map(|scope| &scope.spans)
+            {
+                *spans_by_trace.entry(span.trace_id.clone()).or_default() += 1;
+            }
+        }
+    }
+    spans_by_trace
+}
+
+/// The acknowledged traces that are not readable with all their spans.
+pub(crate) async fn missing_traces(channel: Channel, acknowledged: &[u64]) -> Vec<u64> {
+    let counts = span_counts(channel, acknowledged).await;
+    acknowledged
+        .iter()
+        .copied()
+        .filter(|number| counts.get(&trace_id(*number)) != Some(&SPANS_PER_TRACE))
+        .collect()
 }
