@@ -223,9 +223,10 @@ impl SearchPlan {
         }
     }
 
-    /// Whether anything beyond tenant, service and time window is asked.
+    /// Whether anything beyond the indexed range (tenant, service, operation with a service,
+    /// time window) is asked.
     fn has_filters(&self) -> bool {
-        self.operation.is_some()
+        (self.operation.is_some() && self.service.is_none())
             || self.duration_min.is_some()
             || self.duration_max.is_some()
             || !self.span_terms.is_empty()
@@ -261,11 +262,18 @@ impl SearchPlan {
         builder
     }
 
-    /// Tenant, service and time window: what the btree indexes answer in order.
+    /// Tenant, service (and operation) and time window: what the btree indexes answer in order.
     fn push_range(&self, builder: &mut QueryBuilder<Postgres>) {
         builder.push("tenant = ").push_bind(self.tenant.clone());
         if let Some(service) = &self.service {
             builder.push(" AND service = ").push_bind(service.clone());
+            // With a service, the operation is part of the range: the (service, operation,
+            // time) index answers it in order.
+            if let Some(operation) = &self.operation {
+                builder
+                    .push(" AND operation = ")
+                    .push_bind(operation.clone());
+            }
         }
         if let Some(min) = self.start_min {
             builder.push(" AND start_ns >= ").push_bind(min);
@@ -278,7 +286,7 @@ impl SearchPlan {
     /// Every other condition, as one boolean expression (`TRUE` when there is none).
     fn push_filters(&self, builder: &mut QueryBuilder<Postgres>) {
         builder.push("(TRUE");
-        if let Some(operation) = &self.operation {
+        if let Some(operation) = self.operation.as_ref().filter(|_| self.service.is_none()) {
             builder
                 .push(" AND operation = ")
                 .push_bind(operation.clone());
