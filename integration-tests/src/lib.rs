@@ -10,10 +10,14 @@
 //! - [`options`]: opt-out capabilities, skip list and the waiting rule.
 //! - [`suite`]: the tests.
 //! - [`runner`]: `libtest-mimic` trials, direct runs, reports and JUnit.
+//! - [`behaviour`]: in-process checks of a [`remote_storage_core::Backend`]'s trait contract
+//!   (`<name>/Backend/<Check>` trials of [`run_in_process`]), and the equivalence harness that
+//!   compares a backend with a reference backend on generated data.
 //!
 //! Errors are [`anyhow::Error`]: they end up as test-failure messages, where the context chain
 //! (test, call, field) is what matters.
 
+pub mod behaviour;
 pub mod compare;
 pub mod fixtures;
 pub mod grpc;
@@ -26,9 +30,9 @@ pub mod target;
 pub use fixtures::FixtureSet;
 pub use grpc::{GrpcTarget, GrpcTargetConfig, TlsSettings, WireMode};
 pub use in_process::InProcessTarget;
-pub use options::{Excused, SuiteOptions, WaitPolicy};
+pub use options::{BackendChecks, Excused, ReferenceBackend, SpanOrder, SuiteOptions, WaitPolicy};
 pub use runner::{
-    CaseResult, Outcome, Progress, Report, SuiteRun, fixture_sets, libtest_trials, new_runtime,
-    run_in_process, run_libtest, run_suite,
+    CaseResult, Outcome, Progress, Report, SuiteRun, backend_trials, fixture_sets, libtest_trials,
+    new_runtime, run_in_process, run_libtest, run_suite,
 };
 pub use target::{OtlpTrace, SuiteTarget, TraceSearch};

@@ -1,7 +1,12 @@
-//! Suite options: opt-out capabilities, the skip list and the waiting rule.
+//! Suite options: opt-out capabilities, the skip list, the waiting rule and the options of
+//! the in-process backend checks ([`crate::behaviour`]).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::BoxFuture;
+use remote_storage_core::Backend;
 
 /// What a backend cannot do. The default (all `false`, empty skip list) runs every test, as
 /// Jaeger's zero-value `Capabilities` does; a backend lists only its gaps.
@@ -71,13 +76,80 @@ impl WaitPolicy {
     }
 }
 
+/// Opens a fresh reference backend (the memory backend, in practice) for
+/// `Backend/Equivalent_to_reference`. The suite's library depends on no backend crate: the
+/// caller brings its own.
+#[derive(Clone)]
+pub struct ReferenceBackend {
+    /// Name shown in failure messages, e.g. `memory`.
+    pub name: String,
+    open: Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<Backend>> + Send + Sync>,
+}
+
+impl ReferenceBackend {
+    /// A reference opened by `open` (called once per check run).
+    pub fn new<F, Fut>(name: impl Into<String>, open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Backend>> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            open: Arc::new(move || Box::pin(open())),
+        }
+    }
+
+    /// Opens a fresh, empty reference backend.
+    pub async fn open(&self) -> anyhow::Result<Backend> {
+        (self.open)().await
+    }
+}
+
+impl std::fmt::Debug for ReferenceBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReferenceBackend")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// In which order a backend returns the spans of a trace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SpanOrder {
+    /// In the order they were written (memory, PostgreSQL): the checks compare span order, and
+    /// summaries' "first stored wins" tie-breaks.
+    #[default]
+    AsWritten,
+    /// In an order of the backend's own (LSM: key order). The contract allows it; the checks
+    /// then compare the spans of a trace as a multiset.
+    Any,
+}
+
+/// Options of the in-process backend checks (`<name>/Backend/<Check>` trials, see
+/// [`crate::behaviour`]). The default runs every check that needs no declaration.
+#[derive(Debug, Clone, Default)]
+pub struct BackendChecks {
+    /// An identical re-sent batch (an Export retry) adds no spans, while identical copies
+    /// inside one batch are all kept. LSM and PostgreSQL promise this; the memory backend, like
+    /// Jaeger's reference store, keeps the copy. On: `Backend/Idempotent_rewrite` runs; off:
+    /// `Backend/Rewrite_keeps_copies` runs instead and the other checks expect the copies.
+    pub idempotent_writes: bool,
+    /// Whether spans come back in write order.
+    pub span_order: SpanOrder,
+    /// The backend whose answers this one must equal on a generated dataset; `None` skips
+    /// `Backend/Equivalent_to_reference`.
+    pub reference: Option<ReferenceBackend>,
+}
+
 /// All knobs of one suite run.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
-    /// Opt-outs and skip list.
+    /// Opt-outs and skip list (the skip list applies to the backend checks too).
     pub excused: Excused,
     /// The waiting rule.
     pub wait: WaitPolicy,
+    /// Options of the in-process backend checks; unused over gRPC.
+    pub backend_checks: BackendChecks,
 }
 
 impl SuiteOptions {
@@ -86,6 +158,7 @@ impl SuiteOptions {
         Self {
             excused: Excused::none(),
             wait: WaitPolicy::IN_PROCESS,
+            backend_checks: BackendChecks::default(),
         }
     }
 
@@ -94,6 +167,7 @@ impl SuiteOptions {
         Self {
             excused: Excused::none(),
             wait: WaitPolicy::EXTERNAL,
+            backend_checks: BackendChecks::default(),
         }
     }
 
@@ -108,6 +182,28 @@ impl SuiteOptions {
     #[must_use]
     pub fn with_wait(mut self, wait: WaitPolicy) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Declares that an identical re-sent batch adds no spans
+    /// ([`BackendChecks::idempotent_writes`]).
+    #[must_use]
+    pub fn with_idempotent_writes(mut self, idempotent: bool) -> Self {
+        self.backend_checks.idempotent_writes = idempotent;
+        self
+    }
+
+    /// Declares in which order the spans of a trace come back ([`BackendChecks::span_order`]).
+    #[must_use]
+    pub fn with_span_order(mut self, order: SpanOrder) -> Self {
+        self.backend_checks.span_order = order;
+        self
+    }
+
+    /// Compares the backend with `reference` in `Backend/Equivalent_to_reference`.
+    #[must_use]
+    pub fn with_reference(mut self, reference: ReferenceBackend) -> Self {
+        self.backend_checks.reference = Some(reference);
         self
     }
 }

@@ -10,9 +10,12 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use remote_storage_core::Backend;
 use tokio::runtime::Runtime;
 
+use anyhow::Context as _;
+
+use crate::behaviour::{Check, CheckContext, Needs, checks};
 use crate::fixtures::{FixtureSet, JAEGER_FIXTURES_ENV, upstream_fixtures_dir};
 use crate::in_process::InProcessTarget;
-use crate::options::SuiteOptions;
+use crate::options::{BackendChecks, SuiteOptions};
 use crate::suite::{Executor, PlannedCase, plan};
 use crate::target::SuiteTarget;
 
@@ -135,8 +138,10 @@ pub fn fixture_sets() -> anyhow::Result<Vec<(String, Arc<FixtureSet>)>> {
 }
 
 /// Runs the whole suite in-process against backends made by `make_backend` (one fresh backend
-/// per fixture set), as `libtest-mimic` trials named `<name>/<fixtures>/<test>`. This is what a
-/// backend crate's `tests/conformance.rs` (`harness = false`) calls:
+/// per fixture set), as `libtest-mimic` trials named `<name>/<fixtures>/<test>`, then the
+/// backend checks of [`crate::behaviour`] as trials named `<name>/Backend/<Check>`, each on a
+/// fresh backend (see [`backend_trials`]). This is what a backend crate's
+/// `tests/conformance.rs` (`harness = false`) calls:
 ///
 /// ```no_run
 /// use std::num::NonZeroUsize;
@@ -157,9 +162,10 @@ pub fn fixture_sets() -> anyhow::Result<Vec<(String, Arc<FixtureSet>)>> {
 /// ```
 pub fn run_in_process<F, Fut>(name: &str, make_backend: F, options: SuiteOptions) -> ExitCode
 where
-    F: Fn() -> Fut,
+    F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<Backend>>,
 {
+    let make_backend = Arc::new(make_backend);
     let prepared = (|| -> anyhow::Result<(Arc<Runtime>, Vec<SuiteRun>)> {
         let runtime = new_runtime()?;
         let mut runs = Vec::new();
@@ -175,12 +181,113 @@ where
         Ok((runtime, runs))
     })();
     match prepared {
-        Ok((runtime, runs)) => run_libtest(&runtime, &runs),
+        Ok((runtime, runs)) => {
+            let mut args = Arguments::from_args();
+            args.test_threads = Some(1);
+            let mut trials = libtest_trials(&runtime, &runs, &args);
+            trials.extend(backend_trials(&runtime, name, make_backend, &options));
+            libtest_mimic::run(&args, trials).exit_code()
+        }
         Err(error) => {
             eprintln!("storage-conformance: cannot start the {name} suite: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The backend checks of [`crate::behaviour::checks`] as trials named `<name>/Backend/<Check>`,
+/// each on a fresh backend from `make_backend` (closed afterwards). A check is skipped when the
+/// skip list names it or when it needs what `options.backend_checks` does not declare
+/// (idempotent writes, a reference backend).
+pub fn backend_trials<F, Fut>(
+    runtime: &Arc<Runtime>,
+    name: &str,
+    make_backend: Arc<F>,
+    options: &SuiteOptions,
+) -> Vec<Trial>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<Backend>>,
+{
+    checks()
+        .into_iter()
+        .filter_map(|check| {
+            let trial_name = format!("{name}/{}", check.trial_name());
+            let declared = &options.backend_checks;
+            // A check about the other write semantics does not apply at all: it is not a skip.
+            let applies = match check.needs {
+                Needs::IdempotentWrites => declared.idempotent_writes,
+                Needs::CopyingWrites => !declared.idempotent_writes,
+                Needs::Nothing | Needs::Reference => true,
+            };
+            if !applies {
+                return None;
+            }
+            let skip_reason = if let Some(entry) = options.excused.skip_entry_for(&trial_name) {
+                Some(format!("skip list entry {entry:?}"))
+            } else {
+                match check.needs {
+                    Needs::Reference if declared.reference.is_none() => {
+                        Some("no reference backend".to_owned())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(reason) = skip_reason {
+                return Some(Trial::ignorable_test(trial_name, move || {
+                    Ok(Completion::ignored_with(reason))
+                }));
+            }
+            let runtime = Arc::clone(runtime);
+            let make_backend = Arc::clone(&make_backend);
+            let declared = declared.clone();
+            Some(Trial::test(trial_name, move || {
+                runtime
+                    .block_on(run_check(check, &*make_backend, &declared))
+                    .map_err(|error| Failed::from(format!("{error:#}")))
+            }))
+        })
+        .collect()
+}
+
+async fn run_check<F, Fut>(
+    check: Check,
+    make_backend: &F,
+    declared: &BackendChecks,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<Backend>>,
+{
+    let backend = make_backend().await.context("opening the backend")?;
+    let reference = match (&declared.reference, check.needs) {
+        (Some(reference), Needs::Reference) => Some(
+            reference
+                .open()
+                .await
+                .with_context(|| format!("opening the {} reference backend", reference.name))?,
+        ),
+        _ => None,
+    };
+    let context = CheckContext {
+        idempotent_writes: declared.idempotent_writes,
+        span_order: declared.span_order,
+        reference: reference.clone(),
+    };
+    let outcome = check.run(&backend, &context).await;
+    let closed = backend
+        .lifecycle
+        .close()
+        .await
+        .context("closing the backend");
+    if let Some(reference) = reference {
+        reference
+            .lifecycle
+            .close()
+            .await
+            .context("closing the reference")?;
+    }
+    outcome.and(closed)
 }
 
 /// How one case ended.

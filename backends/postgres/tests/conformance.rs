@@ -1,13 +1,15 @@
 //! The storage conformance suite (`storage-conformance`), in process, against a real
-//! PostgreSQL from `CONFORMANCE_POSTGRES_URL` (see `scripts/postgres-test-env.sh`). Each fixture
-//! set gets its own fresh schema, dropped at the end. Nothing is excused.
+//! PostgreSQL from `CONFORMANCE_POSTGRES_URL` (see `scripts/postgres-test-env.sh`), then the
+//! backend checks (`postgres/Backend/<Check>`). Each fixture set and each check gets its own
+//! fresh schema, dropped at the end. Nothing is excused; a re-sent batch is idempotent, spans
+//! come back in write order, and every answer must equal the memory backend's.
 
 mod common;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use storage_conformance::{SuiteOptions, run_in_process};
+use storage_conformance::{ReferenceBackend, SuiteOptions, run_in_process};
 
 fn main() -> ExitCode {
     let Some(url) = common::database_url() else {
@@ -16,6 +18,9 @@ fn main() -> ExitCode {
     let schemas: Arc<Mutex<Vec<String>>> = Arc::default();
     let opened = Arc::clone(&schemas);
     let url_for_suite = url.clone();
+    let reference = ReferenceBackend::new("memory", || async {
+        Ok(backend_memory::open(backend_memory::MemoryConfig::default()))
+    });
     let code = run_in_process(
         "postgres",
         move || {
@@ -27,7 +32,9 @@ fn main() -> ExitCode {
             let config = common::test_config(&url_for_suite, &schema);
             async move { Ok(backend_postgres::open(config).await?) }
         },
-        SuiteOptions::in_process(),
+        SuiteOptions::in_process()
+            .with_idempotent_writes(true)
+            .with_reference(reference),
     );
     drop_schemas(&url, &schemas.lock().unwrap_or_else(|e| e.into_inner()));
     code

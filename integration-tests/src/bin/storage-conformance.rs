@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use storage_conformance::{
-    Excused, FixtureSet, GrpcTarget, GrpcTargetConfig, Outcome, Progress, Report, SuiteOptions,
-    SuiteRun, TlsSettings, WaitPolicy, WireMode, run_suite,
+    BackendChecks, Excused, FixtureSet, GrpcTarget, GrpcTargetConfig, Outcome, Progress, Report,
+    SuiteOptions, SuiteRun, TlsSettings, WaitPolicy, WireMode, run_suite,
 };
 
 /// Runs Jaeger's storage integration suite (ported to Rust) against a remote-storage server.
@@ -163,6 +163,7 @@ impl Cli {
                 iterations: self.wait_iterations,
                 interval: self.wait_interval,
             },
+            backend_checks: BackendChecks::default(),
         }
     }
 

@@ -1,0 +1,375 @@
+//! In-process checks of the store traits' `# Behavior` contract
+//! ([`remote_storage_core::store`]), run by every backend as `<name>/Backend/<Check>` trials of
+//! [`crate::run_in_process`], each on a fresh backend from the caller's factory (filter with
+//! `Backend/`, skip with the usual skip list).
+//!
+//! One copy of each check that used to be repeated in every backend's `tests/store.rs`:
+//!
+//! | Trial | Module | Runs when |
+//! |---|---|---|
+//! | `Backend/Append_across_writes` | [`writes`] | always |
+//! | `Backend/Idempotent_rewrite` | [`writes`] | [`crate::BackendChecks::idempotent_writes`] |
+//! | `Backend/Rewrite_keeps_copies` | [`writes`] | not [`crate::BackendChecks::idempotent_writes`] |
+//! | `Backend/Get_traces_in_request_order` | [`writes`] | always |
+//! | `Backend/Streams_may_stop_early` | [`writes`] | always |
+//! | `Backend/Newest_first_up_to_depth` | [`search`] | always |
+//! | `Backend/Conditions_on_one_span` | [`search`] | always |
+//! | `Backend/Typed_values_on_every_level` | [`search`] | always |
+//! | `Backend/Typed_values_within_one_span` | [`search`] | always |
+//! | `Backend/Services_and_operations` | [`search`] | always |
+//! | `Backend/Dependencies` | [`search`] | always |
+//! | `Backend/Summaries_equal_from_trace` | [`search`] | always |
+//! | `Backend/Tenants_are_isolated` | [`tenancy`] | always |
+//! | `Backend/Lossless_round_trip` | [`lossless`] | always |
+//! | `Backend/Equivalent_to_reference` | [`equivalence`] | [`crate::BackendChecks::reference`] |
+//!
+//! [`crate::BackendChecks::span_order`] ([`SpanOrder::Any`] for a backend that returns the
+//! spans of a trace in its own order) makes the checks compare spans as a multiset and leaves
+//! out "first stored wins" tie-breaks that only write order defines.
+//!
+//! Times are recent (a base two hours ago), so that backends with a retention keep the spans.
+//! A check fails with an error naming the call and what differed.
+
+pub mod equivalence;
+pub mod lossless;
+pub mod search;
+pub mod tenancy;
+pub mod writes;
+
+use std::num::NonZeroUsize;
+
+use crate::options::SpanOrder;
+use anyhow::Context as _;
+use futures::TryStreamExt as _;
+use futures::future::BoxFuture;
+use remote_storage_core::proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
+use remote_storage_core::proto::otlp::trace::span::SpanKind;
+use remote_storage_core::query::AttributeFilter;
+use remote_storage_core::{
+    Backend, Operation, OperationQuery, Span, StoreResult, Tenant, Trace, TraceId, TraceLookup,
+    TraceQuery, TraceSummary, UnixNanos,
+};
+
+/// Fails with `"<context>: expected <expected>, got <actual>"` unless `actual == expected`.
+macro_rules! ensure_eq {
+    ($actual:expr, $expected:expr $(,)?) => {
+        ensure_eq!($actual, $expected, "{}", stringify!($actual))
+    };
+    ($actual:expr, $expected:expr, $($context:tt)+) => {{
+        let (actual, expected) = (&$actual, &$expected);
+        if actual != expected {
+            anyhow::bail!(
+                "{}: expected {:?}, got {:?}",
+                format!($($context)+),
+                expected,
+                actual
+            );
+        }
+    }};
+}
+pub(crate) use ensure_eq;
+
+/// What a check needs beyond a fresh backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Runs on every backend.
+    Nothing,
+    /// Runs only with [`crate::BackendChecks::idempotent_writes`].
+    IdempotentWrites,
+    /// Runs only without [`crate::BackendChecks::idempotent_writes`].
+    CopyingWrites,
+    /// Runs only with a [`crate::BackendChecks::reference`].
+    Reference,
+}
+
+/// What a check receives besides the backend under test.
+#[derive(Debug, Clone)]
+pub struct CheckContext {
+    /// [`crate::BackendChecks::idempotent_writes`].
+    pub idempotent_writes: bool,
+    /// [`crate::BackendChecks::span_order`].
+    pub span_order: SpanOrder,
+    /// A fresh reference backend, for checks that [`Needs::Reference`].
+    pub reference: Option<Backend>,
+}
+
+type CheckFn = for<'a> fn(&'a Backend, &'a CheckContext) -> BoxFuture<'a, anyhow::Result<()>>;
+
+/// One named check.
+#[derive(Clone, Copy)]
+pub struct Check {
+    /// Trial name below `Backend/`, e.g. `Tenants_are_isolated`.
+    pub name: &'static str,
+    /// When it applies.
+    pub needs: Needs,
+    run: CheckFn,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Check")
+            .field("name", &self.name)
+            .field("needs", &self.needs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Check {
+    /// Runs the check against `backend`.
+    pub async fn run(&self, backend: &Backend, context: &CheckContext) -> anyhow::Result<()> {
+        (self.run)(backend, context).await
+    }
+
+    /// The trial name below the run's prefix: `Backend/<name>`.
+    pub fn trial_name(&self) -> String {
+        format!("Backend/{}", self.name)
+    }
+}
+
+macro_rules! check {
+    ($name:literal, $needs:ident, $function:path) => {
+        Check {
+            name: $name,
+            needs: Needs::$needs,
+            run: |backend, context| Box::pin($function(backend, context)),
+        }
+    };
+}
+
+/// Every check, in trial order. Names are stable: skip lists and filters refer to them.
+pub fn checks() -> Vec<Check> {
+    vec![
+        check!(
+            "Append_across_writes",
+            Nothing,
+            writes::append_across_writes
+        ),
+        check!(
+            "Idempotent_rewrite",
+            IdempotentWrites,
+            writes::idempotent_rewrite
+        ),
+        check!(
+            "Rewrite_keeps_copies",
+            CopyingWrites,
+            writes::rewrite_keeps_copies
+        ),
+        check!(
+            "Get_traces_in_request_order",
+            Nothing,
+            writes::get_traces_in_request_order
+        ),
+        check!(
+            "Streams_may_stop_early",
+            Nothing,
+            writes::streams_may_stop_early
+        ),
+        check!(
+            "Newest_first_up_to_depth",
+            Nothing,
+            search::newest_first_up_to_depth
+        ),
+        check!(
+            "Conditions_on_one_span",
+            Nothing,
+            search::conditions_on_one_span
+        ),
+        check!(
+            "Typed_values_on_every_level",
+            Nothing,
+            search::typed_values_on_every_level
+        ),
+        check!(
+            "Typed_values_within_one_span",
+            Nothing,
+            search::typed_values_within_one_span
+        ),
+        check!(
+            "Services_and_operations",
+            Nothing,
+            search::services_and_operations
+        ),
+        check!("Dependencies", Nothing, search::dependencies),
+        check!(
+            "Summaries_equal_from_trace",
+            Nothing,
+            search::summaries_equal_from_trace
+        ),
+        check!(
+            "Tenants_are_isolated",
+            Nothing,
+            tenancy::tenants_are_isolated
+        ),
+        check!(
+            "Lossless_round_trip",
+            Nothing,
+            lossless::lossless_round_trip
+        ),
+        check!(
+            "Equivalent_to_reference",
+            Reference,
+            equivalence::equivalent_to_reference
+        ),
+    ]
+}
+
+/// A recent time (two hours ago, whole seconds) to build spans on: old enough to lie in the
+/// past, new enough for any retention.
+pub fn recent_base() -> u64 {
+    let now = UnixNanos::now().0 - 2 * 3_600 * 1_000_000_000;
+    now - now % 1_000_000_000
+}
+
+/// A search depth.
+pub fn depth(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Writes one batch.
+pub async fn write(backend: &Backend, tenant: &Tenant, spans: Vec<Span>) -> anyhow::Result<()> {
+    backend
+        .traces
+        .write_spans(tenant, spans)
+        .await
+        .context("write_spans failed")
+}
+
+/// Writes `spans` as one batch for the default tenant, which it returns.
+pub async fn seed(backend: &Backend, spans: Vec<Span>) -> anyhow::Result<Tenant> {
+    let tenant = Tenant::default();
+    write(backend, &tenant, spans).await?;
+    Ok(tenant)
+}
+
+/// Collects a result stream, naming `call` in errors.
+async fn drain<S, T>(opened: StoreResult<S>, call: &str) -> anyhow::Result<Vec<T>>
+where
+    S: futures::Stream<Item = StoreResult<T>>,
+{
+    let stream = opened.with_context(|| format!("{call} failed"))?;
+    stream
+        .try_collect()
+        .await
+        .with_context(|| format!("{call} stream"))
+}
+
+/// Every trace `find_traces` streams.
+pub async fn find(
+    backend: &Backend,
+    tenant: &Tenant,
+    query: TraceQuery,
+) -> anyhow::Result<Vec<Trace>> {
+    drain(
+        backend.traces.find_traces(tenant, query).await,
+        "find_traces",
+    )
+    .await
+}
+
+/// Every summary `find_trace_summaries` streams.
+pub async fn summaries(
+    backend: &Backend,
+    tenant: &Tenant,
+    query: TraceQuery,
+) -> anyhow::Result<Vec<TraceSummary>> {
+    let opened = backend.traces.find_trace_summaries(tenant, query).await;
+    drain(opened, "find_trace_summaries").await
+}
+
+/// Every trace `get_traces` streams for `trace_ids`, without time hints.
+pub async fn get_ids(
+    backend: &Backend,
+    tenant: &Tenant,
+    trace_ids: impl IntoIterator<Item = TraceId>,
+) -> anyhow::Result<Vec<Trace>> {
+    let lookups = trace_ids
+        .into_iter()
+        .map(|trace_id| TraceLookup {
+            trace_id,
+            start: None,
+            end: None,
+        })
+        .collect();
+    drain(
+        backend.traces.get_traces(tenant, lookups).await,
+        "get_traces",
+    )
+    .await
+}
+
+/// The trace of a [`remote_storage_core::testing::span`] trace number (`[trace; 16]`).
+pub async fn get(backend: &Backend, tenant: &Tenant, trace: u8) -> anyhow::Result<Vec<Trace>> {
+    get_ids(backend, tenant, [TraceId([trace; 16])]).await
+}
+
+/// The services, sorted (their order is unspecified).
+pub async fn services(backend: &Backend, tenant: &Tenant) -> anyhow::Result<Vec<String>> {
+    let mut services = backend
+        .traces
+        .get_services(tenant)
+        .await
+        .context("get_services failed")?;
+    services.sort();
+    Ok(services)
+}
+
+/// The operations of `service`, sorted (their order is unspecified).
+pub async fn operations(
+    backend: &Backend,
+    tenant: &Tenant,
+    service: &str,
+    span_kind: Option<SpanKind>,
+) -> anyhow::Result<Vec<Operation>> {
+    let query = OperationQuery {
+        service: service.to_owned(),
+        span_kind,
+    };
+    let mut operations = backend
+        .traces
+        .get_operations(tenant, query)
+        .await
+        .context("get_operations failed")?;
+    operations.sort();
+    Ok(operations)
+}
+
+/// The first trace-ID byte of each trace (the trace number of test spans).
+pub fn ids(traces: &[Trace]) -> Vec<u8> {
+    traces.iter().map(|trace| trace.trace_id.0[0]).collect()
+}
+
+/// `query` restricted to `service`.
+pub fn in_service(mut query: TraceQuery, service: &str) -> TraceQuery {
+    query.service_name = Some(service.into());
+    query
+}
+
+/// `query` with one more attribute condition.
+pub fn with_attribute(mut query: TraceQuery, key: &str, value: &str) -> TraceQuery {
+    query.attributes.push(AttributeFilter {
+        key: key.into(),
+        value: value.into(),
+    });
+    query
+}
+
+/// An attribute.
+pub fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// `span` with another kind.
+pub fn with_kind(span: &Span, kind: SpanKind) -> anyhow::Result<Span> {
+    let mut otlp = span.otlp().clone();
+    otlp.kind = kind as i32;
+    Span::new(
+        std::sync::Arc::clone(span.resource()),
+        std::sync::Arc::clone(span.scope()),
+        otlp,
+    )
+    .context("invalid test span")
+}
