@@ -17,7 +17,8 @@ use clap::Parser;
 /// Query mode (--queries [K]): after the load (or instead of it, with --no-load) discovers a
 /// service, operation, tag, duration and trace ID from the stored data and times K repetitions
 /// each of FindTraces by service, service+operation, service+tag, service+duration range and tag
-/// without service, FindTraceSummaries, GetServices, GetOperations and GetTraces of one trace,
+/// without service, FindTraceSummaries, GetServices, GetOperations, GetDependencies over the
+/// query window and GetTraces of one trace and of a large trace (--large-trace-spans),
 /// printing p50/p99/max in ms and how many traces/spans each returned.
 ///
 /// Exit status: 0 on success, 1 when --verify finds a mismatch, 2 on bad flags, 3 on other
@@ -108,6 +109,11 @@ pub(crate) struct Args {
     /// Run the query benchmark with K repetitions per query (K defaults to 20).
     #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "20")]
     pub(crate) queries: Option<u32>,
+
+    /// With --queries: stop repeating a query once its repetitions took this long in total
+    /// (after at least 5), e.g. 20s; the report gives the repetitions done. Default: no limit.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) query_budget: Option<Duration>,
 
     /// search_depth of the Find* queries.
     #[arg(long, default_value_t = 20)]

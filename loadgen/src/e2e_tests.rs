@@ -398,6 +398,7 @@ async fn query_mode_discovers_parameters_and_drains_streams() {
         Tenant::default(),
         QueryConfig {
             reps: 3,
+            budget: None,
             search_depth: 20,
             lookback: Duration::from_secs(7200),
             large_trace: None,
@@ -407,7 +408,7 @@ async fn query_mode_discovers_parameters_and_drains_streams() {
     .unwrap();
     assert_eq!(target.service, workload::service_name(0));
     assert!(target.operation.starts_with("GET "));
-    assert_eq!(results.len(), 9);
+    assert_eq!(results.len(), 10);
     let by_name: HashMap<_, _> = results.iter().map(|r| (r.name.as_str(), r)).collect();
     for name in [
         "FindTraces service",
@@ -430,4 +431,8 @@ async fn query_mode_discovers_parameters_and_drains_streams() {
     let summaries = by_name["FindTraceSummaries service"];
     assert_eq!(summaries.ok, 0);
     assert_eq!(summaries.errors.get("Unimplemented"), Some(&3));
+    // The fake server has no DependencyReader: the query is timed and its errors counted.
+    let dependencies = by_name["GetDependencies"];
+    assert_eq!(dependencies.ok, 0);
+    assert_eq!(dependencies.errors.get("Unimplemented"), Some(&3));
 }

@@ -11,13 +11,13 @@ mod queries;
 mod report;
 mod run;
 mod verify;
-mod workload;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 use clap::Parser as _;
+use loadgen::workload;
 
 use crate::cli::Args;
 use crate::codec::ExportClient;
@@ -179,6 +179,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             tenant.clone(),
             queries::QueryConfig {
                 reps,
+                budget: args.query_budget,
                 search_depth: args.search_depth,
                 large_trace,
                 lookback: args

@@ -13,11 +13,12 @@ use anyhow::{Context as _, Result, bail};
 use hdrhistogram::Histogram;
 use jaeger_remote_proto::otlp::common::any_value;
 use jaeger_remote_proto::otlp::trace::{Span, TracesData};
+use jaeger_remote_proto::storage::v2::dependency_reader_client::DependencyReaderClient;
 use jaeger_remote_proto::storage::v2::trace_reader_client::TraceReaderClient;
 use jaeger_remote_proto::storage::v2::{
-    AnyValue, FindTraceSummariesRequest, FindTracesRequest, GetOperationsRequest,
-    GetServicesRequest, GetTraceParams, GetTracesRequest, KeyValue, TraceQueryParameters,
-    any_value as v2_any_value,
+    AnyValue, FindTraceSummariesRequest, FindTracesRequest, GetDependenciesRequest,
+    GetOperationsRequest, GetServicesRequest, GetTraceParams, GetTracesRequest, KeyValue,
+    TraceQueryParameters, any_value as v2_any_value,
 };
 use serde::Serialize;
 use tokio::time::Instant;
@@ -32,6 +33,9 @@ use crate::workload::service_name;
 pub(crate) struct QueryConfig {
     /// Repetitions of each query.
     pub(crate) reps: u32,
+    /// A query stops repeating once its repetitions took this long in total (after at least
+    /// [`MIN_REPS`]), so slow queries keep the run bounded; `reps` reports what was done.
+    pub(crate) budget: Option<Duration>,
     /// `search_depth` of every Find* query.
     pub(crate) search_depth: i32,
     /// Find* queries cover `[now - lookback, now + 5 min]`.
@@ -39,6 +43,9 @@ pub(crate) struct QueryConfig {
     /// A large trace written before the queries, timed with GetTraces.
     pub(crate) large_trace: Option<Vec<u8>>,
 }
+
+/// Repetitions always done, whatever the time budget.
+const MIN_REPS: u32 = 5;
 
 /// Timings and result sizes of one kind of query.
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +94,7 @@ pub(crate) struct Target {
 
 struct Ctx {
     client: TraceReaderClient<Channel>,
+    dependencies: DependencyReaderClient<Channel>,
     tenant: Tenant,
     cfg: QueryConfig,
     window: (prost_types::Timestamp, prost_types::Timestamp),
@@ -259,11 +267,17 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1e3
 }
 
-async fn time_query<F, Fut>(name: &str, reps: u32, mut run: F) -> Result<QueryResult>
+async fn time_query<F, Fut>(
+    name: &str,
+    reps: u32,
+    budget: Option<Duration>,
+    mut run: F,
+) -> Result<QueryResult>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Tally, Status>>,
 {
+    let started = Instant::now();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
     let mut result = QueryResult {
         name: name.to_string(),
@@ -278,7 +292,11 @@ where
         spans: 0,
         items: 0,
     };
-    for _ in 0..reps {
+    for rep in 0..reps {
+        if rep >= MIN_REPS && budget.is_some_and(|budget| started.elapsed() >= budget) {
+            result.reps = rep;
+            break;
+        }
         let t0 = Instant::now();
         match run().await {
             Ok(t) => {
@@ -321,9 +339,11 @@ pub(crate) async fn run(
 ) -> Result<(Target, Vec<QueryResult>)> {
     let now = SystemTime::now();
     let ctx = Ctx {
-        client: TraceReaderClient::new(channel)
+        client: TraceReaderClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        dependencies: DependencyReaderClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
         tenant,
         window: (
             timestamp(
@@ -336,18 +356,19 @@ pub(crate) async fn run(
     };
     let target = discover(&ctx).await?;
     let reps = ctx.cfg.reps;
+    let budget = ctx.cfg.budget;
     let t = &target;
     let c = &ctx;
     let mut out = Vec::new();
 
     out.push(
-        time_query("FindTraces service", reps, || {
+        time_query("FindTraces service", reps, budget, || {
             c.find_traces(c.params(&t.service))
         })
         .await?,
     );
     out.push(
-        time_query("FindTraces service+operation", reps, || {
+        time_query("FindTraces service+operation", reps, budget, || {
             let mut q = c.params(&t.service);
             q.operation_name = t.operation.clone();
             c.find_traces(q)
@@ -355,7 +376,7 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("FindTraces service+tag", reps, || {
+        time_query("FindTraces service+tag", reps, budget, || {
             let mut q = c.params(&t.service);
             q.attributes = tag(t);
             c.find_traces(q)
@@ -363,7 +384,7 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("FindTraces service+duration", reps, || {
+        time_query("FindTraces service+duration", reps, budget, || {
             let mut q = c.params(&t.service);
             q.duration_min = prost_types::Duration::try_from(t.duration_min).ok();
             q.duration_max = prost_types::Duration::try_from(t.duration_max).ok();
@@ -372,7 +393,7 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("FindTraces tag (no service)", reps, || {
+        time_query("FindTraces tag (no service)", reps, budget, || {
             let mut q = c.params("");
             q.attributes = tag(t);
             c.find_traces(q)
@@ -380,7 +401,7 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("FindTraceSummaries service", reps, || async {
+        time_query("FindTraceSummaries service", reps, budget, || async {
             let mut client = c.client.clone();
             let mut stream = client
                 .find_trace_summaries(c.tenant.request(FindTraceSummariesRequest {
@@ -401,7 +422,7 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("GetServices", reps, || async {
+        time_query("GetServices", reps, budget, || async {
             let mut client = c.client.clone();
             let resp = client
                 .get_services(c.tenant.request(GetServicesRequest {}))
@@ -415,7 +436,7 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("GetOperations", reps, || async {
+        time_query("GetOperations", reps, budget, || async {
             let mut client = c.client.clone();
             let resp = client
                 .get_operations(c.tenant.request(GetOperationsRequest {
@@ -432,7 +453,24 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("GetTraces one trace", reps, || async {
+        time_query("GetDependencies", reps, budget, || async {
+            let mut client = c.dependencies.clone();
+            let resp = client
+                .get_dependencies(c.tenant.request(GetDependenciesRequest {
+                    start_time: Some(c.window.0),
+                    end_time: Some(c.window.1),
+                }))
+                .await?
+                .into_inner();
+            Ok(Tally {
+                items: resp.dependencies.len() as u64,
+                ..Tally::default()
+            })
+        })
+        .await?,
+    );
+    out.push(
+        time_query("GetTraces one trace", reps, budget, || async {
             let mut client = c.client.clone();
             let stream = client
                 .get_traces(c.tenant.request(GetTracesRequest {
@@ -449,7 +487,7 @@ pub(crate) async fn run(
     );
     if let Some(large_trace_id) = c.cfg.large_trace.clone() {
         out.push(
-            time_query("GetTraces large trace", reps, || async {
+            time_query("GetTraces large trace", reps, budget, || async {
                 let mut client = c.client.clone();
                 let stream = client
                     .get_traces(c.tenant.request(GetTracesRequest {

@@ -19,20 +19,20 @@ use jaeger_remote_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, 
 use prost::Message as _;
 
 /// Spans in one trace: one root and its children.
-pub(crate) const SPANS_PER_TRACE: usize = 10;
+pub const SPANS_PER_TRACE: usize = 10;
 /// Distinct services (each with its own resource).
-pub(crate) const SERVICES: usize = 10;
+pub const SERVICES: usize = 10;
 /// Distinct attribute keys.
-pub(crate) const ATTR_KEYS: usize = 97;
+pub const ATTR_KEYS: usize = 97;
 /// Distinct attribute values.
-pub(crate) const ATTR_VALUES: usize = 1000;
+pub const ATTR_VALUES: usize = 1000;
 /// String attributes on every span.
-pub(crate) const ATTRS_PER_SPAN: usize = 11;
+pub const ATTRS_PER_SPAN: usize = 11;
 /// Distinct root operation names per service.
 const ROOT_OPERATIONS: usize = 5;
 
 /// The name of service `i`.
-pub(crate) fn service_name(i: usize) -> String {
+pub fn service_name(i: usize) -> String {
     format!("loadgen-svc-{i}")
 }
 
@@ -54,14 +54,14 @@ fn attr_value(i: usize) -> String {
 
 /// SplitMix64: tiny, fast and stable across versions, so a seed always means the same workload.
 #[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(u64);
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -70,13 +70,13 @@ impl SplitMix64 {
     }
 
     /// A value in `0..n` (`n > 0`); the modulo bias is negligible for the small `n` used here.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
 
     /// An index in `0..n` (`n > 0`).
     #[allow(clippy::cast_possible_truncation)] // the result is < n, which is a usize
-    pub(crate) fn index(&mut self, n: usize) -> usize {
+    pub fn index(&mut self, n: usize) -> usize {
         self.below(n as u64) as usize
     }
 
@@ -92,24 +92,24 @@ impl SplitMix64 {
 
 /// What to generate.
 #[derive(Debug, Clone)]
-pub(crate) struct WorkloadConfig {
+pub struct WorkloadConfig {
     /// Seed of the content (services, names, attributes, times).
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// Spans per Export request (a multiple of [`SPANS_PER_TRACE`]).
-    pub(crate) batch_size: usize,
+    pub batch_size: usize,
     /// Distinct full-size requests to pre-encode.
-    pub(crate) ring: usize,
+    pub ring: usize,
     /// Total spans to send; `None` = unbounded (duration mode).
-    pub(crate) total_spans: Option<u64>,
+    pub total_spans: Option<u64>,
     /// Start times are spread over `[now - time_spread, now]`.
-    pub(crate) time_spread: Duration,
+    pub time_spread: Duration,
     /// "Now" in Unix nanoseconds (passed in so tests are deterministic).
-    pub(crate) now_unix_nanos: u64,
+    pub now_unix_nanos: u64,
 }
 
 /// One pre-encoded `ExportTraceServiceRequest` with the positions of its trace IDs.
 #[derive(Debug, Clone)]
-pub(crate) struct Template {
+pub struct Template {
     bytes: Bytes,
     /// (byte offset of a 16-byte trace ID, index of its trace within the request).
     id_offsets: Vec<(usize, u32)>,
@@ -118,24 +118,24 @@ pub(crate) struct Template {
 
 impl Template {
     /// Spans in this request.
-    pub(crate) fn spans(&self) -> u64 {
+    pub fn spans(&self) -> u64 {
         self.spans
     }
 
     /// Traces in this request.
     #[cfg(test)]
-    pub(crate) fn traces(&self) -> u64 {
+    pub fn traces(&self) -> u64 {
         self.spans / SPANS_PER_TRACE as u64
     }
 
     /// Encoded size in bytes.
-    pub(crate) fn encoded_len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         self.bytes.len()
     }
 
     /// The request bytes with the trace IDs of request number `seq` patched in: trace `t`
     /// gets [`trace_id`]`(prefix, seq * traces_per_request + t)`.
-    pub(crate) fn render(&self, prefix: [u8; 8], seq: u64, traces_per_request: u64) -> Bytes {
+    pub fn render(&self, prefix: [u8; 8], seq: u64, traces_per_request: u64) -> Bytes {
         let mut buf = BytesMut::from(&self.bytes[..]);
         let base = seq * traces_per_request;
         for &(off, t) in &self.id_offsets {
@@ -147,7 +147,7 @@ impl Template {
 }
 
 /// The trace ID of trace number `trace_seq` of a run: `prefix` then the big-endian sequence.
-pub(crate) fn trace_id(prefix: [u8; 8], trace_seq: u64) -> [u8; 16] {
+pub fn trace_id(prefix: [u8; 8], trace_seq: u64) -> [u8; 16] {
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&prefix);
     id[8..].copy_from_slice(&trace_seq.to_be_bytes());
@@ -155,7 +155,7 @@ pub(crate) fn trace_id(prefix: [u8; 8], trace_seq: u64) -> [u8; 16] {
 }
 
 /// A run's trace-ID prefix, derived from a run id; never all zeros.
-pub(crate) fn run_prefix(run_id: u64) -> [u8; 8] {
+pub fn run_prefix(run_id: u64) -> [u8; 8] {
     let mut p = SplitMix64::new(run_id).next_u64().to_be_bytes();
     p[0] |= 0x80;
     p
@@ -163,7 +163,7 @@ pub(crate) fn run_prefix(run_id: u64) -> [u8; 8] {
 
 /// The pre-encoded ring plus the optional smaller last request of a `--spans` run.
 #[derive(Debug)]
-pub(crate) struct Workload {
+pub struct Workload {
     ring: Vec<Template>,
     tail: Option<Template>,
     /// Requests in the run (`None` = unbounded).
@@ -173,7 +173,7 @@ pub(crate) struct Workload {
 
 impl Workload {
     /// Generates and encodes the whole workload.
-    pub(crate) fn build(cfg: &WorkloadConfig) -> Result<Self> {
+    pub fn build(cfg: &WorkloadConfig) -> Result<Self> {
         ensure!(
             cfg.batch_size >= SPANS_PER_TRACE && cfg.batch_size.is_multiple_of(SPANS_PER_TRACE),
             "--batch-size must be a positive multiple of {SPANS_PER_TRACE} (spans per trace)"
@@ -212,7 +212,7 @@ impl Workload {
     }
 
     /// The template of request number `seq`, or `None` past the end of a `--spans` run.
-    pub(crate) fn template(&self, seq: u64) -> Option<&Template> {
+    pub fn template(&self, seq: u64) -> Option<&Template> {
         if let Some(max) = self.max_requests {
             if seq >= max {
                 return None;
@@ -231,17 +231,17 @@ impl Workload {
     }
 
     /// Trace-ID stride between consecutive requests.
-    pub(crate) fn traces_per_request(&self) -> u64 {
+    pub fn traces_per_request(&self) -> u64 {
         self.traces_per_request
     }
 
     /// Number of distinct pre-encoded requests.
-    pub(crate) fn distinct_requests(&self) -> usize {
+    pub fn distinct_requests(&self) -> usize {
         self.ring.len() + usize::from(self.tail.is_some())
     }
 
     /// Total encoded bytes held in memory.
-    pub(crate) fn encoded_bytes(&self) -> usize {
+    pub fn encoded_bytes(&self) -> usize {
         self.ring
             .iter()
             .chain(&self.tail)
@@ -251,7 +251,7 @@ impl Workload {
 
     /// Average encoded bytes per span over all templates.
     #[allow(clippy::cast_precision_loss)]
-    pub(crate) fn bytes_per_span(&self) -> f64 {
+    pub fn bytes_per_span(&self) -> f64 {
         let spans: u64 = self
             .ring
             .iter()
@@ -264,9 +264,9 @@ impl Workload {
 
 /// One generated trace: its service index and its spans (root first).
 #[derive(Debug, Clone)]
-pub(crate) struct GeneratedTrace {
-    pub(crate) service: usize,
-    pub(crate) spans: Vec<Span>,
+pub struct GeneratedTrace {
+    pub service: usize,
+    pub spans: Vec<Span>,
 }
 
 fn mix(seed: u64, stream: u64) -> u64 {
@@ -305,7 +305,7 @@ fn status(rng: &mut SplitMix64) -> Option<Status> {
 }
 
 /// Generates one trace with a random template trace ID.
-pub(crate) fn generate_trace(rng: &mut SplitMix64, now_ns: u64, spread_ns: u64) -> GeneratedTrace {
+pub fn generate_trace(rng: &mut SplitMix64, now_ns: u64, spread_ns: u64) -> GeneratedTrace {
     let service = rng.index(SERVICES);
     let trace_id = rng.bytes::<16>().to_vec();
     // Root durations from 1 ms to about 1 s, roughly log-uniform.
@@ -358,7 +358,7 @@ fn resource(service: usize) -> Resource {
 }
 
 /// Builds the unencoded request number `index` (`u64::MAX` for the tail).
-pub(crate) fn build_request(
+pub fn build_request(
     cfg: &WorkloadConfig,
     index: u64,
     spans: usize,
