@@ -65,6 +65,20 @@ fn help_lists_every_flag_with_its_env_var() {
             "--memory.max-traces",
             "JAEGER_REMOTE_STORAGE_MEMORY_MAX_TRACES",
         ),
+        ("--lsm.data-dir", "JAEGER_REMOTE_STORAGE_LSM_DATA_DIR"),
+        ("--lsm.ephemeral", "JAEGER_REMOTE_STORAGE_LSM_EPHEMERAL"),
+        ("--lsm.retention", "JAEGER_REMOTE_STORAGE_LSM_RETENTION"),
+        ("--lsm.sync", "JAEGER_REMOTE_STORAGE_LSM_SYNC"),
+        ("--postgres.url", "JAEGER_REMOTE_STORAGE_POSTGRES_URL"),
+        ("--postgres.schema", "JAEGER_REMOTE_STORAGE_POSTGRES_SCHEMA"),
+        (
+            "--postgres.retention",
+            "JAEGER_REMOTE_STORAGE_POSTGRES_RETENTION",
+        ),
+        (
+            "--postgres.skip-migrations",
+            "JAEGER_REMOTE_STORAGE_POSTGRES_SKIP_MIGRATIONS",
+        ),
         ("--log-format", "JAEGER_REMOTE_STORAGE_LOG_FORMAT"),
         ("--log-level", "JAEGER_REMOTE_STORAGE_LOG_LEVEL"),
     ] {
