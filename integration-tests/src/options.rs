@@ -223,6 +223,21 @@ pub enum Poll<T> {
     Pending(String),
 }
 
+impl Poll<()> {
+    /// Ready when the call succeeded with exactly `expected`; otherwise pending with what was
+    /// observed (the value, or the error).
+    pub fn settled<T: PartialEq + std::fmt::Debug>(
+        observed: anyhow::Result<T>,
+        expected: &T,
+    ) -> Self {
+        match observed {
+            Ok(value) if &value == expected => Self::Ready(()),
+            Ok(value) => Self::Pending(format!("{value:?}")),
+            Err(error) => Self::Pending(format!("error: {error:#}")),
+        }
+    }
+}
+
 /// Polls until the condition holds. An `Err` from a poll stops at once; on timeout the error
 /// reports what was expected and the last observed state.
 pub async fn wait_for<T, F, Fut>(
@@ -263,6 +278,22 @@ mod tests {
             Some("Scope_Attributes")
         );
         assert_eq!(excused.skip_entry_for("GetServices"), None);
+    }
+
+    #[test]
+    fn settled_is_ready_only_on_the_expected_value() {
+        assert!(matches!(
+            Poll::settled(Ok(vec![1, 2]), &vec![1, 2]),
+            Poll::Ready(())
+        ));
+        let Poll::Pending(observed) = Poll::settled(Ok(vec![2]), &vec![1, 2]) else {
+            panic!("a different value is pending");
+        };
+        assert_eq!(observed, "[2]");
+        let Poll::Pending(observed) = Poll::settled(Err(anyhow::anyhow!("down")), &vec![1]) else {
+            panic!("an error is pending");
+        };
+        assert_eq!(observed, "error: down");
     }
 
     #[tokio::test(flavor = "current_thread")]

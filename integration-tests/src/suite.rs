@@ -341,17 +341,11 @@ impl Executor {
                 let target = Arc::clone(&target);
                 let expected = expected_for_poll.clone();
                 async move {
-                    Ok(match target.get_services().await {
-                        Ok(mut services) => {
-                            services.sort();
-                            if services == expected {
-                                Poll::Ready(())
-                            } else {
-                                Poll::Pending(format!("{services:?}"))
-                            }
-                        }
-                        Err(error) => Poll::Pending(format!("error: {error:#}")),
-                    })
+                    let services = target.get_services().await.map(|mut services| {
+                        services.sort();
+                        services
+                    });
+                    Ok(Poll::settled(services, &expected))
                 }
             },
         )
@@ -413,30 +407,28 @@ impl Executor {
             let span_kind = span_kind.clone();
             let expected = expected.clone();
             async move {
-                Ok(match target.get_operations(&service, &span_kind).await {
-                    Ok(operations) => {
-                        let mut got: Vec<(String, String)> = operations
-                            .into_iter()
-                            .map(|operation| {
-                                if names_only {
-                                    (operation.name, String::new())
-                                } else {
-                                    (operation.name, operation.span_kind)
-                                }
-                            })
-                            .collect();
-                        got.sort();
-                        if names_only {
-                            got.dedup();
-                        }
-                        if got == expected {
-                            Poll::Ready(())
-                        } else {
-                            Poll::Pending(format!("{got:?}"))
-                        }
-                    }
-                    Err(error) => Poll::Pending(format!("error: {error:#}")),
-                })
+                let operations =
+                    target
+                        .get_operations(&service, &span_kind)
+                        .await
+                        .map(|operations| {
+                            let mut got: Vec<(String, String)> = operations
+                                .into_iter()
+                                .map(|operation| {
+                                    if names_only {
+                                        (operation.name, String::new())
+                                    } else {
+                                        (operation.name, operation.span_kind)
+                                    }
+                                })
+                                .collect();
+                            got.sort();
+                            if names_only {
+                                got.dedup();
+                            }
+                            got
+                        });
+                Ok(Poll::settled(operations, &expected))
             }
         })
         .await
@@ -888,21 +880,15 @@ impl Executor {
             let target = Arc::clone(&target);
             let expected = expected.clone();
             async move {
-                Ok(match target.get_dependencies(start, end).await {
-                    Ok(links) => {
-                        let mut got: Vec<(String, String, u64, String)> = links
-                            .into_iter()
-                            .map(|link| (link.parent, link.child, link.call_count, link.source))
-                            .collect();
-                        got.sort();
-                        if got == expected {
-                            Poll::Ready(())
-                        } else {
-                            Poll::Pending(format!("{got:?}"))
-                        }
-                    }
-                    Err(error) => Poll::Pending(format!("error: {error:#}")),
-                })
+                let links = target.get_dependencies(start, end).await.map(|links| {
+                    let mut got: Vec<(String, String, u64, String)> = links
+                        .into_iter()
+                        .map(|link| (link.parent, link.child, link.call_count, link.source))
+                        .collect();
+                    got.sort();
+                    got
+                });
+                Ok(Poll::settled(links, &expected))
             }
         })
         .await

@@ -115,19 +115,14 @@ pub(crate) enum Plan {
 
 /// Picks the index expected to yield the fewest candidates. Every plan yields a superset of
 /// the matching spans; [`SpanMatcher`] then decides, so results equal the memory backend's.
-pub(crate) fn plan(tenant: &Tenant, query: &TraceQuery) -> Plan {
-    let conditions: Vec<AttributeCondition> = query
-        .attributes
-        .iter()
-        .map(AttributeCondition::parse)
-        .collect();
+pub(crate) fn plan(tenant: &Tenant, query: &TraceQuery, conditions: &[AttributeCondition]) -> Plan {
     if conditions.contains(&AttributeCondition::Error(None)) {
         return Plan::Nothing;
     }
     if let (Some(service), Some(operation)) = (&query.service_name, &query.operation_name) {
         return Plan::ByTime(keys::operation_prefix(tenant, service, operation));
     }
-    for condition in &conditions {
+    for condition in conditions {
         match condition {
             // The span's service is its resource's `service.name`.
             AttributeCondition::Resource { key, value } if key == SERVICE_NAME_KEY => {
@@ -279,7 +274,7 @@ impl Engine {
                 .collect();
             NewestFirst::new(iterators)
         };
-        match plan(tenant, query) {
+        match plan(tenant, query, matcher.conditions()) {
             Plan::Nothing => Ok(()),
             Plan::ByTime(prefix) => {
                 self.verify(tenant, query, &matcher, partitions, by_time(&prefix), found)

@@ -138,20 +138,22 @@ impl TenantStore {
         if trace.services.insert(Arc::clone(&service)) {
             *self.service_refs.entry(Arc::clone(&service)).or_default() += 1;
         }
-        let operation = Operation {
-            name: span.name().to_owned(),
-            span_kind: span_kind_name(span.kind()).to_owned(),
-        };
-        if trace
-            .operations
-            .insert((Arc::clone(&service), operation.clone()))
-        {
+        let service_operation = (
+            Arc::clone(&service),
+            Operation {
+                name: span.name().to_owned(),
+                span_kind: span_kind_name(span.kind()).to_owned(),
+            },
+        );
+        // Most spans repeat an operation their trace already holds: copy it only when new.
+        if !trace.operations.contains(&service_operation) {
             *self
                 .operation_refs
                 .entry(Arc::clone(&service))
                 .or_default()
-                .entry(operation)
+                .entry(service_operation.1.clone())
                 .or_default() += 1;
+            trace.operations.insert(service_operation);
         }
         self.spans_by_start.insert(key);
         self.spans_by_service

@@ -10,7 +10,7 @@ use jaeger_remote_proto::otlp::common::KeyValue;
 use jaeger_remote_proto::otlp::trace::{span::SpanKind, status::StatusCode};
 
 use crate::attribute::any_value_text;
-use crate::model::{Span, Trace, span_kind_from_name};
+use crate::model::{Span, span_kind_from_name};
 use crate::query::{AttributeFilter, TraceQuery};
 use crate::time::UnixNanos;
 
@@ -178,25 +178,15 @@ impl SpanMatcher {
             .all(|condition| condition.matches(span))
     }
 
+    /// The query's attribute conditions, parsed once; backends plan index lookups from them.
+    pub fn conditions(&self) -> &[AttributeCondition] {
+        &self.conditions
+    }
+
     /// Whether a span starting at `start` lies inside the query's inclusive time window.
     pub fn matches_start(&self, start: UnixNanos) -> bool {
         !(self.start_time_min.is_some_and(|min| start < min)
             || self.start_time_max.is_some_and(|max| start > max))
-    }
-
-    /// Whether some span of the trace matches.
-    pub fn matches_trace(&self, trace: &Trace) -> bool {
-        trace.spans.iter().any(|span| self.matches(span))
-    }
-
-    /// The newest start among the trace's matching spans, used to rank results.
-    pub fn newest_matching_start(&self, trace: &Trace) -> Option<UnixNanos> {
-        trace
-            .spans
-            .iter()
-            .filter(|span| self.matches(span))
-            .map(Span::start)
-            .max()
     }
 }
 

@@ -10,7 +10,6 @@ use jaeger_remote_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue
 use jaeger_remote_proto::otlp::resource::Resource as OtlpResource;
 use jaeger_remote_proto::otlp::trace::{Span as OtlpSpan, span::SpanKind, status::StatusCode};
 
-use crate::attribute::find_attribute;
 use crate::error::StoreError;
 use crate::ids::{SpanId, TraceId};
 use crate::time::UnixNanos;
@@ -225,11 +224,6 @@ impl Span {
     pub fn is_error(&self) -> bool {
         self.status_code() == StatusCode::Error
     }
-
-    /// Finds a span attribute by key.
-    pub fn attribute(&self, key: &str) -> Option<&KeyValue> {
-        find_attribute(&self.otlp.attributes, key)
-    }
 }
 
 /// The lower-case word Jaeger uses for a span kind; `""` for unspecified.
@@ -267,18 +261,6 @@ pub struct Trace {
     pub spans: Vec<Span>,
 }
 
-impl Trace {
-    /// Earliest span start, or `None` for an empty trace.
-    pub fn start(&self) -> Option<UnixNanos> {
-        self.spans.iter().map(Span::start).min()
-    }
-
-    /// Latest span end, or `None` for an empty trace.
-    pub fn end(&self) -> Option<UnixNanos> {
-        self.spans.iter().map(Span::end).max()
-    }
-}
-
 /// A `{name, span_kind}` pair of a service, as GetOperations returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Operation {
@@ -302,6 +284,7 @@ pub struct DependencyLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attribute::find_attribute;
 
     fn string_value(text: &str) -> Option<AnyValue> {
         Some(AnyValue {

@@ -9,21 +9,23 @@ use jaeger_remote_proto::otlp::trace::{Span as OtlpSpan, Status, status::StatusC
 use crate::ids::TraceId;
 use crate::model::{Resource, Scope, Span, Trace};
 
-/// A resource with just a `service.name`.
-pub fn resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource::new(
-        OtlpResource {
-            attributes: vec![KeyValue {
-                key: crate::model::SERVICE_NAME_KEY.into(),
-                value: Some(AnyValue {
-                    value: Some(Value::StringValue(service.into())),
-                }),
-                ..Default::default()
-            }],
+/// An OTLP resource with just a `service.name`.
+pub fn otlp_resource(service: &str) -> OtlpResource {
+    OtlpResource {
+        attributes: vec![KeyValue {
+            key: crate::model::SERVICE_NAME_KEY.into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(service.into())),
+            }),
             ..Default::default()
-        },
-        String::new(),
-    ))
+        }],
+        ..Default::default()
+    }
+}
+
+/// A model resource with just a `service.name`.
+pub fn resource(service: &str) -> Arc<Resource> {
+    Arc::new(Resource::new(otlp_resource(service), String::new()))
 }
 
 /// A span with trace ID `[trace; 16]`, span ID `[0,…,0,span]` and optional parent

@@ -9,11 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use jaeger_remote_proto::otlp::collector::ExportTraceServiceRequest;
-use jaeger_remote_proto::otlp::common::{AnyValue, KeyValue, any_value};
-use jaeger_remote_proto::otlp::resource::Resource;
 use jaeger_remote_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 use jaeger_remote_proto::storage::v2::trace_reader_client::TraceReaderClient;
 use jaeger_remote_proto::storage::v2::{GetTraceParams, GetTracesRequest};
+use remote_storage_core::testing::otlp_resource;
 use tonic::transport::Channel;
 
 /// Traces in one [`batch`].
@@ -134,16 +133,7 @@ pub(crate) fn batch(first_trace: u64, service: &str) -> ExportTraceServiceReques
     }
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
+            resource: Some(otlp_resource(service)),
             scope_spans: vec![ScopeSpans {
                 spans,
                 ..Default::default()
