@@ -29,6 +29,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .extern_path(".opentelemetry.proto", "::opentelemetry_proto::tonic")
+        .compile_fds(file_descriptors.clone())?;
+
+    // A second TraceReader server whose streamed `TracesData` is `EncodedTracesData`: bytes the
+    // server encodes itself, straight from stored spans, without building the messages first.
+    // Every other message is the one generated above.
+    let encoded_dir = out_dir.join("encoded_server");
+    std::fs::create_dir_all(&encoded_dir)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&encoded_dir)
+        .extern_path(
+            ".opentelemetry.proto.trace.v1.TracesData",
+            "crate::encoded::EncodedTracesData",
+        )
+        .extern_path(".opentelemetry.proto", "::opentelemetry_proto::tonic")
+        .extern_path(".jaeger.storage.v2", "crate::storage::v2")
+        .extern_path(".jaeger.expression.v1", "crate::expression::v1")
         .compile_fds(file_descriptors)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

@@ -3,6 +3,8 @@
 //! - [`storage::v2`]: `jaeger.storage.v2` (TraceReader, DependencyReader, Capabilities), compiled
 //!   from this crate's own `.proto` files.
 //! - [`expression::v1`]: `jaeger.expression.v1`, the experimental structured filter.
+//! - [`encoded`]: `TracesData` the server encodes itself, and the TraceReader server that
+//!   streams it ([`storage::v2::encoded_server`]).
 //! - [`otlp`]: the OTLP types and the `TraceService`, re-exported from `opentelemetry-proto` so
 //!   that both APIs share one `TracesData` type.
 
@@ -12,8 +14,19 @@ pub mod storage {
     #[allow(missing_docs, clippy::all, unreachable_pub)]
     pub mod v2 {
         tonic::include_proto!("jaeger.storage.v2");
+
+        /// The TraceReader server again, streaming [`crate::encoded::EncodedTracesData`]
+        /// instead of `TracesData` (same wire format; see that type).
+        pub mod encoded_server {
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/encoded_server/jaeger.storage.v2.rs"
+            ));
+        }
     }
 }
+
+pub mod encoded;
 
 /// `jaeger.expression.v1`.
 pub mod expression {

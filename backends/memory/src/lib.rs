@@ -1,9 +1,14 @@
-//! In-memory backend: bounded per tenant, indexed by time and service, and exact.
+//! In-memory backend: bounded per tenant, compact, indexed, and exact.
 //!
 //! - Each tenant keeps at most `max_traces` traces; a new trace evicts the oldest one, and with
 //!   it the services and operations no other stored trace still holds.
-//! - Spans are indexed by start time, globally and per service, so a search walks candidate
-//!   spans newest first inside the query's window and stops once `search_depth` traces matched.
+//! - A span is kept as a small index record plus compact bytes in which every string
+//!   attribute is a number in the tenant's term dictionary (`tenant`, `codec`).
+//! - Spans are indexed by start time, globally and per service, and by attribute term (Bloom
+//!   filters over blocks of 64 spans, and per-span term fingerprints, covering span, event,
+//!   link, scope and resource attributes). A search walks a time index newest first, or tests
+//!   the spans of the blocks that may hold its attribute terms, whichever looks at fewer spans
+//!   (`tenant::search`).
 //! - Spans appended to an existing trace over many writes are kept, including spans that share
 //!   a span ID.
 //!
@@ -14,8 +19,13 @@ use std::sync::Arc;
 
 use remote_storage_core::{Backend, Capabilities};
 
+mod blocks;
+mod codec;
+mod names;
+mod records;
 mod store;
 mod tenant;
+mod terms;
 
 pub use store::MemoryStore;
 

@@ -68,7 +68,7 @@ impl TraceStore for MemoryStore {
             return Ok(());
         }
         let store = self.existing_or_new(tenant);
-        off_runtime(move || store.write().write(spans)).await
+        off_runtime(move || store.write().write(&spans)).await?
     }
 
     async fn get_traces(
@@ -79,14 +79,14 @@ impl TraceStore for MemoryStore {
         let Some(store) = self.existing(tenant) else {
             return Ok(futures::stream::empty().boxed());
         };
-        let traces: Vec<_> = {
+        let traces = off_runtime(move || {
             let store = store.read();
             lookups
                 .iter()
-                .filter_map(|lookup| store.trace(&lookup.trace_id))
-                .map(Ok)
-                .collect()
-        };
+                .filter_map(|lookup| store.trace(&lookup.trace_id).transpose())
+                .collect::<Vec<_>>()
+        })
+        .await?;
         Ok(futures::stream::iter(traces).boxed())
     }
 
@@ -117,7 +117,7 @@ impl TraceStore for MemoryStore {
         let Some(store) = self.existing(tenant) else {
             return Ok(Vec::new());
         };
-        off_runtime(move || store.read().find_trace_ids(&query)).await
+        off_runtime(move || store.read().find_trace_ids(&query)).await?
     }
 
     async fn find_traces(&self, tenant: &Tenant, query: TraceQuery) -> StoreResult<TraceStream> {
@@ -126,12 +126,13 @@ impl TraceStore for MemoryStore {
         };
         let traces = off_runtime(move || {
             let store = store.read();
-            store
-                .find_trace_ids(&query)
-                .iter()
-                .filter_map(|found| store.trace(&found.trace_id))
-                .map(Ok)
-                .collect::<Vec<_>>()
+            match store.find_trace_ids(&query) {
+                Ok(found) => found
+                    .iter()
+                    .filter_map(|found| store.trace(&found.trace_id).transpose())
+                    .collect::<Vec<_>>(),
+                Err(error) => vec![Err(error)],
+            }
         })
         .await?;
         Ok(futures::stream::iter(traces).boxed())

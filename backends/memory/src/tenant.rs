@@ -1,88 +1,73 @@
-//! One tenant's traces and the indexes that answer searches without scanning every span.
+//! One tenant's traces, kept compact, and the indexes that answer searches without decoding
+//! every span.
+//!
+//! Per span the tenant keeps an index record ([`StoredSpan`]: times, IDs, service and
+//! operation numbers) and compact bytes for the rest (string attributes as dictionary terms,
+//! see `codec`), about 200 bytes for a span with a dozen attributes instead of the ~2 KB the
+//! decoded OTLP message takes. Spans are decoded only to answer a read or to test a search
+//! condition the index record cannot decide.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+mod search;
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use remote_storage_core::dependencies::DependencyCounter;
-use remote_storage_core::matcher::SpanMatcher;
-use remote_storage_core::model::span_kind_name;
+use hashbrown::HashMap;
+use remote_storage_core::attribute::any_value_text;
+use remote_storage_core::dependencies::{CallSite, DependencyCounter};
 use remote_storage_core::{
-    DependencyLink, DependencyQuery, FoundTraceId, Operation, Span, Trace, TraceId, TraceQuery,
-    UnixNanos,
+    DependencyLink, DependencyQuery, Operation, Span, SpanId, StoreError, StoreResult, Trace,
+    TraceId, UnixNanos,
 };
 
-/// Position of one span: its start time first, so a range over the set walks spans by time.
-/// The trace ID and the span's index within the trace make every key unique.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct SpanKey {
-    start: UnixNanos,
-    trace_id: TraceId,
-    index: u32,
-}
-
-impl SpanKey {
-    /// The largest key at `start`, so `..=upper(max)` includes every span starting at `max`.
-    fn upper(start: UnixNanos) -> Self {
-        Self {
-            start,
-            trace_id: TraceId([u8::MAX; 16]),
-            index: u32::MAX,
-        }
-    }
-
-    fn lower(start: UnixNanos) -> Self {
-        Self {
-            start,
-            trace_id: TraceId([0; 16]),
-            index: 0,
-        }
-    }
-}
-
-/// A service's operation as recorded in the operations index.
-type ServiceOperation = (Arc<str>, Operation);
-
-#[derive(Debug)]
-struct StoredTrace {
-    spans: Vec<Span>,
-    start: UnixNanos,
-    end: UnixNanos,
-    /// Distinct services and operations this trace contributes to the indexes, so that evicting
-    /// it can release exactly those references.
-    services: HashSet<Arc<str>>,
-    operations: HashSet<ServiceOperation>,
-}
+use crate::blocks::SpanBlocks;
+use crate::codec;
+use crate::names::{Operations, Services};
+use crate::records::{
+    Group, MAX_SPANS_PER_TRACE, MAX_TRACE_SEQUENCE, SpanKey, SpanSlot, StoredSpan, StoredTrace,
+};
+use crate::terms::TermIndex;
 
 /// All data of one tenant, bounded to `max_traces` traces.
 #[derive(Debug)]
 pub(crate) struct TenantStore {
     max_traces: NonZeroUsize,
-    traces: HashMap<TraceId, StoredTrace>,
-    /// Trace IDs in creation order; the front is evicted first.
-    creation_order: VecDeque<TraceId>,
+    /// Live traces in creation order; the trace at position `i` has sequence number
+    /// `first_sequence + i`, and the front is evicted first.
+    traces: VecDeque<StoredTrace>,
+    first_sequence: u64,
+    sequence_by_id: HashMap<TraceId, u64>,
     /// Every span by start time.
     spans_by_start: BTreeSet<SpanKey>,
-    /// Every span by service, then start time.
-    spans_by_service: HashMap<Arc<str>, BTreeSet<SpanKey>>,
-    /// Service name → number of stored traces holding it.
-    service_refs: HashMap<Arc<str>, usize>,
-    /// Service name → operation → number of stored traces holding it.
-    operation_refs: HashMap<Arc<str>, HashMap<Operation, usize>>,
+    /// Services, each with its spans by start time.
+    services: Services,
+    operations: Operations,
+    /// Attribute terms.
+    terms: TermIndex,
+    /// The attribute index.
+    blocks: SpanBlocks,
     span_count: usize,
+    /// Reused buffers of the write path.
+    scratch_payload: Vec<u8>,
+    scratch_hashes: Vec<u64>,
 }
 
 impl TenantStore {
     pub(crate) fn new(max_traces: NonZeroUsize) -> Self {
         Self {
             max_traces,
-            traces: HashMap::new(),
-            creation_order: VecDeque::new(),
+            traces: VecDeque::new(),
+            first_sequence: 0,
+            sequence_by_id: HashMap::new(),
             spans_by_start: BTreeSet::new(),
-            spans_by_service: HashMap::new(),
-            service_refs: HashMap::new(),
-            operation_refs: HashMap::new(),
+            services: Services::default(),
+            operations: Operations::default(),
+            terms: TermIndex::default(),
+            blocks: SpanBlocks::default(),
             span_count: 0,
+            scratch_payload: Vec::new(),
+            scratch_hashes: Vec::new(),
         }
     }
 
@@ -94,223 +79,285 @@ impl TenantStore {
         self.span_count
     }
 
-    /// Appends spans; new traces may evict the oldest ones.
-    pub(crate) fn write(&mut self, spans: Vec<Span>) {
+    /// Appends spans; new traces may evict the oldest ones. Spans that would exceed a limit
+    /// (spans per trace, traces per tenant lifetime) are not stored, and the error says so
+    /// after every other span was.
+    pub(crate) fn write(&mut self, spans: &[Span]) -> StoreResult<()> {
+        // Spans per trace in this write: a trace's span vector is sized once per write
+        // instead of doubling (most traces arrive in one write, and doubling left ~40 % of
+        // every vector unused).
+        let mut pending: HashMap<TraceId, usize> = HashMap::new();
         for span in spans {
-            self.append(span);
+            *pending.entry(span.trace_id()).or_default() += 1;
         }
+        let mut refused: Option<StoreError> = None;
+        for span in spans {
+            let remaining = pending.get_mut(&span.trace_id()).map_or(1, |count| {
+                let remaining = *count;
+                *count = count.saturating_sub(1);
+                remaining
+            });
+            if let Err(error) = self.append(span, remaining) {
+                refused.get_or_insert(error);
+            }
+        }
+        refused.map_or(Ok(()), Err)
     }
 
-    fn append(&mut self, span: Span) {
+    fn oldest_live(&self) -> SpanSlot {
+        SpanSlot::first_of(self.first_sequence)
+    }
+
+    fn trace_at(&self, sequence: u64) -> Option<&StoredTrace> {
+        let position = usize::try_from(sequence.checked_sub(self.first_sequence)?).ok()?;
+        self.traces.get(position)
+    }
+
+    /// The sequence number of the span's trace, creating the trace (and evicting the oldest)
+    /// when it is new.
+    fn sequence_for(&mut self, span: &Span) -> StoreResult<u64> {
         let trace_id = span.trace_id();
-        if !self.traces.contains_key(&trace_id) {
-            if self.traces.len() >= self.max_traces.get() {
-                self.evict_oldest();
-            }
-            self.creation_order.push_back(trace_id);
-            self.traces.insert(
-                trace_id,
-                StoredTrace {
-                    spans: Vec::new(),
-                    start: span.start(),
-                    end: span.end(),
-                    services: HashSet::new(),
-                    operations: HashSet::new(),
-                },
-            );
+        if let Some(&sequence) = self.sequence_by_id.get(&trace_id) {
+            return Ok(sequence);
         }
-        let Some(trace) = self.traces.get_mut(&trace_id) else {
-            return;
+        if self.traces.len() >= self.max_traces.get() {
+            self.evict_oldest();
+        }
+        let sequence = self.first_sequence + self.traces.len() as u64;
+        if sequence > MAX_TRACE_SEQUENCE {
+            return Err(StoreError::invalid_argument(
+                "the memory backend numbered 10^12 traces for this tenant and must be purged \
+                 or restarted to store new ones",
+            ));
+        }
+        self.traces.push_back(StoredTrace {
+            trace_id,
+            spans: Vec::new(),
+            start: span.start(),
+            end: span.end(),
+            services: Vec::new(),
+            operations: Vec::new(),
+            groups: Vec::new(),
+        });
+        self.sequence_by_id.insert(trace_id, sequence);
+        Ok(sequence)
+    }
+
+    /// Stores one span; `remaining` counts it and the spans of its trace after it in the
+    /// same write.
+    fn append(&mut self, span: &Span, remaining: usize) -> StoreResult<()> {
+        let sequence = self.sequence_for(span)?;
+        let Self {
+            traces,
+            first_sequence,
+            spans_by_start,
+            services,
+            operations,
+            terms,
+            blocks,
+            span_count,
+            scratch_payload,
+            scratch_hashes,
+            ..
+        } = self;
+        let Some(trace) = usize::try_from(sequence - *first_sequence)
+            .ok()
+            .and_then(|position| traces.get_mut(position))
+        else {
+            return Ok(());
         };
-        let Ok(index) = u32::try_from(trace.spans.len()) else {
-            // 4 billion spans in one trace: refuse to index more rather than alias keys.
-            return;
+        let index = trace.spans.len();
+        if index >= MAX_SPANS_PER_TRACE {
+            return Err(StoreError::invalid_argument(format!(
+                "trace {} already holds {MAX_SPANS_PER_TRACE} spans, the most the memory \
+                 backend keeps per trace",
+                hex_id(&trace.trace_id)
+            )));
+        }
+        let slot = SpanSlot::new(sequence, index);
+
+        let service = services.id_or_insert(span.service_name());
+        if !trace.services.contains(&service) {
+            trace.services.push(service);
+            services.hold(service);
+        }
+        let operation = operations.id_or_insert(service, span.name(), span.otlp().kind);
+        if !trace.operations.contains(&operation) {
+            trace.operations.push(operation);
+            operations.hold(operation);
+        }
+
+        let group = match trace.groups.iter().rposition(|group| {
+            Arc::ptr_eq(&group.resource, span.resource()) && Arc::ptr_eq(&group.scope, span.scope())
+        }) {
+            Some(group) => group,
+            None => {
+                let resource = &span.resource().otlp().attributes;
+                let hashes = resource
+                    .iter()
+                    .chain(&span.scope().otlp().attributes)
+                    .map(|attribute| {
+                        let text = any_value_text(attribute.value.as_ref());
+                        terms.hash(&attribute.key, &text)
+                    })
+                    .collect();
+                trace.groups.push(Group {
+                    resource: Arc::clone(span.resource()),
+                    scope: Arc::clone(span.scope()),
+                    hashes,
+                });
+                trace.groups.len() - 1
+            }
         };
+
+        scratch_payload.clear();
+        scratch_hashes.clear();
+        codec::encode_span(span.otlp(), terms, scratch_hashes, scratch_payload);
+        if let Some(group) = trace.groups.get(group) {
+            scratch_hashes.extend_from_slice(&group.hashes);
+        }
+        scratch_hashes.sort_unstable();
+        scratch_hashes.dedup();
+        blocks.add(slot, scratch_hashes);
+
         let key = SpanKey {
             start: span.start(),
-            trace_id,
-            index,
+            slot,
         };
-        let service: Arc<str> = match self.service_refs.get_key_value(span.service_name()) {
-            Some((existing, _)) => Arc::clone(existing),
-            None => Arc::from(span.service_name()),
-        };
-        if trace.services.insert(Arc::clone(&service)) {
-            *self.service_refs.entry(Arc::clone(&service)).or_default() += 1;
+        spans_by_start.insert(key);
+        if let Some(entry) = services.get_mut(service) {
+            entry.spans.insert(key);
         }
-        let service_operation = (
-            Arc::clone(&service),
-            Operation {
-                name: span.name().to_owned(),
-                span_kind: span_kind_name(span.kind()).to_owned(),
-            },
-        );
-        // Most spans repeat an operation their trace already holds: copy it only when new.
-        if !trace.operations.contains(&service_operation) {
-            *self
-                .operation_refs
-                .entry(Arc::clone(&service))
-                .or_default()
-                .entry(service_operation.1.clone())
-                .or_default() += 1;
-            trace.operations.insert(service_operation);
-        }
-        self.spans_by_start.insert(key);
-        self.spans_by_service
-            .entry(service)
-            .or_default()
-            .insert(key);
         trace.start = trace.start.min(span.start());
         trace.end = trace.end.max(span.end());
-        trace.spans.push(span);
-        self.span_count += 1;
+        if trace.spans.len() == trace.spans.capacity() {
+            trace.spans.reserve_exact(remaining.max(1));
+        }
+        let parent = span.parent_span_id();
+        trace.spans.push(StoredSpan {
+            body: codec::span_body(scratch_hashes, scratch_payload),
+            start: span.start().0,
+            end: span.end().0,
+            span_id: *span.span_id().as_bytes(),
+            parent_span_id: parent.map_or([0; 8], |id| *id.as_bytes()),
+            service,
+            operation,
+            // At most one group per span, so the count fits whenever the span count does.
+            group: u32::try_from(group).unwrap_or(u32::MAX),
+            has_parent: parent.is_some(),
+        });
+        *span_count += 1;
+        Ok(())
     }
 
     fn evict_oldest(&mut self) {
-        let Some(trace_id) = self.creation_order.pop_front() else {
+        let Some(trace) = self.traces.pop_front() else {
             return;
         };
-        let Some(trace) = self.traces.remove(&trace_id) else {
-            return;
-        };
+        let sequence = self.first_sequence;
+        self.first_sequence += 1;
+        self.sequence_by_id.remove(&trace.trace_id);
         for (index, span) in trace.spans.iter().enumerate() {
-            let Ok(index) = u32::try_from(index) else {
-                break;
-            };
             let key = SpanKey {
-                start: span.start(),
-                trace_id,
-                index,
+                start: UnixNanos(span.start),
+                slot: SpanSlot::new(sequence, index),
             };
             self.spans_by_start.remove(&key);
-            if let Some(keys) = self.spans_by_service.get_mut(span.service_name()) {
-                keys.remove(&key);
-                if keys.is_empty() {
-                    self.spans_by_service.remove(span.service_name());
-                }
+            if let Some(entry) = self.services.get_mut(span.service) {
+                entry.spans.remove(&key);
             }
         }
         self.span_count -= trace.spans.len();
         for service in trace.services {
-            release(&mut self.service_refs, &service);
+            self.services.release(service);
         }
-        for (service, operation) in trace.operations {
-            if let Some(operations) = self.operation_refs.get_mut(&service) {
-                release(operations, &operation);
-                if operations.is_empty() {
-                    self.operation_refs.remove(&service);
-                }
-            }
+        for operation in trace.operations {
+            self.operations.release(operation);
         }
+        self.blocks.drop_evicted(self.oldest_live());
     }
 
     pub(crate) fn services(&self) -> Vec<String> {
-        let mut services: Vec<String> = self
-            .service_refs
-            .keys()
-            .map(|service| service.to_string())
-            .collect();
-        services.sort_unstable();
-        services
+        self.services.names()
     }
 
     pub(crate) fn operations(&self, service: &str, span_kind: Option<&str>) -> Vec<Operation> {
-        let Some(operations) = self.operation_refs.get(service) else {
-            return Vec::new();
-        };
-        let mut found: Vec<Operation> = operations
-            .keys()
-            .filter(|operation| span_kind.is_none_or(|kind| operation.span_kind == kind))
-            .cloned()
-            .collect();
-        found.sort_unstable();
-        found
+        self.services
+            .id(service)
+            .map(|id| self.operations.of_service(id, span_kind))
+            .unwrap_or_default()
     }
 
-    /// A copy (cheap: reference counts) of a stored trace.
-    pub(crate) fn trace(&self, trace_id: &TraceId) -> Option<Trace> {
-        self.traces.get(trace_id).map(|stored| Trace {
+    /// A stored trace, decoded.
+    pub(crate) fn trace(&self, trace_id: &TraceId) -> StoreResult<Option<Trace>> {
+        let Some(trace) = self
+            .sequence_by_id
+            .get(trace_id)
+            .and_then(|&sequence| self.trace_at(sequence))
+        else {
+            return Ok(None);
+        };
+        let spans = trace
+            .spans
+            .iter()
+            .map(|span| self.decode(trace, span))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(Trace {
             trace_id: *trace_id,
-            spans: stored.spans.clone(),
-        })
+            spans,
+        }))
     }
 
-    /// Walks candidate spans newest first within the query's window (one service's index when
-    /// the query names a service) and keeps each trace the first time one of its spans matches,
-    /// so results are ranked by their newest matching span.
-    pub(crate) fn find_trace_ids(&self, query: &TraceQuery) -> Vec<FoundTraceId> {
-        let candidates = match query.service_name.as_deref() {
-            Some(service) => match self.spans_by_service.get(service) {
-                Some(keys) => keys,
-                None => return Vec::new(),
-            },
-            None => &self.spans_by_start,
-        };
-        let lower = SpanKey::lower(query.start_time_min.unwrap_or_default());
-        let upper = SpanKey::upper(query.start_time_max.unwrap_or(UnixNanos(u64::MAX)));
-        if upper < lower {
-            return Vec::new();
-        }
-        let matcher = SpanMatcher::new(query);
-        let depth = query.search_depth.get();
-        let mut seen: HashSet<TraceId> = HashSet::new();
-        let mut found = Vec::new();
-        for key in candidates.range(lower..=upper).rev() {
-            if seen.contains(&key.trace_id) {
-                continue;
-            }
-            let Some(trace) = self.traces.get(&key.trace_id) else {
-                continue;
-            };
-            let Some(span) = usize::try_from(key.index)
-                .ok()
-                .and_then(|index| trace.spans.get(index))
-            else {
-                continue;
-            };
-            if !matcher.matches(span) {
-                continue;
-            }
-            seen.insert(key.trace_id);
-            found.push(FoundTraceId {
-                trace_id: key.trace_id,
-                start: Some(trace.start),
-                end: Some(trace.end),
-            });
-            if found.len() >= depth {
-                break;
-            }
-        }
-        found
+    /// Rebuilds the model span from its index record and compact bytes.
+    fn decode(&self, trace: &StoredTrace, span: &StoredSpan) -> StoreResult<Span> {
+        let mut otlp = codec::decode_span(&span.body, &self.terms).map_err(|error| {
+            StoreError::internal("memory backend: a stored span does not decode", error)
+        })?;
+        let (name, kind) = self
+            .operations
+            .get(span.operation)
+            .map_or(("", 0), |operation| (&*operation.name, operation.kind));
+        span.restore(&mut otlp, &trace.trace_id, name, kind);
+        let group = trace.groups.get(span.group as usize).ok_or_else(|| {
+            StoreError::internal(
+                "memory backend: a stored span has no resource",
+                format!("group {} of {}", span.group, trace.groups.len()),
+            )
+        })?;
+        Span::new(Arc::clone(&group.resource), Arc::clone(&group.scope), otlp)
     }
 
     /// Links from the traces that have a span starting inside the window.
     pub(crate) fn dependencies(&self, window: &DependencyQuery) -> Vec<DependencyLink> {
-        let lower = SpanKey::lower(window.start);
-        let upper = SpanKey::upper(window.end);
-        let mut counted: HashSet<TraceId> = HashSet::new();
+        let lower = SpanKey::lowest(window.start);
+        let upper = SpanKey::highest(window.end);
+        let mut counted: HashSet<u64> = HashSet::new();
         let mut counter = DependencyCounter::default();
         for key in self.spans_by_start.range(lower..=upper) {
-            if !counted.insert(key.trace_id) {
+            let sequence = key.slot.sequence();
+            if !counted.insert(sequence) {
                 continue;
             }
-            if let Some(trace) = self.traces.get(&key.trace_id) {
-                counter.add_spans(&trace.spans, window);
+            if let Some(trace) = self.trace_at(sequence) {
+                counter.add_call_sites(
+                    trace.spans.iter().map(|span| CallSite {
+                        span_id: SpanId(span.span_id),
+                        parent_span_id: span.parent().map(SpanId),
+                        service: self.services.name(span.service),
+                        start: UnixNanos(span.start),
+                    }),
+                    window,
+                );
             }
         }
         counter.finish()
     }
 }
 
-fn release<Q, K>(counts: &mut HashMap<Q, usize>, key: &K)
-where
-    Q: std::hash::Hash + Eq + std::borrow::Borrow<K>,
-    K: std::hash::Hash + Eq + ?Sized,
-{
-    if let Some(count) = counts.get_mut(key) {
-        *count -= 1;
-        if *count == 0 {
-            counts.remove(key);
-        }
-    }
+fn hex_id(trace_id: &TraceId) -> String {
+    trace_id
+        .as_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }

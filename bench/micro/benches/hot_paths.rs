@@ -134,16 +134,6 @@ fn chunking(c: &mut Criterion) {
             bytes
         });
     });
-    group.bench_function("trace_10000_spans_chunk_only", |b| {
-        b.iter(|| {
-            remote_storage::trace_chunks(
-                black_box(&trace),
-                remote_storage::DEFAULT_MAX_CHUNK_SPANS,
-                remote_storage::DEFAULT_MAX_CHUNK_BYTES,
-            )
-            .count()
-        });
-    });
     group.finish();
 }
 

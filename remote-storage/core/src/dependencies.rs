@@ -1,16 +1,31 @@
 //! Dependency links derived from stored spans: for every span whose parent is in the same
 //! trace, one call from the parent's service to the span's service.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::ids::SpanId;
 use crate::model::{DependencyLink, Span, Trace};
 use crate::query::DependencyQuery;
+use crate::time::UnixNanos;
+
+/// What [`DependencyCounter::add_call_sites`] needs of one span.
+#[derive(Debug, Clone, Copy)]
+pub struct CallSite<'a> {
+    /// The span's ID.
+    pub span_id: SpanId,
+    /// Its parent's ID; `None` for a root span.
+    pub parent_span_id: Option<SpanId>,
+    /// Its service name.
+    pub service: &'a str,
+    /// Its start time.
+    pub start: UnixNanos,
+}
 
 /// Accumulates call counts over many traces.
 #[derive(Debug, Default)]
 pub struct DependencyCounter {
-    calls: BTreeMap<(String, String), u64>,
+    /// Parent service → child service → calls.
+    calls: HashMap<String, HashMap<String, u64>>,
 }
 
 impl DependencyCounter {
@@ -22,40 +37,71 @@ impl DependencyCounter {
 
     /// Same as [`DependencyCounter::add_trace`], for the spans of one trace held elsewhere.
     pub fn add_spans(&mut self, spans: &[Span], window: &DependencyQuery) {
-        let mut service_by_span: HashMap<SpanId, &str> = HashMap::with_capacity(spans.len());
-        for span in spans {
+        self.add_call_sites(
+            spans.iter().map(|span| CallSite {
+                span_id: span.span_id(),
+                parent_span_id: span.parent_span_id(),
+                service: span.service_name(),
+                start: span.start(),
+            }),
+            window,
+        );
+    }
+
+    /// Same as [`DependencyCounter::add_trace`], for a backend that keeps the fields a call
+    /// needs apart from the span (the iterator is walked twice).
+    pub fn add_call_sites<'a>(
+        &mut self,
+        spans: impl Iterator<Item = CallSite<'a>> + Clone,
+        window: &DependencyQuery,
+    ) {
+        let mut service_by_span: HashMap<SpanId, &str> =
+            HashMap::with_capacity(spans.size_hint().0);
+        for span in spans.clone() {
             // With duplicated span IDs the first span wins, as in Jaeger's memory store.
-            service_by_span
-                .entry(span.span_id())
-                .or_insert(span.service_name());
+            service_by_span.entry(span.span_id).or_insert(span.service);
         }
         for span in spans {
-            if !window.contains(span.start()) {
+            if !window.contains(span.start) {
                 continue;
             }
             let Some(parent_service) = span
-                .parent_span_id()
+                .parent_span_id
                 .and_then(|parent| service_by_span.get(&parent))
             else {
                 continue;
             };
-            *self
-                .calls
-                .entry(((*parent_service).to_owned(), span.service_name().to_owned()))
-                .or_default() += 1;
+            // Looked up by borrowed names: most calls repeat a known pair.
+            let children = match self.calls.get_mut(*parent_service) {
+                Some(children) => children,
+                None => self.calls.entry((*parent_service).to_owned()).or_default(),
+            };
+            match children.get_mut(span.service) {
+                Some(count) => *count += 1,
+                None => {
+                    children.insert(span.service.to_owned(), 1);
+                }
+            }
         }
     }
 
     /// The links, sorted by parent then child.
     pub fn finish(self) -> Vec<DependencyLink> {
-        self.calls
+        let mut links: Vec<DependencyLink> = self
+            .calls
             .into_iter()
-            .map(|((parent, child), call_count)| DependencyLink {
-                parent,
-                child,
-                call_count,
+            .flat_map(|(parent, children)| {
+                children
+                    .into_iter()
+                    .map(move |(child, call_count)| DependencyLink {
+                        parent: parent.clone(),
+                        child,
+                        call_count,
+                    })
             })
-            .collect()
+            .collect();
+        links.sort_unstable_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+        links
     }
 }
 

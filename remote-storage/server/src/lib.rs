@@ -36,14 +36,14 @@ pub use config::{
 pub use logging::{LogFormat, init_logging};
 pub use serve::{RunningServer, wait_for_termination_signal};
 
-/// Splits a trace into the `TracesData` chunks GetTraces and FindTraces stream (at most
+/// Splits a trace into the encoded `TracesData` chunks GetTraces and FindTraces stream (at most
 /// `max_spans` spans and about `max_bytes` encoded bytes each), lazily. Public for the
 /// micro-benchmarks in `bench/micro`; the server itself uses it through its services.
 pub fn trace_chunks(
     trace: &remote_storage_core::Trace,
     max_spans: std::num::NonZeroUsize,
     max_bytes: std::num::NonZeroUsize,
-) -> impl Iterator<Item = jaeger_remote_proto::otlp::trace::TracesData> + '_ {
+) -> impl Iterator<Item = jaeger_remote_proto::encoded::EncodedTracesData> + '_ {
     grpc::chunking::trace_chunks(
         trace,
         grpc::chunking::ChunkBudget {

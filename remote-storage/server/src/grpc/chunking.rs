@@ -9,11 +9,12 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use jaeger_remote_proto::otlp::trace::TracesData;
+use jaeger_remote_proto::encoded::EncodedTracesData;
 use jaeger_remote_proto::storage::v2::TraceSummary as ProtoTraceSummary;
 use prost::Message as _;
-use remote_storage_core::convert::resource_spans_from_spans;
 use remote_storage_core::{Span, Trace};
+
+use super::traces_encoding::encode_traces_data;
 
 /// The longest possible varint, used where the real length is not known yet.
 const MAX_VARINT_LEN: usize = 10;
@@ -43,18 +44,18 @@ pub(crate) struct TraceChunks<'a> {
 }
 
 impl Iterator for TraceChunks<'_> {
-    type Item = TracesData;
+    type Item = EncodedTracesData;
 
-    fn next(&mut self) -> Option<TracesData> {
+    fn next(&mut self) -> Option<EncodedTracesData> {
         let length = next_chunk_len(self.remaining, self.budget);
         if length == 0 {
             return None;
         }
         let (chunk, rest) = self.remaining.split_at(length);
         self.remaining = rest;
-        Some(TracesData {
-            resource_spans: resource_spans_from_spans(chunk),
-        })
+        let mut bytes = Vec::new();
+        encode_traces_data(chunk, &mut bytes);
+        Some(EncodedTracesData(bytes))
     }
 }
 
@@ -78,7 +79,7 @@ fn next_chunk_len(spans: &[Span], budget: ChunkBudget) -> usize {
 }
 
 /// Upper bound of the bytes `span` adds to a chunk whose last span is `previous`, mirroring
-/// how [`resource_spans_from_spans`] groups consecutive spans sharing a resource and scope.
+/// how `resource_spans_from_spans` (and the encoder) groups consecutive spans sharing a resource and scope.
 fn span_cost(previous: Option<&Span>, span: &Span) -> usize {
     let mut cost = field_len(span.otlp().encoded_len());
     let new_resource =
@@ -153,6 +154,7 @@ impl SummaryBatcher {
 
 #[cfg(test)]
 mod tests {
+    use jaeger_remote_proto::otlp::trace::TracesData;
     use remote_storage_core::testing::{span, trace_of};
     use remote_storage_core::{Scope, TraceId};
 
@@ -200,6 +202,10 @@ mod tests {
         }
     }
 
+    fn decoded(chunk: EncodedTracesData) -> TracesData {
+        TracesData::decode(chunk.0.as_slice()).expect("a chunk decodes as TracesData")
+    }
+
     fn span_ids(data: &TracesData) -> Vec<Vec<u8>> {
         data.resource_spans
             .iter()
@@ -213,7 +219,7 @@ mod tests {
     fn a_large_trace_is_split_into_bounded_consecutive_chunks() {
         let trace = big_trace(20_000);
         let limits = budget(1000, 256 * 1024);
-        let chunks: Vec<TracesData> = trace_chunks(&trace, limits).collect();
+        let chunks: Vec<TracesData> = trace_chunks(&trace, limits).map(decoded).collect();
         assert!(chunks.len() >= 20, "only {} chunks", chunks.len());
         let mut seen = Vec::new();
         for chunk in &chunks {
@@ -247,7 +253,7 @@ mod tests {
     fn the_span_budget_alone_limits_chunks() {
         let trace = big_trace(2_500);
         let sizes: Vec<usize> = trace_chunks(&trace, budget(1000, usize::MAX))
-            .map(|chunk| span_ids(&chunk).len())
+            .map(|chunk| span_ids(&decoded(chunk)).len())
             .collect();
         assert_eq!(sizes, [1000, 1000, 500]);
     }
@@ -265,7 +271,7 @@ mod tests {
         .unwrap();
         let trace = trace_of(vec![small.clone(), huge, small]);
         let sizes: Vec<usize> = trace_chunks(&trace, budget(1000, 1_000))
-            .map(|chunk| span_ids(&chunk).len())
+            .map(|chunk| span_ids(&decoded(chunk)).len())
             .collect();
         assert_eq!(sizes, [1, 1, 1]);
     }

@@ -9,6 +9,7 @@ mod otlp;
 pub(crate) mod rpc_metrics;
 mod status;
 mod trace_reader;
+mod traces_encoding;
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use anyhow::Context as _;
 use jaeger_remote_proto::otlp::collector::trace_service_server::TraceServiceServer;
 use jaeger_remote_proto::storage::v2::capabilities_server::CapabilitiesServer;
 use jaeger_remote_proto::storage::v2::dependency_reader_server::DependencyReaderServer;
-use jaeger_remote_proto::storage::v2::trace_reader_server::TraceReaderServer;
+use jaeger_remote_proto::storage::v2::encoded_server::trace_reader_server::TraceReaderServer;
 use remote_storage_core::Backend;
 use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;

@@ -8,11 +8,12 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use jaeger_remote_proto::otlp::trace::TracesData;
+use jaeger_remote_proto::encoded::EncodedTracesData;
+use jaeger_remote_proto::storage::v2::encoded_server::trace_reader_server::TraceReader;
 use jaeger_remote_proto::storage::v2::{
     self as proto, FindTraceIDsRequest, FindTraceIDsResponse, FindTraceSummariesRequest,
     FindTraceSummariesResponse, FindTracesRequest, GetOperationsRequest, GetOperationsResponse,
-    GetServicesRequest, GetServicesResponse, GetTracesRequest, trace_reader_server::TraceReader,
+    GetServicesRequest, GetServicesResponse, GetTracesRequest,
 };
 use remote_storage_core::{
     OperationQuery, SummaryStream, TraceLookup, TraceQuery, TraceStore, TraceStream,
@@ -66,8 +67,8 @@ impl TraceReaderService {
 
 #[tonic::async_trait]
 impl TraceReader for TraceReaderService {
-    type GetTracesStream = ChunkStream<TracesData>;
-    type FindTracesStream = ChunkStream<TracesData>;
+    type GetTracesStream = ChunkStream<EncodedTracesData>;
+    type FindTracesStream = ChunkStream<EncodedTracesData>;
     type FindTraceSummariesStream = ChunkStream<FindTraceSummariesResponse>;
 
     #[instrument(skip_all, fields(tenant, traces))]
@@ -191,7 +192,7 @@ impl TraceReader for TraceReaderService {
 }
 
 /// Streams whole traces as budgeted chunks from a spawned task.
-fn stream_traces(mut traces: TraceStream, budget: ChunkBudget) -> ChunkStream<TracesData> {
+fn stream_traces(mut traces: TraceStream, budget: ChunkBudget) -> ChunkStream<EncodedTracesData> {
     let (sender, receiver) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
     let task = async move {
         loop {
@@ -340,7 +341,7 @@ mod tests {
                 2, 1, None, "svc", "never", 1, 2, false,
             )])),
         ];
-        let received: Vec<Result<TracesData, Status>> =
+        let received: Vec<Result<EncodedTracesData, Status>> =
             stream_traces(stream::iter(items).boxed(), budget())
                 .collect()
                 .await;

@@ -1,0 +1,392 @@
+//! FindTraces over one tenant: a walk of a time index, or a look at the spans of the blocks
+//! whose filters may hold the query's attribute terms, whichever is expected to look at fewer
+//! spans.
+//!
+//! Both plans give the same answer: the traces ranked by their newest matching span (start,
+//! then slot, descending), at most `search_depth` of them. Every candidate is first tested on
+//! its index record (service, operation, start and duration) and its term fingerprints, and
+//! decoded for the shared [`SpanMatcher`] only when the query has attribute conditions.
+
+use std::collections::HashSet;
+
+use hashbrown::HashMap;
+use remote_storage_core::matcher::{AttributeCondition, SpanMatcher};
+use remote_storage_core::{FoundTraceId, StoreResult, TraceQuery, UnixNanos};
+
+use super::TenantStore;
+use crate::codec;
+use crate::records::{SpanKey, SpanSlot, StoredSpan, StoredTrace};
+
+/// Most spans of candidate blocks looked at before walking instead: a term on more spans
+/// than this is frequent enough for a walk to meet `search_depth` matches early.
+const MAX_CANDIDATE_SPANS: usize = 32_768;
+
+/// What a span's index record and fingerprints can decide about a query.
+struct RecordFilter<'q> {
+    /// The query's service number; `None` when the query names no service.
+    service: Option<u32>,
+    operation: Option<&'q str>,
+    start_min: u64,
+    start_max: u64,
+    duration_min: u64,
+    duration_max: u64,
+    /// Fingerprints of the query's attribute terms.
+    fingerprints: Vec<u8>,
+}
+
+impl RecordFilter<'_> {
+    fn accepts(&self, store: &TenantStore, span: &StoredSpan) -> bool {
+        self.service.is_none_or(|service| span.service == service)
+            && (self.start_min..=self.start_max).contains(&span.start)
+            && (self.duration_min..=self.duration_max).contains(&span.duration())
+            && self
+                .operation
+                .is_none_or(|operation| store.operations.name(span.operation) == operation)
+            && (self.fingerprints.is_empty() || {
+                let own = codec::fingerprints(&span.body);
+                self.fingerprints.iter().all(|wanted| own.contains(wanted))
+            })
+    }
+}
+
+impl TenantStore {
+    /// See the module documentation.
+    pub(crate) fn find_trace_ids(&self, query: &TraceQuery) -> StoreResult<Vec<FoundTraceId>> {
+        let service = match query.service_name.as_deref() {
+            Some(name) => match self.services.id(name) {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let matcher = SpanMatcher::new(query);
+        let hashes = self.term_hashes(&matcher);
+        let filter = RecordFilter {
+            service,
+            operation: query.operation_name.as_deref(),
+            start_min: query.start_time_min.unwrap_or_default().0,
+            start_max: query.start_time_max.unwrap_or(UnixNanos(u64::MAX)).0,
+            duration_min: query.duration_min.unwrap_or(0),
+            duration_max: query.duration_max.unwrap_or(u64::MAX),
+            fingerprints: hashes
+                .iter()
+                .map(|&hash| codec::fingerprint(hash))
+                .collect(),
+        };
+        if filter.start_min > filter.start_max || filter.duration_min > filter.duration_max {
+            return Ok(Vec::new());
+        }
+        let depth = query.search_depth.get();
+        match self.candidate_blocks(&hashes) {
+            Some(blocks) => self.find_in_blocks(&blocks, &filter, &matcher, depth),
+            None => self.walk(&filter, &matcher, depth),
+        }
+    }
+
+    /// Hashes of the query's attribute terms that the attribute index covers.
+    fn term_hashes(&self, matcher: &SpanMatcher) -> Vec<u64> {
+        let mut hashes: Vec<u64> = matcher
+            .conditions()
+            .iter()
+            .filter_map(|condition| match condition {
+                AttributeCondition::Anywhere { key, value }
+                | AttributeCondition::Resource { key, value } => Some(self.terms.hash(key, value)),
+                _ => None,
+            })
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes
+    }
+
+    /// The slots of the blocks that may hold every term, or `None` when the query has no term
+    /// or the blocks hold too many spans to beat a walk.
+    fn candidate_blocks(&self, hashes: &[u64]) -> Option<Vec<&[SpanSlot]>> {
+        if hashes.is_empty() {
+            return None;
+        }
+        let mut spans = 0;
+        let mut blocks = Vec::new();
+        for block in self.blocks.candidates(hashes) {
+            spans += block.len();
+            if spans > MAX_CANDIDATE_SPANS {
+                return None;
+            }
+            blocks.push(block);
+        }
+        Some(blocks)
+    }
+
+    /// Whether the span satisfies the whole query.
+    fn span_matches(
+        &self,
+        trace: &StoredTrace,
+        span: &StoredSpan,
+        filter: &RecordFilter<'_>,
+        matcher: &SpanMatcher,
+    ) -> StoreResult<bool> {
+        if !filter.accepts(self, span) {
+            return Ok(false);
+        }
+        if matcher.conditions().is_empty() {
+            return Ok(true);
+        }
+        Ok(matcher.matches(&self.decode(trace, span)?))
+    }
+
+    /// Walks the service's (or every) span newest first, keeping a trace the first time one
+    /// of its spans matches.
+    fn walk(
+        &self,
+        filter: &RecordFilter<'_>,
+        matcher: &SpanMatcher,
+        depth: usize,
+    ) -> StoreResult<Vec<FoundTraceId>> {
+        let index = match filter.service.and_then(|id| self.services.get(id)) {
+            Some(entry) => &entry.spans,
+            None => &self.spans_by_start,
+        };
+        let lower = SpanKey::lowest(UnixNanos(filter.start_min));
+        let upper = SpanKey::highest(UnixNanos(filter.start_max));
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut found = Vec::new();
+        for key in index.range(lower..=upper).rev() {
+            let sequence = key.slot.sequence();
+            if seen.contains(&sequence) {
+                continue;
+            }
+            let Some(trace) = self.trace_at(sequence) else {
+                continue;
+            };
+            let Some(span) = trace.spans.get(key.slot.index()) else {
+                continue;
+            };
+            if !self.span_matches(trace, span, filter, matcher)? {
+                continue;
+            }
+            seen.insert(sequence);
+            found.push(found_trace(trace));
+            if found.len() >= depth {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Tests the spans of candidate blocks, keeps each trace's newest matching span, and ranks
+    /// traces by it.
+    fn find_in_blocks(
+        &self,
+        blocks: &[&[SpanSlot]],
+        filter: &RecordFilter<'_>,
+        matcher: &SpanMatcher,
+        depth: usize,
+    ) -> StoreResult<Vec<FoundTraceId>> {
+        let oldest_live = self.oldest_live();
+        let mut newest: HashMap<u64, SpanKey> = HashMap::new();
+        for &slot in blocks.iter().copied().flatten() {
+            if slot < oldest_live {
+                continue;
+            }
+            let sequence = slot.sequence();
+            let Some(trace) = self.trace_at(sequence) else {
+                continue;
+            };
+            let Some(span) = trace.spans.get(slot.index()) else {
+                continue;
+            };
+            let key = SpanKey {
+                start: UnixNanos(span.start),
+                slot,
+            };
+            if newest.get(&sequence).is_some_and(|best| *best >= key) {
+                continue;
+            }
+            if self.span_matches(trace, span, filter, matcher)? {
+                newest.insert(sequence, key);
+            }
+        }
+        let mut ranked: Vec<SpanKey> = newest.into_values().collect();
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ranked
+            .into_iter()
+            .take(depth)
+            .filter_map(|key| self.trace_at(key.slot.sequence()))
+            .map(found_trace)
+            .collect())
+    }
+}
+
+fn found_trace(trace: &StoredTrace) -> FoundTraceId {
+    FoundTraceId {
+        trace_id: trace.trace_id,
+        start: Some(trace.start),
+        end: Some(trace.end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+    use std::sync::Arc;
+
+    use remote_storage_core::proto::otlp::common::InstrumentationScope;
+    use remote_storage_core::proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
+    use remote_storage_core::proto::otlp::trace::Span as OtlpSpan;
+    use remote_storage_core::query::AttributeFilter;
+    use remote_storage_core::testing::otlp_resource;
+    use remote_storage_core::{Resource, Scope, Span};
+
+    use super::*;
+
+    fn text(key: &str, value: impl Into<String>) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.into())),
+            }),
+            key_strindex: 0,
+        }
+    }
+
+    /// 3,000 traces of 4 spans over 3 services (2,000 kept, so eviction leaves stale index
+    /// entries), a term on every span, terms on a seventh, a fifth (resource) and a few spans.
+    fn store() -> TenantStore {
+        store_of(3_000, 2_000)
+    }
+
+    fn store_of(traces: u32, kept: usize) -> TenantStore {
+        let mut store = TenantStore::new(NonZeroUsize::new(kept).unwrap_or(NonZeroUsize::MIN));
+        let scope = Arc::new(Scope::new(InstrumentationScope::default(), String::new()));
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for trace in 0..traces {
+            let mut resource = otlp_resource(&format!("svc-{}", trace % 3));
+            resource
+                .attributes
+                .push(text("host", format!("h{}", trace % 5)));
+            let resource = Arc::new(Resource::new(resource, String::new()));
+            let spans: Vec<Span> = (0..4_u32)
+                .map(|index| {
+                    let start = 1_000_000 + next() % 1_000_000;
+                    let mut attributes = vec![
+                        text("common", "yes"),
+                        text("mod7", ((trace + index) % 7).to_string()),
+                    ];
+                    if next() % 97 == 0 {
+                        attributes.push(text("rare", "x"));
+                    }
+                    let mut trace_id = [7; 16];
+                    trace_id[..4].copy_from_slice(&trace.to_be_bytes());
+                    let otlp = OtlpSpan {
+                        trace_id: trace_id.to_vec(),
+                        span_id: vec![u8::try_from(index + 1).unwrap_or(1); 8],
+                        name: format!("op-{}", index % 2),
+                        start_time_unix_nano: start,
+                        end_time_unix_nano: start + next() % 1_000,
+                        attributes,
+                        ..OtlpSpan::default()
+                    };
+                    Span::new(Arc::clone(&resource), Arc::clone(&scope), otlp).expect("valid span")
+                })
+                .collect();
+            store.write(&spans).expect("stored");
+        }
+        store
+    }
+
+    fn query(service: Option<&str>, operation: Option<&str>, tags: &[(&str, &str)]) -> TraceQuery {
+        let mut query = TraceQuery::all(NonZeroUsize::new(15).unwrap_or(NonZeroUsize::MIN));
+        query.service_name = service.map(str::to_owned);
+        query.operation_name = operation.map(str::to_owned);
+        query.attributes = tags
+            .iter()
+            .map(|(key, value)| AttributeFilter {
+                key: (*key).to_owned(),
+                value: (*value).to_owned(),
+            })
+            .collect();
+        query
+    }
+
+    #[test]
+    fn the_term_list_and_the_walk_find_the_same_traces() {
+        let store = store();
+        let mut windowed = query(Some("svc-1"), None, &[("mod7", "3")]);
+        windowed.start_time_min = Some(UnixNanos(1_200_000));
+        windowed.start_time_max = Some(UnixNanos(1_700_000));
+        windowed.duration_max = Some(500);
+        let queries = [
+            query(None, None, &[("common", "yes")]),
+            query(Some("svc-2"), None, &[("mod7", "1")]),
+            query(None, Some("op-1"), &[("mod7", "4"), ("common", "yes")]),
+            query(None, None, &[("rare", "x")]),
+            query(Some("svc-0"), None, &[("host", "h3")]),
+            query(None, None, &[("resource.host", "h2"), ("mod7", "6")]),
+            query(None, None, &[("host", "h1"), ("rare", "x")]),
+            windowed,
+        ];
+        for query in &queries {
+            let matcher = SpanMatcher::new(query);
+            let hashes = store.term_hashes(&matcher);
+            let filter = RecordFilter {
+                service: query
+                    .service_name
+                    .as_deref()
+                    .and_then(|name| store.services.id(name)),
+                operation: query.operation_name.as_deref(),
+                start_min: query.start_time_min.unwrap_or_default().0,
+                start_max: query.start_time_max.unwrap_or(UnixNanos(u64::MAX)).0,
+                duration_min: query.duration_min.unwrap_or(0),
+                duration_max: query.duration_max.unwrap_or(u64::MAX),
+                fingerprints: hashes
+                    .iter()
+                    .map(|&hash| codec::fingerprint(hash))
+                    .collect(),
+            };
+            let all_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&[]).collect();
+            let some_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&hashes).collect();
+            let depth = query.search_depth.get();
+            let walked = store.walk(&filter, &matcher, depth).expect("walk");
+            let listed = store
+                .find_in_blocks(&some_blocks, &filter, &matcher, depth)
+                .expect("blocks");
+            let scanned = store
+                .find_in_blocks(&all_blocks, &filter, &matcher, depth)
+                .expect("all blocks");
+            assert_eq!(listed, scanned, "{query:?}");
+            assert!(!walked.is_empty(), "{query:?} finds traces");
+            assert_eq!(walked, listed, "{query:?}");
+            assert_eq!(store.find_trace_ids(query).expect("find"), walked);
+        }
+    }
+
+    #[test]
+    fn rare_terms_use_the_blocks_and_frequent_ones_walk() {
+        let store = store_of(10_000, 10_000);
+        let hashes =
+            |tags: &[(&str, &str)]| store.term_hashes(&SpanMatcher::new(&query(None, None, tags)));
+        assert!(store.candidate_blocks(&hashes(&[("rare", "x")])).is_some());
+        assert_eq!(
+            store
+                .candidate_blocks(&hashes(&[("rare", "never")]))
+                .map(|blocks| blocks.len()),
+            Some(0)
+        );
+        assert!(
+            store
+                .candidate_blocks(&hashes(&[("common", "yes")]))
+                .is_none()
+        );
+        assert!(
+            store
+                .candidate_blocks(&hashes(&[("error", "true")]))
+                .is_none()
+        );
+    }
+}
