@@ -69,14 +69,15 @@ fn main() -> ExitCode {
     };
     let code = run_libtest(&runtime, &runs);
     drop(runs);
+    // Before the servers stop: stopping closes the store's pool.
+    if let Some(postgres) = postgres {
+        runtime.block_on(postgres.drop_schema());
+    }
     for server in servers {
         if let Err(error) = runtime.block_on(server.stop()) {
             eprintln!("stopping a test server failed: {error:#}");
             return ExitCode::FAILURE;
         }
-    }
-    if let Some(postgres) = postgres {
-        runtime.block_on(postgres.drop_schema());
     }
     code
 }

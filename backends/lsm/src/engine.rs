@@ -2,24 +2,27 @@
 //! Every method here blocks on disk I/O; the async layer ([`crate::store`]) calls them from
 //! `spawn_blocking` or the background thread only.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
+use fjall::config::{CompressionPolicy, FilterPolicy};
+use fjall::{
+    CompressionType, Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode,
+};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use prost::Message as _;
 use remote_storage_core::attribute::any_value_text;
 use remote_storage_core::model::{Resource, SERVICE_NAME_KEY, Scope};
 use remote_storage_core::proto::otlp::common::KeyValue;
 use remote_storage_core::{Span, StoreStats, Tenant, TraceId, UnixNanos};
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::config::SyncPolicy;
 use crate::error::LsmError;
-use crate::keys::{self, ContentId, Discriminator, SpanRef};
-use crate::records::{self, FragmentEntry};
+use crate::keys::{self, ContentId, Discriminator, Posting, Term};
+use crate::records::{self, FragmentEntry, SpanGroupBuilder};
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 /// Journals kept before fjall forces memtables to disk. A crash replays at most this much at
@@ -81,6 +84,12 @@ impl PartitionId {
     }
 }
 
+/// The on-disk format this build reads and writes. Version 1 (one record per span, text
+/// index keys) is not readable: a directory holding it is refused at open.
+const FORMAT_VERSION: u8 = 2;
+/// The keyspace holding the format record.
+const META_KEYSPACE: &str = "meta";
+
 const SPANS_KIND: &str = "spans";
 const INDEX_KIND: &str = "index";
 
@@ -114,7 +123,7 @@ impl Counts {
     }
 }
 
-/// One time partition's keyspaces: `spans` (span records) and `index` (everything else).
+/// One time partition's keyspaces: `spans` (span groups) and `index` (everything else).
 pub(crate) struct Partition {
     pub(crate) id: PartitionId,
     pub(crate) spans: Keyspace,
@@ -134,7 +143,9 @@ pub(crate) struct Engine {
     retention_nanos: Option<u64>,
     sync: SyncPolicy,
     partitions: RwLock<PartitionMap>,
-    next_batch_id: AtomicU64,
+    /// Holds the format record and the batch ID reservation.
+    meta: Keyspace,
+    batch_ids: Mutex<BatchIds>,
     /// An ephemeral store's directory; declared last so it is removed after the database
     /// closes (streams hold the engine, so it lives as long as they do).
     _temp_dir: Option<tempfile::TempDir>,
@@ -161,13 +172,16 @@ impl Engine {
                 ids.insert(id);
             }
         }
+        let meta = check_format(&db, path, !ids.is_empty())?;
+        let batch_ids = BatchIds::reserve(&db, &meta)?;
         let engine = Self {
             db,
             span_secs,
             retention_nanos,
             sync,
             partitions: RwLock::new(BTreeMap::new()),
-            next_batch_id: AtomicU64::new(UnixNanos::now().0),
+            meta,
+            batch_ids: Mutex::new(batch_ids),
             _temp_dir: temp_dir,
         };
         let mut partitions = BTreeMap::new();
@@ -179,15 +193,24 @@ impl Engine {
     }
 
     fn open_partition(&self, id: PartitionId) -> Result<Partition, LsmError> {
-        // Large spans (over 1 KiB) go to blob files, so compaction moves only small keys.
+        // Span groups are lz4-compressed already, so neither tables nor blob files compress
+        // them again. Groups over 1 KiB go to blob files, so compaction moves only small keys.
+        // Reads find groups by prefix scans, which bloom filters do not serve.
         let spans = self.db.keyspace(&id.keyspace_name(SPANS_KIND), || {
             KeyspaceCreateOptions::default()
-                .with_kv_separation(Some(KvSeparationOptions::default()))
+                .data_block_compression_policy(CompressionPolicy::all(CompressionType::None))
+                .filter_policy(FilterPolicy::disabled())
+                .with_kv_separation(Some(
+                    KvSeparationOptions::default().compression(CompressionType::None),
+                ))
         })?;
-        let index = self.db.keyspace(
-            &id.keyspace_name(INDEX_KIND),
-            KeyspaceCreateOptions::default,
-        )?;
+        // Index entries are read by range scans only (bloom filters would cost a hash per
+        // key and bytes per entry for nothing) and compress well at every level.
+        let index = self.db.keyspace(&id.keyspace_name(INDEX_KIND), || {
+            KeyspaceCreateOptions::default()
+                .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+                .filter_policy(FilterPolicy::disabled())
+        })?;
         let counts = index
             .get(keys::counts_key())?
             .map(|value| Counts::decode(&value))
@@ -222,6 +245,17 @@ impl Engine {
         Ok(self.db.persist(PersistMode::SyncAll)?)
     }
 
+    /// Flushes every memtable into tables, then syncs: fjall frees a journal only once every
+    /// keyspace written in it is flushed, so this leaves no journal to replay or keep.
+    pub(crate) fn flush_and_sync(&self) -> Result<(), LsmError> {
+        for partition in self.snapshot() {
+            partition.spans.rotate_memtable_and_wait()?;
+            partition.index.rotate_memtable_and_wait()?;
+        }
+        self.meta.rotate_memtable_and_wait()?;
+        self.sync_all()
+    }
+
     /// A read guard over the partition map that holds every partition in `ids`, creating the
     /// missing ones. Purge and expiry take the write lock, so no partition is deleted while
     /// a write holds this guard.
@@ -253,7 +287,7 @@ impl Engine {
             .collect();
         {
             let partitions = self.partitions_with(&ids)?;
-            let batch_id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
+            let batch_id = self.batch_ids.lock().next(&self.db, &self.meta)?;
             let mut writer = BatchWriter::new(self, tenant, &partitions);
             for span in spans {
                 writer.add(span)?;
@@ -325,6 +359,82 @@ impl Engine {
     }
 }
 
+/// Write batch IDs: unique for the life of the directory. Postings name traces by batch ID
+/// and position, so a repeated ID would mix two batches' trace tables.
+struct BatchIds {
+    next: u64,
+    /// IDs below this are reserved (persisted) for this process.
+    reserved_until: u64,
+}
+
+/// Batch IDs reserved per persisted reservation.
+const BATCH_ID_RESERVATION: u64 = 1 << 32;
+
+impl BatchIds {
+    /// Starts at the clock or past every ID an earlier process may have used.
+    fn reserve(db: &Database, meta: &Keyspace) -> Result<Self, LsmError> {
+        let stored = meta
+            .get(keys::batch_reservation_key())?
+            .and_then(|value| value.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let mut ids = Self {
+            next: UnixNanos::now().0.max(stored),
+            reserved_until: 0,
+        };
+        ids.extend(db, meta)?;
+        Ok(ids)
+    }
+
+    fn extend(&mut self, db: &Database, meta: &Keyspace) -> Result<(), LsmError> {
+        let until = self.next.saturating_add(BATCH_ID_RESERVATION);
+        meta.insert(keys::batch_reservation_key(), until.to_be_bytes())?;
+        persist_meta(db)?;
+        self.reserved_until = until;
+        Ok(())
+    }
+
+    fn next(&mut self, db: &Database, meta: &Keyspace) -> Result<u64, LsmError> {
+        if self.next >= self.reserved_until {
+            self.extend(db, meta)?;
+        }
+        let id = self.next;
+        self.next += 1;
+        Ok(id)
+    }
+}
+
+/// Makes meta records durable. They stay in the meta memtable (a flush per open would cost a
+/// journal rotation); fjall flushes it once the journals outgrow their limit, and `close`
+/// flushes it with the partitions.
+fn persist_meta(db: &Database) -> Result<(), LsmError> {
+    db.persist(PersistMode::SyncAll)?;
+    Ok(())
+}
+
+/// Refuses a directory written in another on-disk format, and stamps a new one.
+fn check_format(db: &Database, path: &Path, has_partitions: bool) -> Result<Keyspace, LsmError> {
+    let meta = db.keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)?;
+    match meta.get(keys::format_key())? {
+        Some(version) if version.as_ref() == [FORMAT_VERSION] => Ok(meta),
+        Some(version) => Err(LsmError::Format(format!(
+            "lsm.data-dir {} holds on-disk format {:?}, this build reads format {FORMAT_VERSION}; \
+             point lsm.data-dir at an empty directory or delete this one",
+            path.display(),
+            version.as_ref()
+        ))),
+        None if has_partitions => Err(LsmError::Format(format!(
+            "lsm.data-dir {} holds data in on-disk format 1 (pre-release), this build reads \
+             format {FORMAT_VERSION}; point lsm.data-dir at an empty directory or delete this one",
+            path.display()
+        ))),
+        None => {
+            meta.insert(keys::format_key(), [FORMAT_VERSION])?;
+            persist_meta(db)?;
+            Ok(meta)
+        }
+    }
+}
+
 /// A span kind as stored in operation records.
 pub(crate) fn kind_byte(span: &Span) -> u8 {
     u8::try_from(span.kind() as i32).unwrap_or(0)
@@ -336,14 +446,95 @@ struct BatchWriter<'a> {
     tenant: &'a Tenant,
     partitions: &'a PartitionMap,
     batch: fjall::OwnedWriteBatch,
-    resources: HashMap<*const Resource, (ContentId, Vec<u8>)>,
-    scopes: HashMap<*const Scope, (ContentId, Vec<u8>)>,
-    /// Once-per-partition records added by this batch.
+    /// Content IDs of the batch's resources and scopes, by allocation (spans of one OTLP
+    /// `ResourceSpans` share an `Arc`).
+    resources: HashMap<*const Resource, ContentId>,
+    scopes: HashMap<*const Scope, ContentId>,
+    /// Once-per-partition records added by this batch, and their cheap identities, so a
+    /// repeat costs one hash lookup and no key building.
     once: HashSet<(PartitionId, Vec<u8>)>,
-    /// Copies of one span content seen so far in this batch, per trace.
-    occurrences: HashMap<(TraceId, u64), u32>,
-    fragments: BTreeMap<(PartitionId, TraceId), Vec<FragmentEntry>>,
+    seen_contents: HashSet<(PartitionId, ContentId)>,
+    seen_services: HashSet<(PartitionId, &'a str)>,
+    seen_operations: HashSet<(PartitionId, &'a str, u8, &'a str)>,
+    /// Spans, summary entries and trace-table position per partition and trace.
+    groups: HashMap<(PartitionId, TraceId), TraceGroup>,
+    /// Trace tables per partition: the trace IDs in position order.
+    trace_tables: HashMap<PartitionId, Vec<u8>>,
+    /// Postings per partition, term and bucket.
+    postings: HashMap<(PartitionId, Term, u32), Vec<Posting>, PostingHasher>,
     counts: BTreeMap<PartitionId, Counts>,
+    /// Service-level terms of this batch (few distinct), so each is hashed once.
+    terms: HashMap<TermText<'a>, Term>,
+    global_term: Term,
+    error_term: Term,
+    attribute_shards: Vec<Term>,
+    /// Attribute term hashes of the span being added (deduplicated per span).
+    span_terms: Vec<u64>,
+    /// Copies of one span content seen so far in this batch, per trace.
+    occurrences: HashMap<(TraceId, Discriminator), u32>,
+    /// Reused buffer for hashing attribute terms.
+    scratch: Vec<u8>,
+}
+
+/// Hashes posting-list identities: a partition, a term (itself an xxh3 hash) and a bucket,
+/// all fixed-width integers, so a multiply-rotate mix is enough and much cheaper than SipHash
+/// on this hot path (about 15 lookups per span).
+type PostingHasher = std::hash::BuildHasherDefault<IntegerHasher>;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct IntegerHasher(u64);
+
+impl IntegerHasher {
+    fn mix(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for IntegerHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            if let Some(prefix) = word.get_mut(..chunk.len()) {
+                prefix.copy_from_slice(chunk);
+            }
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.mix(u64::from(value));
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.mix(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.mix(value);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.mix(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// What a batch writes for one trace in one partition.
+#[derive(Default)]
+struct TraceGroup {
+    ordinal: u32,
+    spans: SpanGroupBuilder,
+    fragment: Vec<FragmentEntry>,
+}
+
+/// The text of a service-level index term, before hashing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TermText<'a> {
+    Service(&'a str),
+    Operation(&'a str, &'a str),
 }
 
 impl<'a> BatchWriter<'a> {
@@ -356,9 +547,20 @@ impl<'a> BatchWriter<'a> {
             resources: HashMap::new(),
             scopes: HashMap::new(),
             once: HashSet::new(),
-            occurrences: HashMap::new(),
-            fragments: BTreeMap::new(),
+            seen_contents: HashSet::new(),
+            seen_services: HashSet::new(),
+            seen_operations: HashSet::new(),
+            groups: HashMap::new(),
+            trace_tables: HashMap::new(),
+            postings: HashMap::default(),
             counts: BTreeMap::new(),
+            terms: HashMap::new(),
+            global_term: keys::global_term(tenant),
+            error_term: keys::error_term(tenant),
+            attribute_shards: keys::attribute_shards(tenant),
+            span_terms: Vec::new(),
+            occurrences: HashMap::new(),
+            scratch: Vec::with_capacity(64),
         }
     }
 
@@ -372,7 +574,22 @@ impl<'a> BatchWriter<'a> {
         self.once.insert(marker);
     }
 
-    fn add(&mut self, span: &Span) -> Result<(), LsmError> {
+    fn term(&mut self, text: TermText<'a>) -> Term {
+        let tenant = self.tenant;
+        *self.terms.entry(text).or_insert_with(|| match text {
+            TermText::Service(service) => keys::service_term(tenant, service),
+            TermText::Operation(service, name) => keys::operation_term(tenant, service, name),
+        })
+    }
+
+    fn post(&mut self, partition: PartitionId, term: Term, bucket: u32, posting: Posting) {
+        self.postings
+            .entry((partition, term, bucket))
+            .or_default()
+            .push(posting);
+    }
+
+    fn add(&mut self, span: &'a Span) -> Result<(), LsmError> {
         let id = PartitionId::for_time(span.start().0, self.engine.span_secs);
         let partitions = self.partitions;
         let Some(partition) = partitions.get(&id) else {
@@ -380,156 +597,165 @@ impl<'a> BatchWriter<'a> {
         };
         let tenant = self.tenant;
 
-        let resource = Arc::as_ptr(span.resource());
-        let (resource_id, resource_value) = self
+        let resource_id = *self
             .resources
-            .entry(resource)
-            .or_insert_with(|| records::encode_resource(span.resource()))
-            .clone();
-        self.put_once(
-            partition,
-            keys::resource_key(tenant, &resource_id),
-            &resource_value,
-        );
-        let scope = Arc::as_ptr(span.scope());
-        let (scope_id, scope_value) = self
+            .entry(Arc::as_ptr(span.resource()))
+            .or_insert_with(|| records::encode_resource(span.resource()).0);
+        if self.seen_contents.insert((id, resource_id)) {
+            let (_, value) = records::encode_resource(span.resource());
+            self.put_once(partition, keys::resource_key(tenant, &resource_id), &value);
+        }
+        let scope_id = *self
             .scopes
-            .entry(scope)
-            .or_insert_with(|| records::encode_scope(span.scope()))
-            .clone();
-        self.put_once(partition, keys::scope_key(tenant, &scope_id), &scope_value);
+            .entry(Arc::as_ptr(span.scope()))
+            .or_insert_with(|| records::encode_scope(span.scope()).0);
+        if self.seen_contents.insert((id, scope_id)) {
+            let (_, value) = records::encode_scope(span.scope());
+            self.put_once(partition, keys::scope_key(tenant, &scope_id), &value);
+        }
 
         let span_bytes = span.otlp().encode_to_vec();
-        let disc = self.discriminator(span.trace_id(), &resource_id, &scope_id, &span_bytes);
         let trace_id = span.trace_id();
-        self.batch.insert(
-            &partition.spans,
-            keys::span_key(tenant, &trace_id, &disc),
-            records::encode_span(&resource_id, &scope_id, &span_bytes),
-        );
-
-        let reference = SpanRef {
-            start: span.start().0,
-            trace_id,
-            disc,
+        let group_hash = records::content_group_hash(&resource_id, &scope_id);
+        let first = records::discriminator(group_hash, &span_bytes, 0);
+        let occurrence = self.occurrences.entry((trace_id, first)).or_insert(0);
+        let disc = if *occurrence == 0 {
+            first
+        } else {
+            records::discriminator(group_hash, &span_bytes, *occurrence)
         };
+        *occurrence += 1;
+        let group = match self.groups.entry((id, trace_id)) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let table = self.trace_tables.entry(id).or_default();
+                let ordinal = u32::try_from(table.len() / 16)
+                    .map_err(|_| LsmError::corrupt("too many traces in one write batch"))?;
+                table.extend_from_slice(trace_id.as_bytes());
+                entry.insert(TraceGroup {
+                    ordinal,
+                    ..TraceGroup::default()
+                })
+            }
+        };
+        group.spans.add(&resource_id, &scope_id, &span_bytes);
+        let ordinal = group.ordinal;
         let service = span.service_name();
-        let index = &partition.index;
-        let empty: &[u8] = &[];
-        let entries = [
-            keys::index_key(&keys::global_prefix(tenant), &reference),
-            keys::index_key(&keys::service_prefix(tenant, service), &reference),
-            keys::index_key(
-                &keys::operation_prefix(tenant, service, span.name()),
-                &reference,
-            ),
-            keys::duration_key(
-                &keys::duration_prefix(tenant, service),
-                span.duration_nanos(),
-                &reference,
-            ),
-        ];
-        for key in entries {
-            self.batch.insert(index, key, empty);
-        }
-        if span.is_error() {
-            self.batch.insert(
-                index,
-                keys::index_key(&keys::error_prefix(tenant), &reference),
-                empty,
-            );
-        }
-        for (key, value) in indexed_attributes(span) {
-            self.batch.insert(
-                index,
-                keys::index_key(&keys::attribute_prefix(tenant, key, &value), &reference),
-                empty,
-            );
-        }
-
-        self.put_once(
-            partition,
-            keys::service_name_key(tenant, service),
-            service.as_bytes(),
-        );
-        let kind = kind_byte(span);
-        let mut operation_value = Vec::with_capacity(1 + span.name().len());
-        operation_value.push(kind);
-        operation_value.extend_from_slice(span.name().as_bytes());
-        self.put_once(
-            partition,
-            keys::operation_name_key(tenant, service, kind, span.name()),
-            &operation_value,
-        );
-
         let is_root = span.parent_span_id().is_none();
-        self.fragments
-            .entry((id, trace_id))
-            .or_default()
-            .push(FragmentEntry {
-                disc,
-                span_id: *span.span_id().as_bytes(),
-                parent: span.parent_span_id().map(|parent| *parent.as_bytes()),
-                start: span.start().0,
-                end: span.end().0,
-                error: span.is_error(),
-                service: service.to_owned(),
-                root_name: is_root.then(|| span.name().to_owned()),
-            });
+        group.fragment.push(FragmentEntry {
+            disc,
+            span_id: *span.span_id().as_bytes(),
+            parent: span.parent_span_id().map(|parent| *parent.as_bytes()),
+            start: span.start().0,
+            end: span.end().0,
+            error: span.is_error(),
+            service: service.to_owned(),
+            root_name: is_root.then(|| span.name().to_owned()),
+        });
+
+        let start = span.start().0;
+        let bucket = keys::bucket_of(start);
+        let timed = Posting {
+            start,
+            ordinal,
+            term: 0,
+            duration: span.duration_nanos(),
+        };
+        self.post(id, self.global_term, bucket, timed);
+        if span.is_error() {
+            self.post(id, self.error_term, bucket, timed);
+        }
+        let service_term = self.term(TermText::Service(service));
+        let operation_term = self.term(TermText::Operation(service, span.name()));
+        self.post(
+            id,
+            service_term,
+            bucket,
+            Posting {
+                term: keys::term_bits(operation_term.hash),
+                ..timed
+            },
+        );
+        self.span_terms.clear();
+        for (key, value) in indexed_attributes(span) {
+            let hash =
+                keys::attribute_hash(tenant, key.as_bytes(), value.as_bytes(), &mut self.scratch);
+            if self.span_terms.contains(&hash) {
+                continue;
+            }
+            self.span_terms.push(hash);
+            let (shard, bits) = keys::attribute_shard(hash);
+            let Some(&shard_term) = self.attribute_shards.get(shard) else {
+                continue;
+            };
+            let posting = Posting {
+                start,
+                ordinal,
+                term: bits,
+                duration: 0,
+            };
+            self.post(id, shard_term, bucket, posting);
+        }
+
+        if self.seen_services.insert((id, service)) {
+            self.put_once(
+                partition,
+                keys::service_name_key(tenant, service),
+                service.as_bytes(),
+            );
+        }
+        let kind = kind_byte(span);
+        if self
+            .seen_operations
+            .insert((id, service, kind, span.name()))
+        {
+            let mut operation_value = Vec::with_capacity(1 + span.name().len());
+            operation_value.push(kind);
+            operation_value.extend_from_slice(span.name().as_bytes());
+            self.put_once(
+                partition,
+                keys::operation_name_key(tenant, service, kind, span.name()),
+                &operation_value,
+            );
+        }
+
         let counts = self.counts.entry(id).or_default();
         counts.spans += 1;
         counts.traces += u64::from(is_root);
         Ok(())
     }
 
-    /// `hash(resource, scope)` then `hash(resource, scope, span bytes)`; the n-th identical
-    /// copy of a span within one batch (n > 0) hashes its number in too. A re-sent batch thus
-    /// rewrites the same keys (idempotent), while identical copies inside one batch are kept.
-    fn discriminator(
-        &mut self,
-        trace_id: TraceId,
-        resource_id: &ContentId,
-        scope_id: &ContentId,
-        span_bytes: &[u8],
-    ) -> Discriminator {
-        let mut group = Xxh3::new();
-        group.update(resource_id);
-        group.update(scope_id);
-        let group_hash = group.digest();
-        let mut content = Xxh3::new();
-        content.update(resource_id);
-        content.update(scope_id);
-        content.update(span_bytes);
-        let content_hash = content.digest();
-        let occurrence = self
-            .occurrences
-            .entry((trace_id, content_hash))
-            .or_insert(0);
-        let this_copy = *occurrence;
-        *occurrence += 1;
-        let copy_hash = if this_copy == 0 {
-            content_hash
-        } else {
-            let mut input = [0u8; 12];
-            input[..8].copy_from_slice(&content_hash.to_be_bytes());
-            input[8..].copy_from_slice(&this_copy.to_be_bytes());
-            xxh3_64(&input)
-        };
-        let mut disc = [0u8; 16];
-        disc[..8].copy_from_slice(&group_hash.to_be_bytes());
-        disc[8..].copy_from_slice(&copy_hash.to_be_bytes());
-        disc
-    }
-
     fn commit(mut self, batch_id: u64) -> Result<(), LsmError> {
         let tenant = self.tenant;
-        for ((id, trace_id), entries) in std::mem::take(&mut self.fragments) {
+        for ((id, trace_id), group) in std::mem::take(&mut self.groups) {
             let Some(partition) = self.partitions.get(&id) else {
                 continue;
             };
-            let value = records::encode_fragment(&entries);
-            let key = keys::fragment_key(tenant, &trace_id, batch_id, xxh3_64(&value));
-            self.batch.insert(&partition.index, key, value);
+            let value = group.spans.encode();
+            let content_hash = xxh3_64(&value);
+            self.batch.insert(
+                &partition.spans,
+                keys::span_group_key(tenant, &trace_id, batch_id, content_hash),
+                value,
+            );
+            let fragment = records::encode_fragment(&group.fragment);
+            let key = keys::fragment_key(tenant, &trace_id, batch_id, xxh3_64(&fragment));
+            self.batch.insert(&partition.index, key, fragment);
+        }
+        for (id, table) in std::mem::take(&mut self.trace_tables) {
+            if let Some(partition) = self.partitions.get(&id) {
+                self.batch
+                    .insert(&partition.index, keys::trace_table_key(batch_id), table);
+            }
+        }
+        for ((id, term, bucket), mut postings) in std::mem::take(&mut self.postings) {
+            if let Some(partition) = self.partitions.get(&id) {
+                self.batch.insert(
+                    &partition.index,
+                    keys::posting_key(term, bucket, batch_id),
+                    keys::encode_postings(term.tag, &mut postings),
+                );
+            }
         }
         for (id, delta) in &self.counts {
             let Some(partition) = self.partitions.get(id) else {
@@ -558,9 +784,10 @@ impl<'a> BatchWriter<'a> {
 /// The distinct `(key, canonical value text)` pairs a span can be found by: its own, its
 /// events', its links', its scope's and its resource's attributes. The resource's
 /// `service.name` is left out: the service index covers it.
-fn indexed_attributes(span: &Span) -> BTreeSet<(&str, String)> {
+/// Repeats are possible (the caller skips them).
+fn indexed_attributes(span: &Span) -> Vec<(&str, Cow<'_, str>)> {
     fn add<'s>(
-        pairs: &mut BTreeSet<(&'s str, String)>,
+        pairs: &mut Vec<(&'s str, Cow<'s, str>)>,
         attributes: &'s [KeyValue],
         skip_service: bool,
     ) {
@@ -568,14 +795,14 @@ fn indexed_attributes(span: &Span) -> BTreeSet<(&str, String)> {
             if skip_service && attribute.key == SERVICE_NAME_KEY {
                 continue;
             }
-            pairs.insert((
+            pairs.push((
                 attribute.key.as_str(),
-                any_value_text(attribute.value.as_ref()).into_owned(),
+                any_value_text(attribute.value.as_ref()),
             ));
         }
     }
     let otlp = span.otlp();
-    let mut pairs = BTreeSet::new();
+    let mut pairs = Vec::with_capacity(otlp.attributes.len() + 8);
     add(&mut pairs, &otlp.attributes, false);
     for event in &otlp.events {
         add(&mut pairs, &event.attributes, false);

@@ -20,6 +20,9 @@ pub enum LsmError {
     /// A file-system operation failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The data directory holds another on-disk format version.
+    #[error("{0}")]
+    Format(String),
     /// A stored span failed validation when read back.
     #[error("stored span is invalid: {0}")]
     InvalidSpan(#[source] StoreError),
@@ -43,6 +46,7 @@ impl From<LsmError> for StoreError {
                 "lsm store is poisoned after an fsync failure; restart the server",
                 error,
             ),
+            LsmError::Format(message) => StoreError::invalid_argument(message),
             other => StoreError::internal("lsm store failure", other),
         }
     }

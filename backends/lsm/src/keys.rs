@@ -1,33 +1,37 @@
 //! Key encoding. Every key is built here, so the layout is in one place.
 //!
-//! Rules that make keys collision-free and range-friendly:
+//! Rules that make keys collision-free (or collision-safe) and range-friendly:
 //! - The first byte is a tag naming the record type, so record types never share a prefix.
-//! - Every variable-length component (tenant, service, operation, attribute key and value) is
-//!   written as [`compact`] text: a LEB128 length, then a marker byte and the bytes. A length
-//!   prefix makes the split between components unambiguous, so two distinct tuples never
-//!   encode to the same bytes.
-//! - Integers are big-endian and fixed-width, so byte order is numeric order and a range over
-//!   `prefix ‖ start` walks entries by time.
-//! - Every index entry ends with the same 40-byte [`SpanRef`] (start, trace ID, span
-//!   discriminator), so any index scan can be merged with any other by comparing key tails.
+//! - Search indexes are posting lists: one record per (term, time bucket, write batch), so a
+//!   1,000-span Export writes a few hundred index records instead of one per span and term.
+//!   A term is a fixed-width xxh3-64 hash of the tenant and the indexed texts (each
+//!   length-prefixed, so distinct tuples hash distinct inputs). Attribute terms are many, so
+//!   they share [`ATTRIBUTE_SHARDS`] posting lists per bucket and each posting keeps 32 bits
+//!   of its term's hash to filter on. Hash collisions are harmless: every candidate is
+//!   verified against the stored span by `SpanMatcher`, and spans are read under the
+//!   tenant's own text key.
+//! - Records read by exact text (service and operation names, spans, fragments) keep the
+//!   tenant and texts as [`compact`](put_compact) text: a LEB128 length, then a marker byte
+//!   and the bytes, so the split between components is unambiguous.
+//! - Integers are big-endian and fixed-width, so byte order is numeric order.
 
 use remote_storage_core::{Tenant, TraceId};
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 /// Tags of the records in a partition's `index` keyspace.
 pub(crate) mod tag {
-    /// Every span by start time.
+    /// Postings of every span.
     pub(crate) const GLOBAL: u8 = b'g';
-    /// Spans by service, then start time.
+    /// Postings by service (each with its operation's term bits and the duration).
     pub(crate) const SERVICE: u8 = b's';
-    /// Spans by service and operation, then start time.
+    /// Operation terms (hashed into service postings, never a posting list of their own).
     pub(crate) const OPERATION: u8 = b'o';
-    /// Spans by attribute key and canonical value text, then start time.
+    /// Postings by attribute key and canonical value text (sharded).
     pub(crate) const ATTRIBUTE: u8 = b'a';
-    /// Spans with status ERROR, by start time.
+    /// Postings of spans with status ERROR.
     pub(crate) const ERROR: u8 = b'e';
-    /// Spans by service and duration, then start time.
-    pub(crate) const DURATION: u8 = b'd';
+    /// A write batch's trace table in one partition: postings name traces by position.
+    pub(crate) const TRACE_TABLE: u8 = b'b';
     /// Trace summary fragment: one per trace per write batch.
     pub(crate) const FRAGMENT: u8 = b'f';
     /// Service names.
@@ -40,7 +44,7 @@ pub(crate) mod tag {
     pub(crate) const SCOPE: u8 = b'C';
     /// The partition's approximate span and trace counts.
     pub(crate) const COUNTS: u8 = b'Z';
-    /// Span records (in the `spans` keyspace).
+    /// Span group records (in the `spans` keyspace).
     pub(crate) const SPAN: u8 = b'T';
 }
 
@@ -48,51 +52,121 @@ pub(crate) mod tag {
 const INLINE_TEXT_MAX: usize = 200;
 /// How many leading bytes of a long text are kept next to its hash.
 const LONG_TEXT_PREFIX: usize = 128;
-/// Length of a [`SpanRef`] when encoded.
-pub(crate) const SPAN_REF_LEN: usize = 8 + 16 + 16;
+/// Length of an index term prefix: the tag and a 64-bit hash.
+pub(crate) const TERM_LEN: usize = 1 + 8;
+/// Width of a posting-list time bucket: 4 h. Wider buckets mean fewer records per write batch
+/// when a batch spans hours (clock skew, late spans) and fewer records per search; narrower
+/// ones mean fewer postings decoded before the newest ones are known.
+pub(crate) const BUCKET_NANOS: u64 = 4 * 3_600 * 1_000_000_000;
+/// Posting lists that the attribute terms of one bucket and batch are spread over.
+pub(crate) const ATTRIBUTE_SHARDS: u64 = 32;
 
 /// Identifies one stored span within a trace: 8 bytes hashing its resource and scope (so spans
 /// of one resource and scope sort together and read back as one OTLP group), then 8 bytes
 /// hashing its content and its occurrence number within the write batch.
 pub(crate) type Discriminator = [u8; 16];
 
-/// The reference to a span that ends every index key.
+/// A search candidate: the spans of `trace_id` starting at `start` (in the partition the
+/// posting lives in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SpanRef {
     /// Span start, Unix nanoseconds.
     pub(crate) start: u64,
     /// The span's trace.
     pub(crate) trace_id: TraceId,
-    /// The span's discriminator within the trace.
-    pub(crate) disc: Discriminator,
 }
 
-impl SpanRef {
-    pub(crate) fn encode_into(&self, key: &mut Vec<u8>) {
-        key.extend_from_slice(&self.start.to_be_bytes());
-        key.extend_from_slice(self.trace_id.as_bytes());
-        key.extend_from_slice(&self.disc);
-    }
+/// An index term: its tag and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Term {
+    pub(crate) tag: u8,
+    pub(crate) hash: u64,
+}
 
-    /// Reads the reference at the end of an index key.
-    pub(crate) fn from_key_tail(key: &[u8]) -> Option<Self> {
-        let tail = key.get(key.len().checked_sub(SPAN_REF_LEN)?..)?;
-        let start = u64::from_be_bytes(tail.get(..8)?.try_into().ok()?);
-        let trace_id = TraceId(tail.get(8..24)?.try_into().ok()?);
-        let disc = tail.get(24..40)?.try_into().ok()?;
-        Some(Self {
+/// The time bucket of a time.
+pub(crate) fn bucket_of(nanos: u64) -> u32 {
+    u32::try_from(nanos / BUCKET_NANOS).unwrap_or(u32::MAX)
+}
+
+/// One entry of a posting list. Attribute postings carry 16 bits of their term's hash and
+/// no duration; service postings carry 16 bits of their operation's term hash and the span
+/// duration; global and error postings carry the duration only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Posting {
+    pub(crate) start: u64,
+    pub(crate) ordinal: u32,
+    pub(crate) term: u16,
+    pub(crate) duration: u64,
+}
+
+/// Which optional fields the postings of a tag carry: (term, duration).
+fn posting_fields(tag: u8) -> (bool, bool) {
+    match tag {
+        tag::ATTRIBUTE => (true, false),
+        tag::SERVICE => (true, true),
+        _ => (false, true),
+    }
+}
+
+/// The 16 bits of a term hash that postings keep.
+pub(crate) fn term_bits(hash: u64) -> u16 {
+    u16::try_from(hash >> 48).unwrap_or(0)
+}
+
+/// Encodes postings (sorted here by start) as `count ‖ (start delta ‖ ordinal [‖ term u16]
+/// [‖ duration])…`, integers as LEB128, each start as the difference to the previous one.
+pub(crate) fn encode_postings(tag: u8, postings: &mut [Posting]) -> Vec<u8> {
+    let (has_term, has_duration) = posting_fields(tag);
+    postings.sort_unstable();
+    let mut out = Vec::with_capacity(2 + postings.len() * 12);
+    put_len(&mut out, postings.len());
+    let mut previous = 0;
+    for posting in postings.iter() {
+        put_varint(&mut out, posting.start - previous);
+        previous = posting.start;
+        put_varint(&mut out, u64::from(posting.ordinal));
+        if has_term {
+            out.extend_from_slice(&posting.term.to_be_bytes());
+        }
+        if has_duration {
+            put_varint(&mut out, posting.duration);
+        }
+    }
+    out
+}
+
+/// Decodes what [`encode_postings`] wrote, calling `each` per posting in start order.
+pub(crate) fn decode_postings(
+    tag: u8,
+    mut input: &[u8],
+    mut each: impl FnMut(Posting),
+) -> Option<()> {
+    let (has_term, has_duration) = posting_fields(tag);
+    let count = take_varint(&mut input)?;
+    let mut start: u64 = 0;
+    for _ in 0..count {
+        start = start.checked_add(take_varint(&mut input)?)?;
+        let ordinal = u32::try_from(take_varint(&mut input)?).ok()?;
+        let term = if has_term {
+            let bytes = input.get(..2)?;
+            input = input.get(2..)?;
+            u16::from_be_bytes(bytes.try_into().ok()?)
+        } else {
+            0
+        };
+        let duration = if has_duration {
+            take_varint(&mut input)?
+        } else {
+            0
+        };
+        each(Posting {
             start,
-            trace_id,
-            disc,
-        })
+            ordinal,
+            term,
+            duration,
+        });
     }
-}
-
-/// The last [`SPAN_REF_LEN`] bytes of an index key; comparing tails orders entries by
-/// (start, trace ID, discriminator).
-pub(crate) fn key_tail(key: &[u8]) -> &[u8] {
-    key.get(key.len().saturating_sub(SPAN_REF_LEN)..)
-        .unwrap_or(key)
+    input.is_empty().then_some(())
 }
 
 /// Appends LEB128 `value`.
@@ -166,73 +240,102 @@ fn start(tag: u8, tenant: &Tenant) -> Vec<u8> {
     key
 }
 
-/// `g ‖ tenant` — then [`SpanRef`].
-pub(crate) fn global_prefix(tenant: &Tenant) -> Vec<u8> {
-    start(tag::GLOBAL, tenant)
+/// `xxh3-64(tag ‖ lp(tenant) ‖ lp(part)…)`, built in `scratch` (so a hot loop allocates
+/// nothing).
+pub(crate) fn term_hash(tag: u8, tenant: &Tenant, parts: &[&[u8]], scratch: &mut Vec<u8>) -> u64 {
+    scratch.clear();
+    scratch.push(tag);
+    put_bytes(scratch, tenant.name().as_bytes());
+    for part in parts {
+        put_bytes(scratch, part);
+    }
+    xxh3_64(scratch)
 }
 
-/// `e ‖ tenant` — then [`SpanRef`].
-pub(crate) fn error_prefix(tenant: &Tenant) -> Vec<u8> {
-    start(tag::ERROR, tenant)
+/// A term of `tag` over the tenant and `parts`.
+pub(crate) fn term(tag: u8, tenant: &Tenant, parts: &[&[u8]]) -> Term {
+    Term {
+        tag,
+        hash: term_hash(tag, tenant, parts, &mut Vec::with_capacity(64)),
+    }
 }
 
-/// `s ‖ tenant ‖ service` — then [`SpanRef`].
-pub(crate) fn service_prefix(tenant: &Tenant, service: &str) -> Vec<u8> {
-    let mut key = start(tag::SERVICE, tenant);
-    put_compact(&mut key, service.as_bytes());
+/// Every span of a tenant.
+pub(crate) fn global_term(tenant: &Tenant) -> Term {
+    term(tag::GLOBAL, tenant, &[])
+}
+
+/// Spans with status ERROR.
+pub(crate) fn error_term(tenant: &Tenant) -> Term {
+    term(tag::ERROR, tenant, &[])
+}
+
+/// Spans of a service.
+pub(crate) fn service_term(tenant: &Tenant, service: &str) -> Term {
+    term(tag::SERVICE, tenant, &[service.as_bytes()])
+}
+
+/// Spans of a service and operation.
+pub(crate) fn operation_term(tenant: &Tenant, service: &str, operation: &str) -> Term {
+    term(
+        tag::OPERATION,
+        tenant,
+        &[service.as_bytes(), operation.as_bytes()],
+    )
+}
+
+/// The full hash of an attribute term (`key`, canonical value text).
+pub(crate) fn attribute_hash(
+    tenant: &Tenant,
+    key_name: &[u8],
+    value: &[u8],
+    scratch: &mut Vec<u8>,
+) -> u64 {
+    term_hash(tag::ATTRIBUTE, tenant, &[key_name, value], scratch)
+}
+
+/// The posting-list term of every attribute shard of a tenant, by shard number.
+pub(crate) fn attribute_shards(tenant: &Tenant) -> Vec<Term> {
+    (0..ATTRIBUTE_SHARDS)
+        .map(|shard| term(tag::ATTRIBUTE, tenant, &[&shard.to_be_bytes()]))
+        .collect()
+}
+
+/// The shard an attribute term hash lives in, and the bits its postings keep.
+pub(crate) fn attribute_shard(hash: u64) -> (usize, u16) {
+    let shard = usize::try_from(hash % ATTRIBUTE_SHARDS).unwrap_or(0);
+    (shard, term_bits(hash))
+}
+
+/// `tag ‖ term hash ‖ bucket u32` — then the batch ID.
+pub(crate) fn posting_prefix(term: Term, bucket: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TERM_LEN + 4 + 8);
+    key.push(term.tag);
+    key.extend_from_slice(&term.hash.to_be_bytes());
+    key.extend_from_slice(&bucket.to_be_bytes());
     key
 }
 
-/// `o ‖ tenant ‖ service ‖ operation` — then [`SpanRef`].
-pub(crate) fn operation_prefix(tenant: &Tenant, service: &str, operation: &str) -> Vec<u8> {
-    let mut key = start(tag::OPERATION, tenant);
-    put_compact(&mut key, service.as_bytes());
-    put_compact(&mut key, operation.as_bytes());
+/// `tag ‖ term hash ‖ bucket u32 ‖ batch u64`: one batch's postings of a term in a bucket.
+pub(crate) fn posting_key(term: Term, bucket: u32, batch_id: u64) -> Vec<u8> {
+    let mut key = posting_prefix(term, bucket);
+    key.extend_from_slice(&batch_id.to_be_bytes());
     key
 }
 
-/// `a ‖ tenant ‖ key ‖ value text` — then [`SpanRef`].
-pub(crate) fn attribute_prefix(tenant: &Tenant, key_name: &str, value: &str) -> Vec<u8> {
-    let mut key = start(tag::ATTRIBUTE, tenant);
-    put_compact(&mut key, key_name.as_bytes());
-    put_compact(&mut key, value.as_bytes());
-    key
+/// The batch ID at the end of a posting key.
+pub(crate) fn posting_batch(key: &[u8]) -> Option<u64> {
+    let tail = key.get(key.len().checked_sub(8)?..)?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
-/// `d ‖ tenant ‖ service` — then duration (u64 BE), then [`SpanRef`].
-pub(crate) fn duration_prefix(tenant: &Tenant, service: &str) -> Vec<u8> {
-    let mut key = start(tag::DURATION, tenant);
-    put_compact(&mut key, service.as_bytes());
+/// `b ‖ batch u64`: the trace IDs (16 bytes each) a batch wrote into a partition, in the
+/// order postings number them.
+pub(crate) fn trace_table_key(batch_id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(tag::TRACE_TABLE);
+    key.extend_from_slice(&batch_id.to_be_bytes());
     key
-}
-
-/// A whole index key: `prefix ‖ span ref`.
-pub(crate) fn index_key(prefix: &[u8], span: &SpanRef) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + SPAN_REF_LEN);
-    key.extend_from_slice(prefix);
-    span.encode_into(&mut key);
-    key
-}
-
-/// A whole duration index key: `prefix ‖ duration ‖ span ref`.
-pub(crate) fn duration_key(prefix: &[u8], duration: u64, span: &SpanRef) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + 8 + SPAN_REF_LEN);
-    key.extend_from_slice(prefix);
-    key.extend_from_slice(&duration.to_be_bytes());
-    span.encode_into(&mut key);
-    key
-}
-
-/// Inclusive bounds of the entries under `prefix` whose next 8 bytes lie in `min..=max`.
-pub(crate) fn u64_range(prefix: &[u8], min: u64, max: u64, rest_len: usize) -> (Vec<u8>, Vec<u8>) {
-    let mut lower = Vec::with_capacity(prefix.len() + 8);
-    lower.extend_from_slice(prefix);
-    lower.extend_from_slice(&min.to_be_bytes());
-    let mut upper = Vec::with_capacity(prefix.len() + 8 + rest_len);
-    upper.extend_from_slice(prefix);
-    upper.extend_from_slice(&max.to_be_bytes());
-    upper.resize(upper.len() + rest_len, u8::MAX);
-    (lower, upper)
 }
 
 /// `f ‖ tenant ‖ trace` — then the write batch ID and a content hash (u64 BE each).
@@ -305,32 +408,43 @@ pub(crate) fn counts_key() -> Vec<u8> {
     vec![tag::COUNTS]
 }
 
-/// `T ‖ tenant ‖ trace` — then discriminator. Lives in the `spans` keyspace.
+/// `T ‖ tenant ‖ trace` — then the write batch ID and a content hash. Lives in the `spans`
+/// keyspace.
 pub(crate) fn span_prefix(tenant: &Tenant, trace_id: &TraceId) -> Vec<u8> {
     let mut key = start(tag::SPAN, tenant);
     key.extend_from_slice(trace_id.as_bytes());
     key
 }
 
-/// `T ‖ tenant ‖ trace ‖ discriminator`.
-pub(crate) fn span_key(tenant: &Tenant, trace_id: &TraceId, disc: &Discriminator) -> Vec<u8> {
+/// `T ‖ tenant ‖ trace ‖ batch ‖ content hash`: the spans of one trace written by one batch
+/// into one partition, as one compressed group record.
+pub(crate) fn span_group_key(
+    tenant: &Tenant,
+    trace_id: &TraceId,
+    batch_id: u64,
+    content_hash: u64,
+) -> Vec<u8> {
     let mut key = span_prefix(tenant, trace_id);
-    key.extend_from_slice(disc);
+    key.extend_from_slice(&batch_id.to_be_bytes());
+    key.extend_from_slice(&content_hash.to_be_bytes());
     key
+}
+
+/// `M`: the database's on-disk format version (in the `meta` keyspace).
+pub(crate) fn format_key() -> Vec<u8> {
+    vec![b'M']
+}
+
+/// `B`: the first write batch ID the next process may use (in the `meta` keyspace), so batch
+/// IDs never repeat across restarts even if the clock steps back.
+pub(crate) fn batch_reservation_key() -> Vec<u8> {
+    vec![b'B']
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
-
-    fn span_ref(start: u64, trace: u8, disc: u8) -> SpanRef {
-        SpanRef {
-            start,
-            trace_id: TraceId([trace; 16]),
-            disc: [disc; 16],
-        }
-    }
 
     #[test]
     fn distinct_tuples_never_encode_equal() {
@@ -350,37 +464,48 @@ mod tests {
         ];
         let mut seen = HashSet::new();
         let mut count = 0;
+        let mut scratch = Vec::new();
         for tenant in tenants {
             let tenant = Tenant::new(tenant);
             for first in texts {
                 for second in texts {
                     count += 2;
-                    seen.insert(operation_prefix(&tenant, first, second));
-                    seen.insert(attribute_prefix(&tenant, first, second));
+                    seen.insert(operation_term(&tenant, first, second).hash);
+                    seen.insert(attribute_hash(
+                        &tenant,
+                        first.as_bytes(),
+                        second.as_bytes(),
+                        &mut scratch,
+                    ));
                 }
-                count += 4;
-                seen.insert(service_prefix(&tenant, first));
-                seen.insert(service_name_key(&tenant, first));
-                seen.insert(duration_prefix(&tenant, first));
-                seen.insert(operation_name_key(&tenant, first, 1, first));
+                count += 2;
+                seen.insert(service_term(&tenant, first).hash);
+                seen.insert(xxh3_64(&service_name_key(&tenant, first)));
             }
             count += 2;
-            seen.insert(global_prefix(&tenant));
-            seen.insert(error_prefix(&tenant));
+            seen.insert(global_term(&tenant).hash);
+            seen.insert(error_term(&tenant).hash);
         }
         assert_eq!(seen.len(), count, "some distinct tuples share an encoding");
     }
 
     #[test]
-    fn compact_text_is_prefix_free() {
+    fn term_splits_are_unambiguous() {
         // "a" then "bc" must differ from "ab" then "c" and from "abc" then "".
         let tenant = Tenant::default();
-        let one = operation_prefix(&tenant, "a", "bc");
-        let two = operation_prefix(&tenant, "ab", "c");
-        let three = operation_prefix(&tenant, "abc", "");
+        let one = operation_term(&tenant, "a", "bc");
+        let two = operation_term(&tenant, "ab", "c");
+        let three = operation_term(&tenant, "abc", "");
         assert_ne!(one, two);
         assert_ne!(two, three);
-        assert!(!service_prefix(&tenant, "ab").starts_with(&service_prefix(&tenant, "a")));
+        assert_ne!(
+            operation_term(&Tenant::new("a"), "b", "c"),
+            operation_term(&Tenant::default(), "a", "bc")
+        );
+        let compact_one = operation_name_key(&tenant, "a", 1, "bc");
+        let compact_two = operation_name_key(&tenant, "ab", 1, "c");
+        assert_ne!(compact_one, compact_two);
+        assert!(!service_name_key(&tenant, "ab").starts_with(&service_name_key(&tenant, "a")));
     }
 
     #[test]
@@ -389,56 +514,58 @@ mod tests {
         let long_a = "q".repeat(10_000);
         let mut long_b = long_a.clone();
         long_b.push('!');
-        let key_a = attribute_prefix(&tenant, "db.statement", &long_a);
-        let key_b = attribute_prefix(&tenant, "db.statement", &long_b);
-        assert!(key_a.len() < 200);
-        assert_ne!(key_a, key_b);
-        assert_eq!(key_a, attribute_prefix(&tenant, "db.statement", &long_a));
+        let mut scratch = Vec::new();
+        let hash_a = attribute_hash(&tenant, b"db.statement", long_a.as_bytes(), &mut scratch);
+        let hash_b = attribute_hash(&tenant, b"db.statement", long_b.as_bytes(), &mut scratch);
+        assert_ne!(hash_a, hash_b);
+        let compact = service_name_key(&tenant, &long_a);
+        assert!(compact.len() < 200);
+        assert_ne!(compact, service_name_key(&tenant, &long_b));
     }
 
     #[test]
-    fn index_keys_sort_by_time_then_trace() {
-        let prefix = service_prefix(&Tenant::new("t"), "svc");
-        let refs = [
-            span_ref(1, 9, 9),
-            span_ref(2, 1, 1),
-            span_ref(2, 1, 2),
-            span_ref(2, 2, 0),
-            span_ref(256, 0, 0),
-            span_ref(u64::MAX, 0, 0),
-        ];
-        let keys: Vec<Vec<u8>> = refs.iter().map(|r| index_key(&prefix, r)).collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(keys, sorted);
-        for (key, expected) in keys.iter().zip(refs) {
-            assert_eq!(SpanRef::from_key_tail(key), Some(expected));
+    fn posting_keys_group_by_term_then_bucket() {
+        let term = service_term(&Tenant::new("t"), "svc");
+        let key = posting_key(term, 7, 42);
+        assert!(key.starts_with(&posting_prefix(term, 7)));
+        assert!(!key.starts_with(&posting_prefix(term, 8)));
+        assert_eq!(posting_batch(&key), Some(42));
+        assert!(posting_key(term, 7, u64::MAX) < posting_key(term, 8, 0));
+        assert_eq!(bucket_of(BUCKET_NANOS - 1), 0);
+        assert_eq!(bucket_of(BUCKET_NANOS), 1);
+    }
+
+    #[test]
+    fn postings_round_trip() {
+        for tag in [tag::ATTRIBUTE, tag::SERVICE, tag::GLOBAL] {
+            let (has_term, has_duration) = posting_fields(tag);
+            let mut postings = vec![
+                Posting {
+                    start: 1 << 40,
+                    ordinal: 3,
+                    term: if has_term { 9 } else { 0 },
+                    duration: if has_duration { 77 } else { 0 },
+                },
+                Posting {
+                    start: 5,
+                    ordinal: u32::MAX,
+                    term: if has_term { u16::MAX } else { 0 },
+                    duration: if has_duration { u64::MAX } else { 0 },
+                },
+            ];
+            let encoded = encode_postings(tag, &mut postings);
+            let mut decoded = Vec::new();
+            assert_eq!(
+                decode_postings(tag, &encoded, |posting| decoded.push(posting)),
+                Some(())
+            );
+            assert_eq!(decoded, postings);
+            assert!(decoded[0].start < decoded[1].start);
+            assert!(decode_postings(tag, &encoded[..encoded.len() - 1], |_| {}).is_none());
         }
-    }
-
-    #[test]
-    fn time_ranges_cover_exactly_the_inclusive_window() {
-        let prefix = global_prefix(&Tenant::default());
-        let (lower, upper) = u64_range(&prefix, 10, 20, SPAN_REF_LEN);
-        let inside = |start| {
-            let key = index_key(&prefix, &span_ref(start, 0xff, 0xff));
-            lower <= key && key <= upper
-        };
-        assert!(!inside(9));
-        assert!(inside(10));
-        assert!(inside(20));
-        assert!(!inside(21));
-        let low_edge = index_key(&prefix, &span_ref(10, 0, 0));
-        assert!(lower <= low_edge);
-    }
-
-    #[test]
-    fn duration_keys_sort_by_duration() {
-        let prefix = duration_prefix(&Tenant::default(), "svc");
-        let short = duration_key(&prefix, 5, &span_ref(100, 1, 1));
-        let long = duration_key(&prefix, 6, &span_ref(1, 1, 1));
-        assert!(short < long);
-        assert_eq!(SpanRef::from_key_tail(&long), Some(span_ref(1, 1, 1)));
+        let (shard, bits) = attribute_shard(u64::MAX);
+        assert!(u64::try_from(shard).unwrap() < ATTRIBUTE_SHARDS);
+        assert_eq!(bits, u16::MAX);
     }
 
     #[test]
@@ -467,5 +594,7 @@ mod tests {
             fragment_prefix(&blue, &trace)
         );
         assert_ne!(service_names_prefix(&red), service_names_prefix(&blue));
+        assert_ne!(global_term(&red), global_term(&blue));
+        assert_ne!(attribute_shards(&red), attribute_shards(&blue));
     }
 }

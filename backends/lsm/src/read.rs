@@ -1,9 +1,7 @@
 //! Reads: whole traces, searches, services and operations, summaries and dependencies.
 //! Synchronous like [`crate::engine`]; called from blocking tasks only.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::iter::Rev;
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -22,14 +20,15 @@ use remote_storage_core::{
 
 use crate::engine::{Engine, Partition};
 use crate::error::LsmError;
-use crate::keys::{self, ContentId, SPAN_REF_LEN, SpanRef};
-use crate::records::{self, FragmentEntry};
+use crate::keys::{self, ContentId, Posting, SpanRef, Term};
+use crate::records::{self, FragmentEntry, GroupSpan, SpanGroup};
 
-/// A duration-index probe that finds more candidates than this falls back to the time-ordered
-/// service index (which can stop early), so a loose duration bound never means a huge sort.
-const DURATION_PROBE_BUDGET: usize = 20_000;
+/// Trace tables a search keeps (one per write batch and partition); reset beyond this.
+const TRACE_TABLE_CACHE_LIMIT: usize = 4_096;
 /// Decoded resources and scopes kept per read; reset beyond this.
 const CONTENT_CACHE_LIMIT: usize = 4_096;
+/// Traces whose spans a search keeps decoded (per partition); reset beyond this.
+const VERIFIED_TRACES_LIMIT: usize = 256;
 
 /// Decoded resources and scopes, shared by the spans of one read so each is decoded once and
 /// spans of one resource share one `Arc` (and regroup into one OTLP `ResourceSpans`).
@@ -81,140 +80,231 @@ impl ContentCache {
         self.scopes.insert(*id, Arc::clone(&scope));
         Ok(scope)
     }
+}
 
-    fn span(
-        &mut self,
-        partition: &Partition,
-        tenant: &Tenant,
-        value: &[u8],
-    ) -> Result<Span, LsmError> {
-        let record = records::decode_span(value)?;
-        let resource = self.resource(partition, tenant, &record.resource)?;
-        let scope = self.scope(partition, tenant, &record.scope)?;
+/// Decodes stored spans, each with its resolved resource and scope, keeping their order.
+fn decode_spans(
+    records: &[GroupSpan<'_>],
+    contents: Vec<(Arc<Resource>, Arc<Scope>)>,
+) -> Result<Vec<Span>, LsmError> {
+    let mut spans = Vec::with_capacity(records.len());
+    for (record, (resource, scope)) in records.iter().zip(contents) {
         let otlp = OtlpSpan::decode(record.span)?;
-        Span::new(resource, scope, otlp).map_err(LsmError::InvalidSpan)
+        spans.push(Span::new(resource, scope, otlp).map_err(LsmError::InvalidSpan)?);
     }
+    Ok(spans)
+}
+
+/// Spans of recently verified traces, per partition, so the candidates of one trace decode
+/// its span groups once.
+#[derive(Default)]
+struct VerifiedTraces {
+    spans: HashMap<(usize, TraceId), Vec<Span>>,
 }
 
 /// How a search finds its candidate spans.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Plan {
     /// No span can match (e.g. `error=maybe`).
     Nothing,
-    /// Entries `prefix ‖ span ref`, walked newest first.
-    ByTime(Vec<u8>),
-    /// Entries `prefix ‖ duration ‖ span ref` with the duration in `min..=max`, sorted by time
-    /// in memory; falls back to `fallback` (walked by time) when there are too many.
-    ByDuration {
-        prefix: Vec<u8>,
-        min: u64,
-        max: u64,
-        fallback: Vec<u8>,
-    },
+    /// The posting lists of `term`, walked newest first. `filter`: the term bits (see
+    /// [`keys::term_bits`]) its postings must carry: an attribute's, or the operation's in a
+    /// service list.
+    Postings { term: Term, filter: Option<u16> },
 }
 
 /// Picks the index expected to yield the fewest candidates. Every plan yields a superset of
 /// the matching spans; [`SpanMatcher`] then decides, so results equal the memory backend's.
 pub(crate) fn plan(tenant: &Tenant, query: &TraceQuery, conditions: &[AttributeCondition]) -> Plan {
+    let whole = |term: Term| Plan::Postings { term, filter: None };
     if conditions.contains(&AttributeCondition::Error(None)) {
         return Plan::Nothing;
     }
     if let (Some(service), Some(operation)) = (&query.service_name, &query.operation_name) {
-        return Plan::ByTime(keys::operation_prefix(tenant, service, operation));
+        return Plan::Postings {
+            term: keys::service_term(tenant, service),
+            filter: Some(keys::term_bits(
+                keys::operation_term(tenant, service, operation).hash,
+            )),
+        };
     }
     for condition in conditions {
         match condition {
             // The span's service is its resource's `service.name`.
             AttributeCondition::Resource { key, value } if key == SERVICE_NAME_KEY => {
-                return Plan::ByTime(keys::service_prefix(tenant, value));
+                return whole(keys::service_term(tenant, value));
             }
             AttributeCondition::Resource { key, value }
             | AttributeCondition::Anywhere { key, value }
                 if key != SERVICE_NAME_KEY =>
             {
-                return Plan::ByTime(keys::attribute_prefix(tenant, key, value));
+                let hash =
+                    keys::attribute_hash(tenant, key.as_bytes(), value.as_bytes(), &mut Vec::new());
+                let (shard, bits) = keys::attribute_shard(hash);
+                let Some(&term) = keys::attribute_shards(tenant).get(shard) else {
+                    continue;
+                };
+                return Plan::Postings {
+                    term,
+                    filter: Some(bits),
+                };
             }
             _ => {}
         }
     }
     if conditions.contains(&AttributeCondition::Error(Some(true))) {
-        return Plan::ByTime(keys::error_prefix(tenant));
+        return whole(keys::error_term(tenant));
     }
     if let Some(service) = &query.service_name {
-        let fallback = keys::service_prefix(tenant, service);
-        return match query.duration_min {
-            Some(min) => Plan::ByDuration {
-                prefix: keys::duration_prefix(tenant, service),
-                min,
-                max: query.duration_max.unwrap_or(u64::MAX),
-                fallback,
-            },
-            None => Plan::ByTime(fallback),
-        };
+        return whole(keys::service_term(tenant, service));
     }
-    Plan::ByTime(keys::global_prefix(tenant))
+    whole(keys::global_term(tenant))
 }
 
-/// Index entries of several partitions merged newest first by their span-ref tail.
-struct NewestFirst {
-    iterators: Vec<(usize, Rev<fjall::Iter>)>,
-    heads: Vec<Option<fjall::UserKey>>,
-    failed: Option<LsmError>,
+/// What a posting must satisfy to be a candidate: cheap checks before any span is decoded.
+#[derive(Debug, Clone, Copy)]
+struct PostingFilter {
+    term: Option<u16>,
+    min_start: u64,
+    max_start: u64,
+    /// Applied to postings that carry a duration (all but attribute postings).
+    min_duration: u64,
+    max_duration: u64,
 }
 
-impl NewestFirst {
-    fn new(iterators: Vec<(usize, Rev<fjall::Iter>)>) -> Self {
-        let mut merged = Self {
-            heads: Vec::with_capacity(iterators.len()),
-            iterators,
-            failed: None,
-        };
-        for position in 0..merged.iterators.len() {
-            let head = merged.pull(position);
-            merged.heads.push(head);
+impl PostingFilter {
+    fn accepts(&self, tag: u8, posting: &Posting) -> bool {
+        if posting.start < self.min_start || posting.start > self.max_start {
+            return false;
         }
-        merged
+        if self.term.is_some_and(|term| term != posting.term) {
+            return false;
+        }
+        // Attribute postings carry no duration.
+        tag == keys::tag::ATTRIBUTE
+            || (posting.duration >= self.min_duration && posting.duration <= self.max_duration)
     }
+}
 
-    fn pull(&mut self, position: usize) -> Option<fjall::UserKey> {
-        let (_, iterator) = self.iterators.get_mut(position)?;
-        match iterator.next()?.key() {
-            Ok(key) => Some(key),
-            Err(error) => {
-                self.failed = Some(error.into());
-                None
+/// Candidates from the posting lists of one term, newest first: partitions newest first,
+/// their time buckets newest first, and each bucket's postings (from every batch) sorted by
+/// start. Partitions cover disjoint times, so this is newest first overall.
+struct PostingWalk<'p> {
+    partitions: &'p [Arc<Partition>],
+    term: Term,
+    filter: PostingFilter,
+    /// (partition position, bucket) still to read, in reading order.
+    steps: std::vec::IntoIter<(usize, u32)>,
+    /// The current bucket's postings, oldest first (popped from the end).
+    buffer: Vec<(u64, u64, u32)>,
+    position: usize,
+    /// Trace tables by partition position and batch ID.
+    tables: HashMap<(usize, u64), fjall::UserValue>,
+}
+
+impl<'p> PostingWalk<'p> {
+    fn new(partitions: &'p [Arc<Partition>], term: Term, filter: PostingFilter) -> Self {
+        let mut steps = Vec::new();
+        for (position, partition) in partitions.iter().enumerate().rev() {
+            let (min, max) = (filter.min_start, filter.max_start);
+            if !partition.id.overlaps(min, max) {
+                continue;
+            }
+            let low = min.max(partition.id.start_nanos());
+            let high = max.min(partition.id.end_nanos().saturating_sub(1));
+            if low > high {
+                continue;
+            }
+            for bucket in (keys::bucket_of(low)..=keys::bucket_of(high)).rev() {
+                steps.push((position, bucket));
             }
         }
+        Self {
+            partitions,
+            term,
+            filter,
+            steps: steps.into_iter(),
+            buffer: Vec::new(),
+            position: 0,
+            tables: HashMap::new(),
+        }
+    }
+
+    fn load(&mut self, position: usize, bucket: u32) -> Result<(), LsmError> {
+        let Some(partition) = self.partitions.get(position) else {
+            return Ok(());
+        };
+        self.position = position;
+        self.buffer.clear();
+        let tag = self.term.tag;
+        let filter = self.filter;
+        let buffer = &mut self.buffer;
+        for guard in partition
+            .index
+            .prefix(keys::posting_prefix(self.term, bucket))
+        {
+            let (key, value) = guard.into_inner()?;
+            let batch = keys::posting_batch(&key)
+                .ok_or_else(|| LsmError::corrupt("posting key is too short"))?;
+            keys::decode_postings(tag, &value, |posting| {
+                if filter.accepts(tag, &posting) {
+                    buffer.push((posting.start, batch, posting.ordinal));
+                }
+            })
+            .ok_or_else(|| LsmError::corrupt("posting list is truncated"))?;
+        }
+        self.buffer.sort_unstable();
+        self.buffer.dedup();
+        Ok(())
+    }
+
+    fn trace_id(&mut self, batch: u64, ordinal: u32) -> Result<TraceId, LsmError> {
+        let position = self.position;
+        let table = match self.tables.get(&(position, batch)) {
+            Some(table) => table,
+            None => {
+                let Some(partition) = self.partitions.get(position) else {
+                    return Err(LsmError::corrupt("partition vanished during a search"));
+                };
+                let table = partition
+                    .index
+                    .get(keys::trace_table_key(batch))?
+                    .ok_or_else(|| LsmError::corrupt("posting refers to a missing trace table"))?;
+                if self.tables.len() >= TRACE_TABLE_CACHE_LIMIT {
+                    self.tables.clear();
+                }
+                self.tables.entry((position, batch)).or_insert(table)
+            }
+        };
+        let at = usize::try_from(ordinal)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(16);
+        table
+            .get(at..at.saturating_add(16))
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(TraceId)
+            .ok_or_else(|| LsmError::corrupt("posting refers past its trace table"))
+    }
+
+    fn next_candidate(&mut self) -> Result<Option<(usize, SpanRef)>, LsmError> {
+        loop {
+            if let Some((start, batch, ordinal)) = self.buffer.pop() {
+                let trace_id = self.trace_id(batch, ordinal)?;
+                return Ok(Some((self.position, SpanRef { start, trace_id })));
+            }
+            let Some((position, bucket)) = self.steps.next() else {
+                return Ok(None);
+            };
+            self.load(position, bucket)?;
+        }
     }
 }
 
-impl Iterator for NewestFirst {
+impl Iterator for PostingWalk<'_> {
     type Item = Result<(usize, SpanRef), LsmError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(error) = self.failed.take() {
-            return Some(Err(error));
-        }
-        let mut best: Option<(usize, &[u8])> = None;
-        for (position, head) in self.heads.iter().enumerate() {
-            let Some(key) = head else { continue };
-            let tail = keys::key_tail(key);
-            if best.is_none_or(|(_, best_tail)| tail.cmp(best_tail) == Ordering::Greater) {
-                best = Some((position, tail));
-            }
-        }
-        let (position, _) = best?;
-        let key = self.heads.get_mut(position)?.take()?;
-        let next_head = self.pull(position);
-        if let Some(slot) = self.heads.get_mut(position) {
-            *slot = next_head;
-        }
-        let partition = self.iterators.get(position).map(|(index, _)| *index)?;
-        Some(
-            SpanRef::from_key_tail(&key)
-                .map(|reference| (partition, reference))
-                .ok_or_else(|| LsmError::corrupt("index key is too short")),
-        )
+        self.next_candidate().transpose()
     }
 }
 
@@ -231,15 +321,43 @@ impl Engine {
         partitions: &[Arc<Partition>],
         cache: &mut ContentCache,
     ) -> Result<Option<Trace>, LsmError> {
-        let prefix = keys::span_prefix(tenant, &trace_id);
         let mut spans = Vec::new();
         for partition in partitions {
-            for guard in partition.spans.prefix(&prefix) {
-                let (_, value) = guard.into_inner()?;
-                spans.push(cache.span(partition, tenant, &value)?);
-            }
+            spans.extend(self.partition_spans(tenant, trace_id, partition, cache)?);
         }
         Ok((!spans.is_empty()).then_some(Trace { trace_id, spans }))
+    }
+
+    /// The spans of a trace stored in one partition, in discriminator order (spans of one
+    /// resource and scope together), each re-sent span once.
+    fn partition_spans(
+        &self,
+        tenant: &Tenant,
+        trace_id: TraceId,
+        partition: &Partition,
+        cache: &mut ContentCache,
+    ) -> Result<Vec<Span>, LsmError> {
+        let prefix = keys::span_prefix(tenant, &trace_id);
+        let mut groups = Vec::new();
+        for guard in partition.spans.prefix(&prefix) {
+            let (_, value) = guard.into_inner()?;
+            groups.push(SpanGroup::decode(&value)?);
+        }
+        let mut by_disc = BTreeMap::new();
+        for group in &groups {
+            for record in group.spans()? {
+                by_disc.entry(record.disc).or_insert(record);
+            }
+        }
+        let records: Vec<GroupSpan<'_>> = by_disc.into_values().collect();
+        let mut contents = Vec::with_capacity(records.len());
+        for record in &records {
+            contents.push((
+                cache.resource(partition, tenant, &record.resource)?,
+                cache.scope(partition, tenant, &record.scope)?,
+            ));
+        }
+        decode_spans(&records, contents)
     }
 
     /// Walks candidates newest first and reports each trace the first time one of its spans
@@ -251,78 +369,19 @@ impl Engine {
         partitions: &[Arc<Partition>],
         found: &mut Found<'_>,
     ) -> Result<(), LsmError> {
-        let min = query.start_time_min.map_or(0, |time| time.0);
-        let max = query.start_time_max.map_or(u64::MAX, |time| time.0);
-        let in_window: Vec<usize> = partitions
-            .iter()
-            .enumerate()
-            .filter(|(_, partition)| partition.id.overlaps(min, max))
-            .map(|(position, _)| position)
-            .collect();
         let matcher = SpanMatcher::new(query);
-        let by_time = |prefix: &[u8]| {
-            let (lower, upper) = keys::u64_range(prefix, min, max, SPAN_REF_LEN - 8);
-            let iterators = in_window
-                .iter()
-                .filter_map(|&position| {
-                    let partition = partitions.get(position)?;
-                    Some((
-                        position,
-                        partition.index.range(lower.clone()..=upper.clone()).rev(),
-                    ))
-                })
-                .collect();
-            NewestFirst::new(iterators)
-        };
         match plan(tenant, query, matcher.conditions()) {
             Plan::Nothing => Ok(()),
-            Plan::ByTime(prefix) => {
-                self.verify(tenant, query, &matcher, partitions, by_time(&prefix), found)
-            }
-            Plan::ByDuration {
-                prefix,
-                min: shortest,
-                max: longest,
-                fallback,
-            } => {
-                let mut candidates = Vec::new();
-                let (lower, upper) = keys::u64_range(&prefix, shortest, longest, SPAN_REF_LEN);
-                'probe: for &position in &in_window {
-                    let Some(partition) = partitions.get(position) else {
-                        continue;
-                    };
-                    for guard in partition.index.range(lower.clone()..=upper.clone()) {
-                        let key = guard.key()?;
-                        let reference = SpanRef::from_key_tail(&key)
-                            .ok_or_else(|| LsmError::corrupt("index key is too short"))?;
-                        if !matcher.matches_start(UnixNanos(reference.start)) {
-                            continue;
-                        }
-                        candidates.push((position, reference));
-                        if candidates.len() > DURATION_PROBE_BUDGET {
-                            break 'probe;
-                        }
-                    }
-                }
-                if candidates.len() > DURATION_PROBE_BUDGET {
-                    return self.verify(
-                        tenant,
-                        query,
-                        &matcher,
-                        partitions,
-                        by_time(&fallback),
-                        found,
-                    );
-                }
-                candidates.sort_unstable_by_key(|(_, reference)| std::cmp::Reverse(*reference));
-                self.verify(
-                    tenant,
-                    query,
-                    &matcher,
-                    partitions,
-                    candidates.into_iter().map(Ok),
-                    found,
-                )
+            Plan::Postings { term, filter } => {
+                let filter = PostingFilter {
+                    term: filter,
+                    min_start: query.start_time_min.map_or(0, |time| time.0),
+                    max_start: query.start_time_max.map_or(u64::MAX, |time| time.0),
+                    min_duration: query.duration_min.unwrap_or(0),
+                    max_duration: query.duration_max.unwrap_or(u64::MAX),
+                };
+                let candidates = PostingWalk::new(partitions, term, filter);
+                self.verify(tenant, query, &matcher, partitions, candidates, found)
             }
         }
     }
@@ -339,6 +398,7 @@ impl Engine {
         let depth = query.search_depth.get();
         let mut proven: HashSet<TraceId> = HashSet::new();
         let mut cache = ContentCache::default();
+        let mut verified = VerifiedTraces::default();
         for candidate in candidates {
             let (position, reference) = candidate?;
             if proven.contains(&reference.trace_id)
@@ -349,12 +409,21 @@ impl Engine {
             let Some(partition) = partitions.get(position) else {
                 continue;
             };
-            let key = keys::span_key(tenant, &reference.trace_id, &reference.disc);
-            let Some(value) = partition.spans.get(key)? else {
-                continue;
-            };
-            let span = cache.span(partition, tenant, &value)?;
-            if !matcher.matches(&span) {
+            let cache_key = (position, reference.trace_id);
+            if !verified.spans.contains_key(&cache_key) {
+                if verified.spans.len() >= VERIFIED_TRACES_LIMIT {
+                    verified.spans.clear();
+                }
+                let spans =
+                    self.partition_spans(tenant, reference.trace_id, partition, &mut cache)?;
+                verified.spans.insert(cache_key, spans);
+            }
+            let matched = verified.spans.get(&cache_key).is_some_and(|spans| {
+                spans
+                    .iter()
+                    .any(|span| span.start().0 == reference.start && matcher.matches(span))
+            });
+            if !matched {
                 continue;
             }
             proven.insert(reference.trace_id);
@@ -462,22 +531,19 @@ impl Engine {
         window: &DependencyQuery,
     ) -> Result<Vec<DependencyLink>, LsmError> {
         let partitions = self.snapshot();
-        let prefix = keys::global_prefix(tenant);
-        let (lower, upper) =
-            keys::u64_range(&prefix, window.start.0, window.end.0, SPAN_REF_LEN - 8);
+        let filter = PostingFilter {
+            term: None,
+            min_start: window.start.0,
+            max_start: window.end.0,
+            min_duration: 0,
+            max_duration: u64::MAX,
+        };
         let mut traces = Vec::new();
         let mut seen = HashSet::new();
-        for partition in &partitions {
-            if !partition.id.overlaps(window.start.0, window.end.0) {
-                continue;
-            }
-            for guard in partition.index.range(lower.clone()..=upper.clone()) {
-                let key = guard.key()?;
-                let reference = SpanRef::from_key_tail(&key)
-                    .ok_or_else(|| LsmError::corrupt("index key is too short"))?;
-                if seen.insert(reference.trace_id) {
-                    traces.push(reference.trace_id);
-                }
+        for candidate in PostingWalk::new(&partitions, keys::global_term(tenant), filter) {
+            let (_, reference) = candidate?;
+            if seen.insert(reference.trace_id) {
+                traces.push(reference.trace_id);
             }
         }
         let mut counter = DependencyCounter::default();

@@ -1,17 +1,21 @@
-//! Value encodings: span records, resource and scope records, and trace summary fragments.
+//! Value encodings: span groups, resource and scope records, and trace summary fragments.
 //!
 //! Every value starts with a format byte so a later version can change a layout without
 //! guessing.
 
+use std::collections::HashMap;
+
 use prost::Message as _;
 use remote_storage_core::model::{Resource, Scope};
 use remote_storage_core::proto::otlp::trace::{ResourceSpans, ScopeSpans};
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, xxh3_128};
 
 use crate::error::LsmError;
 use crate::keys::{ContentId, Discriminator, put_bytes, put_len, take_bytes, take_varint};
 
 const FORMAT_V1: u8 = 1;
+/// Span group records: lz4-compressed.
+const FORMAT_GROUP: u8 = 2;
 
 /// A resource with its `ResourceSpans.schema_url`, as one protobuf message
 /// (`ResourceSpans` without spans), and the hash that names it.
@@ -67,39 +71,178 @@ pub(crate) fn decode_scope(value: &[u8]) -> Result<Scope, LsmError> {
     ))
 }
 
-/// A span record: `format ‖ resource id ‖ scope id ‖ prost-encoded OTLP span`.
-pub(crate) fn encode_span(resource: &ContentId, scope: &ContentId, span: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(1 + 32 + span.len());
-    value.push(FORMAT_V1);
-    value.extend_from_slice(resource);
-    value.extend_from_slice(scope);
-    value.extend_from_slice(span);
-    value
+/// The hash of a resource and scope pair: the first half of a [`Discriminator`].
+pub(crate) fn content_group_hash(resource_id: &ContentId, scope_id: &ContentId) -> u64 {
+    let mut input = [0u8; 32];
+    input[..16].copy_from_slice(resource_id);
+    input[16..].copy_from_slice(scope_id);
+    xxh3_64(&input)
 }
 
-/// The parts of a span record.
-pub(crate) struct SpanRecord<'a> {
+/// The key-order position of a stored span within its trace: `group_hash` (see
+/// [`content_group_hash`]) then `hash(span bytes, seeded with group_hash)`; the n-th identical
+/// copy of a span within one batch (n > 0) hashes its number in too. A re-sent span thus gets
+/// the same discriminator (reads keep one), while identical copies inside one batch are all
+/// kept.
+pub(crate) fn discriminator(group_hash: u64, span_bytes: &[u8], copy: u32) -> Discriminator {
+    let content_hash = xxh3_64_with_seed(span_bytes, group_hash);
+    let copy_hash = if copy == 0 {
+        content_hash
+    } else {
+        let mut input = [0u8; 12];
+        input[..8].copy_from_slice(&content_hash.to_be_bytes());
+        input[8..].copy_from_slice(&copy.to_be_bytes());
+        xxh3_64(&input)
+    };
+    let mut disc = [0u8; 16];
+    disc[..8].copy_from_slice(&group_hash.to_be_bytes());
+    disc[8..].copy_from_slice(&copy_hash.to_be_bytes());
+    disc
+}
+
+/// The spans of one trace written by one batch into one partition, before encoding.
+#[derive(Debug, Default)]
+pub(crate) struct SpanGroupBuilder {
+    resources: Vec<ContentId>,
+    scopes: Vec<ContentId>,
+    body: Vec<u8>,
+    count: usize,
+}
+
+impl SpanGroupBuilder {
+    pub(crate) fn add(&mut self, resource: &ContentId, scope: &ContentId, span: &[u8]) {
+        let resource_index = position_or_push(&mut self.resources, resource);
+        let scope_index = position_or_push(&mut self.scopes, scope);
+        put_len(&mut self.body, resource_index);
+        put_len(&mut self.body, scope_index);
+        put_bytes(&mut self.body, span);
+        self.count += 1;
+    }
+
+    /// `format 2 ‖ lz4(n resources ‖ ids… ‖ n scopes ‖ ids… ‖ n spans ‖
+    /// (resource index ‖ scope index ‖ lp(OTLP span))…)`, the uncompressed size first.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut plain = Vec::with_capacity(
+            8 + 16 * (self.resources.len() + self.scopes.len()) + self.body.len(),
+        );
+        put_len(&mut plain, self.resources.len());
+        for id in &self.resources {
+            plain.extend_from_slice(id);
+        }
+        put_len(&mut plain, self.scopes.len());
+        for id in &self.scopes {
+            plain.extend_from_slice(id);
+        }
+        put_len(&mut plain, self.count);
+        plain.extend_from_slice(&self.body);
+        let compressed = lz4_flex::compress_prepend_size(&plain);
+        let mut value = Vec::with_capacity(1 + compressed.len());
+        value.push(FORMAT_GROUP);
+        value.extend_from_slice(&compressed);
+        value
+    }
+}
+
+fn position_or_push(ids: &mut Vec<ContentId>, id: &ContentId) -> usize {
+    match ids.iter().position(|known| known == id) {
+        Some(index) => index,
+        None => {
+            ids.push(*id);
+            ids.len() - 1
+        }
+    }
+}
+
+/// One stored span of a decoded group.
+pub(crate) struct GroupSpan<'a> {
     pub(crate) resource: ContentId,
     pub(crate) scope: ContentId,
     pub(crate) span: &'a [u8],
+    pub(crate) disc: Discriminator,
 }
 
-pub(crate) fn decode_span(value: &[u8]) -> Result<SpanRecord<'_>, LsmError> {
-    let rest = unversioned(value, "span")?;
-    let (Some(resource), Some(scope), Some(span)) =
-        (rest.get(..16), rest.get(16..32), rest.get(32..))
-    else {
-        return Err(LsmError::corrupt("span record is truncated"));
-    };
-    Ok(SpanRecord {
-        resource: resource
-            .try_into()
-            .map_err(|_| LsmError::corrupt("span record resource id"))?,
-        scope: scope
-            .try_into()
-            .map_err(|_| LsmError::corrupt("span record scope id"))?,
-        span,
-    })
+/// A decoded span group; [`SpanGroup::spans`] lists its spans in write order.
+pub(crate) struct SpanGroup {
+    plain: Vec<u8>,
+    resources: Vec<ContentId>,
+    scopes: Vec<ContentId>,
+    /// Offset of the first span entry in `plain`.
+    body_start: usize,
+    count: usize,
+}
+
+impl SpanGroup {
+    pub(crate) fn decode(value: &[u8]) -> Result<Self, LsmError> {
+        let compressed = match value.split_first() {
+            Some((&FORMAT_GROUP, rest)) => rest,
+            _ => return Err(LsmError::corrupt("span group record has an unknown format")),
+        };
+        let plain = lz4_flex::decompress_size_prepended(compressed).map_err(|error| {
+            LsmError::corrupt(format!("span group does not decompress: {error}"))
+        })?;
+        Self::parse(plain).ok_or_else(|| LsmError::corrupt("span group is truncated"))
+    }
+
+    fn parse(plain: Vec<u8>) -> Option<Self> {
+        let mut input = plain.as_slice();
+        let resource_count = usize::try_from(take_varint(&mut input)?).ok()?;
+        let mut resources = Vec::with_capacity(resource_count.min(1024));
+        for _ in 0..resource_count {
+            resources.push(take_array::<16>(&mut input)?);
+        }
+        let scope_count = usize::try_from(take_varint(&mut input)?).ok()?;
+        let mut scopes = Vec::with_capacity(scope_count.min(1024));
+        for _ in 0..scope_count {
+            scopes.push(take_array::<16>(&mut input)?);
+        }
+        let count = usize::try_from(take_varint(&mut input)?).ok()?;
+        let body_start = plain.len() - input.len();
+        Some(Self {
+            plain,
+            resources,
+            scopes,
+            body_start,
+            count,
+        })
+    }
+
+    /// The group's spans in write order, each with its discriminator.
+    pub(crate) fn spans(&self) -> Result<Vec<GroupSpan<'_>>, LsmError> {
+        self.spans_inner()
+            .ok_or_else(|| LsmError::corrupt("span group entry is truncated"))
+    }
+
+    fn spans_inner(&self) -> Option<Vec<GroupSpan<'_>>> {
+        let mut input = self.plain.get(self.body_start..)?;
+        let mut spans = Vec::with_capacity(self.count.min(65_536));
+        let mut copies: HashMap<Discriminator, u32> = HashMap::new();
+        let mut group_hashes: HashMap<(usize, usize), u64> = HashMap::new();
+        for _ in 0..self.count {
+            let resource_index = usize::try_from(take_varint(&mut input)?).ok()?;
+            let scope_index = usize::try_from(take_varint(&mut input)?).ok()?;
+            let span = take_bytes(&mut input)?;
+            let resource = *self.resources.get(resource_index)?;
+            let scope = *self.scopes.get(scope_index)?;
+            let group_hash = *group_hashes
+                .entry((resource_index, scope_index))
+                .or_insert_with(|| content_group_hash(&resource, &scope));
+            let first = discriminator(group_hash, span, 0);
+            let copy = copies.entry(first).or_insert(0);
+            let disc = if *copy == 0 {
+                first
+            } else {
+                discriminator(group_hash, span, *copy)
+            };
+            *copy += 1;
+            spans.push(GroupSpan {
+                resource,
+                scope,
+                span,
+                disc,
+            });
+        }
+        input.is_empty().then_some(spans)
+    }
 }
 
 /// What a summary needs of one span, kept in the trace's summary fragments so summaries and
@@ -261,12 +404,23 @@ mod tests {
     }
 
     #[test]
-    fn span_records_round_trip() {
-        let value = encode_span(&[7; 16], &[8; 16], b"payload");
-        let record = decode_span(&value).unwrap();
-        assert_eq!(record.resource, [7; 16]);
-        assert_eq!(record.scope, [8; 16]);
-        assert_eq!(record.span, b"payload");
-        assert!(decode_span(&value[..10]).is_err());
+    fn span_groups_round_trip_and_keep_copies_apart() {
+        let mut builder = SpanGroupBuilder::default();
+        builder.add(&[7; 16], &[8; 16], b"payload");
+        builder.add(&[9; 16], &[8; 16], b"other");
+        builder.add(&[7; 16], &[8; 16], b"payload");
+        let value = builder.encode();
+        let group = SpanGroup::decode(&value).unwrap();
+        let spans = group.spans().unwrap();
+        assert_eq!(spans.len(), 3);
+        assert_eq!(spans[0].resource, [7; 16]);
+        assert_eq!(spans[1].resource, [9; 16]);
+        assert_eq!(spans[1].scope, [8; 16]);
+        assert_eq!(spans[2].span, b"payload");
+        let group_hash = content_group_hash(&[7; 16], &[8; 16]);
+        assert_eq!(spans[0].disc, discriminator(group_hash, b"payload", 0));
+        assert_ne!(spans[0].disc, spans[2].disc);
+        assert_eq!(spans[0].disc[..8], spans[2].disc[..8]);
+        assert!(SpanGroup::decode(&value[..value.len() - 1]).is_err());
     }
 }

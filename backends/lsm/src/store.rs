@@ -390,7 +390,8 @@ impl StoreLifecycle for LsmStore {
         Some(self.engine.stats())
     }
 
-    /// Stops the background thread and fsyncs everything.
+    /// Stops the background thread, writes the memtables out as tables (so the next start
+    /// replays no journal and sealed journals are freed) and fsyncs everything.
     async fn close(&self) -> StoreResult<()> {
         if let Some(handle) = self.stop_background() {
             tokio::task::spawn_blocking(move || handle.join())
@@ -401,6 +402,6 @@ impl StoreLifecycle for LsmStore {
                     source: None,
                 })?;
         }
-        blocking(&self.engine, Engine::sync_all).await
+        blocking(&self.engine, Engine::flush_and_sync).await
     }
 }

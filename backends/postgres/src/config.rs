@@ -81,9 +81,9 @@ pub struct PostgresConfig {
     pub maintenance_interval: Duration,
     /// Do not run the embedded migrations at start-up (the schema is managed elsewhere).
     pub skip_migrations: bool,
-    /// Searches first read this many of the newest spans of the service/time range in index
-    /// order (cheap when matches are frequent) before switching to a selective plan driven by
-    /// the attribute index. Results are the same either way.
+    /// Largest page of candidate rows (trace chunks) one search statement returns. Searches
+    /// walk newest first in pages that grow from twice the search depth up to this; results
+    /// are the same for any value.
     pub search_walk_rows: NonZeroU32,
 }
 

@@ -1,23 +1,55 @@
-//! Turning a batch of spans into column arrays for one `INSERT … SELECT FROM unnest(…)` per
-//! table, plus the search terms and content hashes that make searches and retries exact.
+//! Trace chunks: how one write's spans become rows of `chunks`, and how rows become spans again.
+//!
+//! A write groups its spans by `(trace, service, minute slot)`; each group is one row (split
+//! every [`MAX_CHUNK_SPANS`] spans) holding the spans, their resources and scopes as one
+//! zstd-compressed payload, plus what searches prefilter on: the service, the start/duration
+//! ranges and a Bloom filter over the [keys](search_key) of everything a query condition can
+//! name. Index entries
+//! are per row, so their cost is divided by the spans per row.
+//!
+//! Payload: the uncompressed length (varint), then zstd (level 1) of (varints are LEB128 as in
+//! protobuf):
+//!
+//! ```text
+//! version=1
+//! resources: count, then per resource: len + prost Resource, len + schema URL
+//! scopes:    count, then per scope:    len + prost InstrumentationScope, len + schema URL
+//! spans:     count, then per span: resource index, scope index, position in the write,
+//!            occurrence, 8-byte content hash (LE), len + prost Span (trace ID left out)
+//! ```
+//!
+//! The content hash and occurrence (the index among identical spans of the write) make reads
+//! drop spans that an earlier write already stored (a partly re-sent Export), exactly as the
+//! former per-span primary key did; identical copies inside one write are all kept.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use prost::Message as _;
+use prost::bytes::Buf as _;
+use prost::encoding::{decode_varint, encode_varint};
 use remote_storage_core::attribute::any_value_text;
 use remote_storage_core::model::span_kind_name;
-use remote_storage_core::proto::otlp::common::KeyValue;
-use remote_storage_core::{Resource, Scope, Span};
-use xxhash_rust::xxh3::xxh3_128;
+use remote_storage_core::proto::otlp::common::{InstrumentationScope, KeyValue};
+use remote_storage_core::proto::otlp::resource::Resource as OtlpResource;
+use remote_storage_core::proto::otlp::trace::Span as OtlpSpan;
+use remote_storage_core::{Resource, Scope, Span, StoreError, StoreResult, TraceId};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::schema::{bucket_of, to_db_nanos};
 
-/// Terms longer than this are stored (and searched) as a hash, so GIN entries stay small.
-const MAX_TERM_BYTES: usize = 256;
-/// Separates the terms of one row in the packed text sent to `string_to_array(…, chr(30))`.
-pub(crate) const TERM_SEPARATOR: char = '\u{1e}';
+/// Spans of one trace and service within this window share a row. A row's spans then start
+/// less than this apart, which lets searches bound a time window on `max_start` alone.
+pub(crate) const SLOT_NS: i64 = 60 * 1_000_000_000;
+/// Largest number of spans in one row: bounds the work of decoding a search candidate.
+const MAX_CHUNK_SPANS: usize = 256;
+const PAYLOAD_VERSION: u64 = 1;
+/// zstd level of payloads: level 1 compresses these small, repetitive inputs as well as
+/// higher levels (measured on the loadgen workload: ~100 bytes per span) and fastest.
+const ZSTD_LEVEL: i32 = 1;
+/// Refuse to inflate a payload beyond this (a corrupt length must not exhaust memory).
+const MAX_RAW_PAYLOAD: u64 = 1 << 30;
 
 /// PostgreSQL text cannot hold NUL: it is replaced, on writes and on query values alike.
 pub(crate) fn pg_text(text: &str) -> Cow<'_, str> {
@@ -28,45 +60,74 @@ pub(crate) fn pg_text(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// The search term of one `key = value text` pair: `<key length>:<key>=<value>` (the length
-/// makes it unambiguous), or `#<xxh3-128 hex>` of that when it is long or holds a character
-/// that text storage or packing cannot carry. Writes and queries build terms the same way.
-pub(crate) fn term(key: &str, value_text: &str) -> String {
-    let raw = format!("{}:{key}={value_text}", key.len());
-    if raw.len() > MAX_TERM_BYTES || raw.contains(['\0', TERM_SEPARATOR]) {
-        format!("#{}", hex::encode(xxh3_128(raw.as_bytes()).to_be_bytes()))
-    } else {
-        raw
-    }
+/// What a search key stands for. Each kind hashes in its own namespace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyKind {
+    /// An attribute of the span, an event, a link, the scope or the resource.
+    Anywhere = 1,
+    /// An attribute of the resource.
+    Resource = 2,
+    ScopeName = 3,
+    ScopeVersion = 4,
+    Operation = 5,
+    Kind = 6,
+    Status = 7,
 }
 
-fn push_terms(terms: &mut BTreeSet<String>, attributes: &[KeyValue]) {
-    for attribute in attributes {
-        terms.insert(term(
-            &attribute.key,
-            &any_value_text(attribute.value.as_ref()),
-        ));
+/// The 64-bit hash of one searchable fact, as set in (and tested against) a row's Bloom filter.
+pub(crate) fn search_key(kind: KeyKind, parts: &[&str]) -> u64 {
+    let mut buffer = Vec::with_capacity(parts.iter().map(|part| part.len() + 8).sum::<usize>() + 1);
+    buffer.push(kind as u8);
+    for part in parts {
+        buffer.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        buffer.extend_from_slice(part.as_bytes());
     }
+    xxh3_64(&buffer)
 }
 
-fn pack(terms: BTreeSet<String>) -> String {
-    let mut packed = String::new();
-    for (index, one) in terms.into_iter().enumerate() {
-        if index > 0 {
-            packed.push(TERM_SEPARATOR);
+/// Bits set per key in a row's Bloom filter.
+pub(crate) const BLOOM_PROBES: u64 = 4;
+/// Filter bits per key, rounded up to a power of two (6 to 12 bits a key): 1 to 5 % false
+/// positives for one key, e.g. ~130 keys of a 10-span loadgen row in 1,024 bits (128 bytes),
+/// ~3 %. Small because the filter is stored three times (heap and both time indexes).
+const BLOOM_BITS_PER_KEY: usize = 6;
+const BLOOM_MIN_BITS: usize = 64;
+/// Largest filter (2 kB): it is part of the time indexes' entries, which btree caps at ~2.7 kB.
+const BLOOM_MAX_BITS: usize = 1 << 14;
+
+/// The two halves of a key's hash: probe `i` tests bit `(low + i * high) mod bits`.
+pub(crate) fn bloom_probe_base(key: u64) -> (i64, i64) {
+    let low = i64::try_from(key & 0xFFFF_FFFF).unwrap_or(0);
+    let high = i64::try_from(key >> 32).unwrap_or(0);
+    (low, high)
+}
+
+/// A Bloom filter over `keys`, in PostgreSQL's `get_bit` numbering (bit `n` is bit `n % 8` of
+/// byte `n / 8`, least significant first).
+fn bloom(keys: &BTreeSet<u64>) -> Vec<u8> {
+    let bits = (keys.len() * BLOOM_BITS_PER_KEY)
+        .next_power_of_two()
+        .clamp(BLOOM_MIN_BITS, BLOOM_MAX_BITS);
+    let mut filter = vec![0u8; bits / 8];
+    let modulus = bits as u64;
+    for key in keys {
+        let (low, high) = bloom_probe_base(*key);
+        for probe in 0..BLOOM_PROBES {
+            let bit = (low.unsigned_abs() + probe * high.unsigned_abs()) % modulus;
+            let byte = usize::try_from(bit / 8).unwrap_or(0);
+            if let Some(slot) = filter.get_mut(byte) {
+                *slot |= 1 << (bit % 8);
+            }
         }
-        packed.push_str(&one);
     }
-    packed
+    filter
 }
 
-/// Content hash of a resource (attributes, dropped count, entity refs and schema URL).
-fn resource_hash(resource: &Resource, payload: &[u8]) -> [u8; 16] {
-    content_hash(&[payload, resource.schema_url().as_bytes()])
-}
-
-fn scope_hash(scope: &Scope, payload: &[u8]) -> [u8; 16] {
-    content_hash(&[payload, scope.schema_url().as_bytes()])
+fn attribute_keys(keys: &mut BTreeSet<u64>, kind: KeyKind, attributes: &[KeyValue]) {
+    for attribute in attributes {
+        let value = any_value_text(attribute.value.as_ref());
+        keys.insert(search_key(kind, &[&attribute.key, &value]));
+    }
 }
 
 /// xxh3-128 over length-prefixed parts.
@@ -79,53 +140,24 @@ fn content_hash(parts: &[&[u8]]) -> [u8; 16] {
     xxh3_128(&buffer).to_be_bytes()
 }
 
-/// Span IDs are stored as `bigint` (the 8 bytes big-endian).
-pub(crate) fn span_id_to_db(bytes: [u8; 8]) -> i64 {
-    i64::from_be_bytes(bytes)
+fn put_bytes(buffer: &mut Vec<u8>, bytes: &[u8]) {
+    encode_varint(bytes.len() as u64, buffer);
+    buffer.extend_from_slice(bytes);
 }
 
-/// Column arrays of the `spans` insert, sorted by primary key (so concurrent retries of
-/// overlapping batches lock rows in one order and cannot deadlock).
+/// Column arrays of the `chunks` insert, one entry per row.
 #[derive(Debug, Default)]
-pub(crate) struct SpanColumns {
-    pub(crate) start_ns: Vec<i64>,
+pub(crate) struct ChunkColumns {
     pub(crate) trace_id: Vec<Vec<u8>>,
-    pub(crate) span_id: Vec<i64>,
-    pub(crate) content_hash: Vec<Vec<u8>>,
-    pub(crate) occurrence: Vec<i32>,
-    pub(crate) parent_span_id: Vec<Option<i64>>,
-    pub(crate) end_ns: Vec<i64>,
+    pub(crate) chunk_hash: Vec<i64>,
+    pub(crate) min_start: Vec<i64>,
+    pub(crate) max_start: Vec<i64>,
+    pub(crate) max_end: Vec<i64>,
+    pub(crate) min_duration: Vec<i64>,
+    pub(crate) max_duration: Vec<i64>,
     pub(crate) service: Vec<String>,
-    pub(crate) operation: Vec<String>,
-    pub(crate) kind: Vec<i16>,
-    pub(crate) status: Vec<i16>,
-    pub(crate) resource_hash: Vec<Vec<u8>>,
-    pub(crate) scope_hash: Vec<Vec<u8>>,
-    pub(crate) batch_ord: Vec<i32>,
-    pub(crate) terms: Vec<String>,
-    pub(crate) payload: Vec<Vec<u8>>,
-}
-
-/// Column arrays of the `resources` insert.
-#[derive(Debug, Default)]
-pub(crate) struct ResourceColumns {
-    pub(crate) bucket: Vec<i64>,
-    pub(crate) hash: Vec<Vec<u8>>,
-    pub(crate) service: Vec<String>,
-    pub(crate) schema_url: Vec<String>,
-    pub(crate) terms: Vec<String>,
-    pub(crate) payload: Vec<Vec<u8>>,
-}
-
-/// Column arrays of the `scopes` insert.
-#[derive(Debug, Default)]
-pub(crate) struct ScopeColumns {
-    pub(crate) bucket: Vec<i64>,
-    pub(crate) hash: Vec<Vec<u8>>,
-    pub(crate) name: Vec<String>,
-    pub(crate) version: Vec<String>,
-    pub(crate) schema_url: Vec<String>,
-    pub(crate) terms: Vec<String>,
+    pub(crate) span_count: Vec<i32>,
+    pub(crate) bloom: Vec<Vec<u8>>,
     pub(crate) payload: Vec<Vec<u8>>,
 }
 
@@ -133,62 +165,76 @@ pub(crate) struct ScopeColumns {
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub(crate) buckets: BTreeSet<i64>,
-    pub(crate) spans: SpanColumns,
-    pub(crate) resources: ResourceColumns,
-    pub(crate) scopes: ScopeColumns,
+    pub(crate) chunks: ChunkColumns,
     /// `(name, bucket)`, sorted.
     pub(crate) services: Vec<(String, i64)>,
     /// `(service, name, kind, bucket)`, sorted.
     pub(crate) operations: Vec<(String, String, String, i64)>,
 }
 
-struct SpanRow {
-    key: ([u8; 16], i64, [u8; 16], i32),
+/// A resource or scope encoded once per write.
+struct Encoded {
+    hash: [u8; 16],
+    payload: Vec<u8>,
+    schema_url: String,
+    keys: Vec<u64>,
+}
+
+fn encode_resource(resource: &Resource) -> Encoded {
+    let payload = resource.otlp().encode_to_vec();
+    let mut keys = BTreeSet::new();
+    attribute_keys(&mut keys, KeyKind::Anywhere, &resource.otlp().attributes);
+    attribute_keys(&mut keys, KeyKind::Resource, &resource.otlp().attributes);
+    Encoded {
+        hash: content_hash(&[&payload, resource.schema_url().as_bytes()]),
+        payload,
+        schema_url: resource.schema_url().to_owned(),
+        keys: keys.into_iter().collect(),
+    }
+}
+
+fn encode_scope(scope: &Scope) -> Encoded {
+    let otlp = scope.otlp();
+    let payload = otlp.encode_to_vec();
+    let mut keys = BTreeSet::new();
+    attribute_keys(&mut keys, KeyKind::Anywhere, &otlp.attributes);
+    keys.insert(search_key(KeyKind::ScopeName, &[&otlp.name]));
+    keys.insert(search_key(KeyKind::ScopeVersion, &[&otlp.version]));
+    Encoded {
+        hash: content_hash(&[&payload, scope.schema_url().as_bytes()]),
+        payload,
+        schema_url: scope.schema_url().to_owned(),
+        keys: keys.into_iter().collect(),
+    }
+}
+
+/// One span, encoded, waiting for its row.
+struct EncodedSpan {
+    position: u64,
+    resource: Arc<Encoded>,
+    scope: Arc<Encoded>,
+    hash: u64,
+    occurrence: u64,
     start_ns: i64,
-    parent_span_id: Option<i64>,
     end_ns: i64,
-    service: String,
-    operation: String,
-    kind: i16,
-    status: i16,
-    resource_hash: [u8; 16],
-    scope_hash: [u8; 16],
-    batch_ord: i32,
-    terms: String,
-    payload: Vec<u8>,
-}
-
-struct EncodedResource {
-    hash: [u8; 16],
-    service: String,
-    schema_url: String,
-    terms: String,
-    payload: Vec<u8>,
-}
-
-struct EncodedScope {
-    hash: [u8; 16],
-    name: String,
-    version: String,
-    schema_url: String,
-    terms: String,
+    keys: Vec<u64>,
     payload: Vec<u8>,
 }
 
 impl Batch {
-    /// Encodes a batch. Resources and scopes are encoded once per distinct `Arc` and stored
-    /// once per bucket; identical spans within the batch get increasing occurrence numbers so
-    /// they are all kept, while a re-sent batch maps onto the same keys and is ignored.
-    pub(crate) fn build(spans: &[Span], width: i64) -> Self {
-        let mut resources: HashMap<*const Resource, Arc<EncodedResource>> = HashMap::new();
-        let mut scopes: HashMap<*const Scope, Arc<EncodedScope>> = HashMap::new();
-        let mut resource_rows: BTreeMap<([u8; 16], i64), Arc<EncodedResource>> = BTreeMap::new();
-        let mut scope_rows: BTreeMap<([u8; 16], i64), Arc<EncodedScope>> = BTreeMap::new();
+    /// Groups and encodes a write. Deterministic: a re-sent write yields the same rows (same
+    /// `chunk_hash`), which the insert then ignores.
+    pub(crate) fn build(spans: &[Span], width: i64) -> StoreResult<Self> {
+        let mut resources: HashMap<*const Resource, Arc<Encoded>> = HashMap::new();
+        let mut scopes: HashMap<*const Scope, Arc<Encoded>> = HashMap::new();
         let mut services: BTreeSet<(String, i64)> = BTreeSet::new();
         let mut operations: BTreeSet<(String, String, String, i64)> = BTreeSet::new();
-        let mut occurrences: HashMap<([u8; 16], i64, [u8; 16]), i32> = HashMap::new();
+        let mut occurrences: HashMap<([u8; 16], u64), u64> = HashMap::new();
         let mut buckets = BTreeSet::new();
-        let mut rows = Vec::with_capacity(spans.len());
+        // (trace, service, slot) -> spans in write order; a BTreeMap orders rows by key, so
+        // concurrent retries insert in one order.
+        let mut groups: std::collections::BTreeMap<([u8; 16], String, i64), Vec<EncodedSpan>> =
+            std::collections::BTreeMap::new();
 
         for (position, span) in spans.iter().enumerate() {
             let resource = Arc::clone(
@@ -202,61 +248,70 @@ impl Batch {
                     .or_insert_with(|| Arc::new(encode_scope(span.scope()))),
             );
             let otlp = span.otlp();
-            let payload = otlp.encode_to_vec();
-            let hash = content_hash(&[&resource.hash, &scope.hash, &payload]);
+            // The trace ID is the row's; leaving it out of each span saves 18 bytes a span.
+            let mut payload = Vec::with_capacity(otlp.encoded_len());
+            let trace_id = *span.trace_id().as_bytes();
+            {
+                let without_trace = OtlpSpan {
+                    trace_id: Vec::new(),
+                    ..OtlpSpan::clone(otlp)
+                };
+                without_trace
+                    .encode(&mut payload)
+                    .unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
+            }
+            let full_hash = content_hash(&[&resource.hash, &scope.hash, &trace_id, &payload]);
+            let hash = u64::from_le_bytes(full_hash[..8].try_into().unwrap_or([0; 8]));
+            let occurrence = occurrences.entry((trace_id, hash)).or_insert(0);
+            let this_occurrence = *occurrence;
+            *occurrence += 1;
+
             let start_ns = to_db_nanos(otlp.start_time_unix_nano);
             let end_ns = to_db_nanos(otlp.end_time_unix_nano).max(start_ns);
             let bucket = bucket_of(start_ns, width);
             buckets.insert(bucket);
-            resource_rows
-                .entry((resource.hash, bucket))
-                .or_insert_with(|| Arc::clone(&resource));
-            scope_rows
-                .entry((scope.hash, bucket))
-                .or_insert_with(|| Arc::clone(&scope));
             let service = pg_text(span.service_name()).into_owned();
-            let operation = pg_text(span.name()).into_owned();
             services.insert((service.clone(), bucket));
             operations.insert((
                 service.clone(),
-                operation.clone(),
+                pg_text(span.name()).into_owned(),
                 span_kind_name(span.kind()).to_owned(),
                 bucket,
             ));
 
-            let trace_id = *span.trace_id().as_bytes();
-            let span_id = span_id_to_db(*span.span_id().as_bytes());
-            let occurrence = occurrences.entry((trace_id, span_id, hash)).or_insert(0);
-            let key = (trace_id, span_id, hash, *occurrence);
-            *occurrence += 1;
-
-            let mut terms = BTreeSet::new();
-            push_terms(&mut terms, &otlp.attributes);
+            let mut keys = BTreeSet::new();
+            attribute_keys(&mut keys, KeyKind::Anywhere, &otlp.attributes);
             for event in &otlp.events {
-                push_terms(&mut terms, &event.attributes);
+                attribute_keys(&mut keys, KeyKind::Anywhere, &event.attributes);
             }
             for link in &otlp.links {
-                push_terms(&mut terms, &link.attributes);
+                attribute_keys(&mut keys, KeyKind::Anywhere, &link.attributes);
             }
-            rows.push(SpanRow {
-                key,
-                start_ns,
-                parent_span_id: span
-                    .parent_span_id()
-                    .map(|parent| span_id_to_db(*parent.as_bytes())),
-                end_ns,
-                service,
-                operation,
-                kind: i16::try_from(span.kind() as i32).unwrap_or(0),
-                status: i16::try_from(span.status_code() as i32).unwrap_or(0),
-                resource_hash: resource.hash,
-                scope_hash: scope.hash,
-                batch_ord: i32::try_from(position).unwrap_or(i32::MAX),
-                terms: pack(terms),
-                payload,
-            });
+            keys.insert(search_key(KeyKind::Operation, &[span.name()]));
+            keys.insert(search_key(
+                KeyKind::Kind,
+                &[&(span.kind() as i32).to_string()],
+            ));
+            keys.insert(search_key(
+                KeyKind::Status,
+                &[&(span.status_code() as i32).to_string()],
+            ));
+            let slot = bucket_of(start_ns, SLOT_NS);
+            groups
+                .entry((trace_id, service, slot))
+                .or_default()
+                .push(EncodedSpan {
+                    position: position as u64,
+                    resource,
+                    scope,
+                    hash,
+                    occurrence: this_occurrence,
+                    start_ns,
+                    end_ns,
+                    keys: keys.into_iter().collect(),
+                    payload,
+                });
         }
-        rows.sort_by_key(|row| row.key);
 
         let mut batch = Self {
             buckets,
@@ -264,74 +319,274 @@ impl Batch {
             operations: operations.into_iter().collect(),
             ..Self::default()
         };
-        let columns = &mut batch.spans;
-        for row in rows {
-            let (trace_id, span_id, hash, occurrence) = row.key;
-            columns.start_ns.push(row.start_ns);
-            columns.trace_id.push(trace_id.to_vec());
-            columns.span_id.push(span_id);
-            columns.content_hash.push(hash.to_vec());
-            columns.occurrence.push(occurrence);
-            columns.parent_span_id.push(row.parent_span_id);
-            columns.end_ns.push(row.end_ns);
-            columns.service.push(row.service);
-            columns.operation.push(row.operation);
-            columns.kind.push(row.kind);
-            columns.status.push(row.status);
-            columns.resource_hash.push(row.resource_hash.to_vec());
-            columns.scope_hash.push(row.scope_hash.to_vec());
-            columns.batch_ord.push(row.batch_ord);
-            columns.terms.push(row.terms);
-            columns.payload.push(row.payload);
+        // One compression context for the whole write: creating one per row costs more than
+        // compressing a 10-span row.
+        let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
+            .map_err(|error| StoreError::internal("postgres: creating a compressor", error))?;
+        for ((trace_id, service, _slot), group) in groups {
+            for piece in group.chunks(MAX_CHUNK_SPANS) {
+                batch
+                    .chunks
+                    .push(&mut compressor, &trace_id, &service, piece)?;
+            }
         }
-        for ((hash, bucket), resource) in resource_rows {
-            let columns = &mut batch.resources;
-            columns.bucket.push(bucket);
-            columns.hash.push(hash.to_vec());
-            columns.service.push(resource.service.clone());
-            columns.schema_url.push(resource.schema_url.clone());
-            columns.terms.push(resource.terms.clone());
-            columns.payload.push(resource.payload.clone());
-        }
-        for ((hash, bucket), scope) in scope_rows {
-            let columns = &mut batch.scopes;
-            columns.bucket.push(bucket);
-            columns.hash.push(hash.to_vec());
-            columns.name.push(scope.name.clone());
-            columns.version.push(scope.version.clone());
-            columns.schema_url.push(scope.schema_url.clone());
-            columns.terms.push(scope.terms.clone());
-            columns.payload.push(scope.payload.clone());
-        }
-        batch
+        Ok(batch)
     }
 }
 
-fn encode_resource(resource: &Resource) -> EncodedResource {
-    let payload = resource.otlp().encode_to_vec();
-    let mut terms = BTreeSet::new();
-    push_terms(&mut terms, &resource.otlp().attributes);
-    EncodedResource {
-        hash: resource_hash(resource, &payload),
-        service: pg_text(resource.service_name()).into_owned(),
-        schema_url: pg_text(resource.schema_url()).into_owned(),
-        terms: pack(terms),
-        payload,
+impl ChunkColumns {
+    fn push(
+        &mut self,
+        compressor: &mut zstd::bulk::Compressor<'_>,
+        trace_id: &[u8; 16],
+        service: &str,
+        spans: &[EncodedSpan],
+    ) -> StoreResult<()> {
+        let mut resource_index: HashMap<[u8; 16], u64> = HashMap::new();
+        let mut scope_index: HashMap<[u8; 16], u64> = HashMap::new();
+        let mut resource_list: Vec<&Encoded> = Vec::new();
+        let mut scope_list: Vec<&Encoded> = Vec::new();
+        let mut keys: BTreeSet<u64> = BTreeSet::new();
+        let mut identity = Vec::with_capacity(spans.len() * 16 + 8);
+        let (mut min_start, mut max_start, mut max_end) = (i64::MAX, i64::MIN, i64::MIN);
+        let (mut min_duration, mut max_duration) = (i64::MAX, i64::MIN);
+        let mut span_refs = Vec::with_capacity(spans.len());
+        for span in spans {
+            let resource = *resource_index.entry(span.resource.hash).or_insert_with(|| {
+                resource_list.push(&span.resource);
+                keys.extend(span.resource.keys.iter().copied());
+                resource_list.len() as u64 - 1
+            });
+            let scope = *scope_index.entry(span.scope.hash).or_insert_with(|| {
+                scope_list.push(&span.scope);
+                keys.extend(span.scope.keys.iter().copied());
+                scope_list.len() as u64 - 1
+            });
+            keys.extend(span.keys.iter().copied());
+            identity.extend_from_slice(&span.hash.to_le_bytes());
+            identity.extend_from_slice(&span.occurrence.to_le_bytes());
+            min_start = min_start.min(span.start_ns);
+            max_start = max_start.max(span.start_ns);
+            max_end = max_end.max(span.end_ns);
+            let duration = span.end_ns.saturating_sub(span.start_ns);
+            min_duration = min_duration.min(duration);
+            max_duration = max_duration.max(duration);
+            span_refs.push((resource, scope, span));
+        }
+        let mut raw = Vec::with_capacity(
+            spans
+                .iter()
+                .map(|span| span.payload.len() + 24)
+                .sum::<usize>()
+                + 256,
+        );
+        encode_varint(PAYLOAD_VERSION, &mut raw);
+        encode_varint(resource_list.len() as u64, &mut raw);
+        for resource in &resource_list {
+            put_bytes(&mut raw, &resource.payload);
+            put_bytes(&mut raw, resource.schema_url.as_bytes());
+        }
+        encode_varint(scope_list.len() as u64, &mut raw);
+        for scope in &scope_list {
+            put_bytes(&mut raw, &scope.payload);
+            put_bytes(&mut raw, scope.schema_url.as_bytes());
+        }
+        encode_varint(span_refs.len() as u64, &mut raw);
+        for (resource, scope, span) in &span_refs {
+            encode_varint(*resource, &mut raw);
+            encode_varint(*scope, &mut raw);
+            encode_varint(span.position, &mut raw);
+            encode_varint(span.occurrence, &mut raw);
+            raw.extend_from_slice(&span.hash.to_le_bytes());
+            put_bytes(&mut raw, &span.payload);
+        }
+        // The row's identity: which spans it holds, not where they were in the write, so a
+        // re-send with other neighbours still maps onto the stored row when it is the same.
+        identity.extend_from_slice(&min_start.to_le_bytes());
+        let chunk_hash = i64::from_le_bytes(xxh3_64(&identity).to_le_bytes());
+
+        self.trace_id.push(trace_id.to_vec());
+        self.chunk_hash.push(chunk_hash);
+        self.min_start.push(min_start);
+        self.max_start.push(max_start);
+        self.max_end.push(max_end);
+        self.min_duration.push(min_duration);
+        self.max_duration.push(max_duration);
+        self.service.push(service.to_owned());
+        self.span_count
+            .push(i32::try_from(spans.len()).unwrap_or(i32::MAX));
+        self.bloom.push(bloom(&keys));
+        self.payload.push(compress(compressor, &raw)?);
+        Ok(())
     }
 }
 
-fn encode_scope(scope: &Scope) -> EncodedScope {
-    let payload = scope.otlp().encode_to_vec();
-    let mut terms = BTreeSet::new();
-    push_terms(&mut terms, &scope.otlp().attributes);
-    EncodedScope {
-        hash: scope_hash(scope, &payload),
-        name: pg_text(&scope.otlp().name).into_owned(),
-        version: pg_text(&scope.otlp().version).into_owned(),
-        schema_url: pg_text(scope.schema_url()).into_owned(),
-        terms: pack(terms),
-        payload,
+fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8]) -> StoreResult<Vec<u8>> {
+    let compressed = compressor
+        .compress(raw)
+        .map_err(|error| StoreError::internal("postgres: compressing a chunk", error))?;
+    let mut payload = Vec::with_capacity(compressed.len() + 10);
+    encode_varint(raw.len() as u64, &mut payload);
+    payload.extend_from_slice(&compressed);
+    Ok(payload)
+}
+
+/// The uncompressed payload of a row.
+pub(crate) fn decompress(payload: &[u8]) -> StoreResult<Vec<u8>> {
+    let mut input = payload;
+    let raw_len = get_varint(&mut input)?;
+    if raw_len > MAX_RAW_PAYLOAD {
+        return Err(corrupt("length"));
     }
+    let capacity = usize::try_from(raw_len).map_err(|_| corrupt("length"))?;
+    thread_local! {
+        /// One decompression context per thread: creating one per row costs more than
+        /// decompressing a small row.
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(decompressor) => decompressor,
+            None => slot.insert(zstd::bulk::Decompressor::new().map_err(|error| {
+                StoreError::internal("postgres: creating a decompressor", error)
+            })?),
+        };
+        decompressor
+            .decompress(input, capacity)
+            .map_err(|error| StoreError::internal("postgres: corrupt chunk compression", error))
+    })
+}
+
+/// One span read back from a row.
+#[derive(Debug)]
+pub(crate) struct StoredSpan {
+    /// Position in its write (orders the spans of one write across rows).
+    pub(crate) position: u64,
+    pub(crate) hash: u64,
+    pub(crate) occurrence: u64,
+    pub(crate) span: Span,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal {
+        message: format!("postgres: corrupt chunk payload: {what}"),
+        source: None,
+    }
+}
+
+fn get_varint(input: &mut &[u8]) -> StoreResult<u64> {
+    decode_varint(input).map_err(|error| StoreError::internal("postgres: corrupt chunk", error))
+}
+
+fn get_bytes<'a>(input: &mut &'a [u8]) -> StoreResult<&'a [u8]> {
+    let len = usize::try_from(get_varint(input)?).map_err(|_| corrupt("length"))?;
+    if input.len() < len {
+        return Err(corrupt("truncated"));
+    }
+    let (head, rest) = input.split_at(len);
+    *input = rest;
+    Ok(head)
+}
+
+fn get_string(input: &mut &[u8]) -> StoreResult<String> {
+    String::from_utf8(get_bytes(input)?.to_vec()).map_err(|_| corrupt("schema URL"))
+}
+
+/// Decodes one row's payload into its spans, in the order they were written.
+pub(crate) fn decode_chunk(trace_id: TraceId, payload: &[u8]) -> StoreResult<Vec<StoredSpan>> {
+    decode_raw(trace_id, &decompress(payload)?)
+}
+
+/// Decodes an uncompressed payload (see [`decompress`]).
+pub(crate) fn decode_raw(trace_id: TraceId, raw: &[u8]) -> StoreResult<Vec<StoredSpan>> {
+    let mut input: &[u8] = raw;
+    if get_varint(&mut input)? != PAYLOAD_VERSION {
+        return Err(corrupt("unknown version"));
+    }
+    let resource_count = get_varint(&mut input)?;
+    let mut resources = Vec::new();
+    for _ in 0..resource_count {
+        let otlp = OtlpResource::decode(get_bytes(&mut input)?)
+            .map_err(|error| StoreError::internal("postgres: corrupt resource", error))?;
+        let schema_url = get_string(&mut input)?;
+        resources.push(Arc::new(Resource::new(otlp, schema_url)));
+    }
+    let scope_count = get_varint(&mut input)?;
+    let mut scopes = Vec::new();
+    for _ in 0..scope_count {
+        let otlp = InstrumentationScope::decode(get_bytes(&mut input)?)
+            .map_err(|error| StoreError::internal("postgres: corrupt scope", error))?;
+        let schema_url = get_string(&mut input)?;
+        scopes.push(Arc::new(Scope::new(otlp, schema_url)));
+    }
+    let span_count = usize::try_from(get_varint(&mut input)?).map_err(|_| corrupt("count"))?;
+    let mut spans = Vec::with_capacity(span_count.min(MAX_CHUNK_SPANS));
+    for _ in 0..span_count {
+        let resource = usize::try_from(get_varint(&mut input)?).map_err(|_| corrupt("index"))?;
+        let scope = usize::try_from(get_varint(&mut input)?).map_err(|_| corrupt("index"))?;
+        let position = get_varint(&mut input)?;
+        let occurrence = get_varint(&mut input)?;
+        if input.len() < 8 {
+            return Err(corrupt("truncated"));
+        }
+        let hash = input.get_u64_le();
+        let mut otlp = OtlpSpan::decode(get_bytes(&mut input)?)
+            .map_err(|error| StoreError::internal("postgres: corrupt span payload", error))?;
+        otlp.trace_id = trace_id.as_bytes().to_vec();
+        let resource = resources
+            .get(resource)
+            .ok_or_else(|| corrupt("resource index"))?;
+        let scope = scopes.get(scope).ok_or_else(|| corrupt("scope index"))?;
+        spans.push(StoredSpan {
+            position,
+            hash,
+            occurrence,
+            span: Span::new(Arc::clone(resource), Arc::clone(scope), otlp)?,
+        });
+    }
+    Ok(spans)
+}
+
+/// The rows of one trace as read: `(batch_seq, payload)`.
+pub(crate) type TraceRows = Vec<(i64, Vec<u8>)>;
+
+/// A decoded span with its storage-order key and identity: `(batch_seq, position, hash,
+/// occurrence, span)`.
+pub(crate) type Ordered = (i64, u64, u64, u64, Span);
+
+/// Decodes rows `(batch_seq, payload)` of one trace, in no particular order.
+pub(crate) fn decode_stored(trace_id: TraceId, rows: TraceRows) -> StoreResult<Vec<Ordered>> {
+    let mut stored = Vec::new();
+    for (batch_seq, payload) in rows {
+        for span in decode_chunk(trace_id, &payload)? {
+            stored.push((
+                batch_seq,
+                span.position,
+                span.hash,
+                span.occurrence,
+                span.span,
+            ));
+        }
+    }
+    Ok(stored)
+}
+
+/// Storage order, without the copies a later write re-sent (first stored wins).
+pub(crate) fn merge_stored(mut stored: Vec<Ordered>) -> Vec<Span> {
+    stored.sort_by_key(|(batch_seq, position, ..)| (*batch_seq, *position));
+    let mut seen: HashSet<(u64, u64)> = HashSet::with_capacity(stored.len());
+    stored
+        .into_iter()
+        .filter(|(_, _, hash, occurrence, _)| seen.insert((*hash, *occurrence)))
+        .map(|(.., span)| span)
+        .collect()
+}
+
+/// The spans of one trace from its rows `(batch_seq, payload)`, in storage order.
+pub(crate) fn decode_trace(trace_id: TraceId, rows: TraceRows) -> StoreResult<Vec<Span>> {
+    Ok(merge_stored(decode_stored(trace_id, rows)?))
 }
 
 #[cfg(test)]
@@ -339,36 +594,99 @@ mod tests {
     use super::*;
     use remote_storage_core::testing::span;
 
+    const HOUR: i64 = 3_600_000_000_000;
+
     #[test]
-    fn terms_are_unambiguous_and_long_ones_hashed() {
-        assert_eq!(term("a=b", "c"), "3:a=b=c");
-        assert_ne!(term("a=b", "c"), term("a", "b=c"));
-        let long = "x".repeat(400);
-        let hashed = term("sql", &long);
-        assert!(hashed.starts_with('#') && hashed.len() == 33, "{hashed}");
-        assert_eq!(hashed, term("sql", &long));
-        assert!(term("k", "a\u{1e}b").starts_with('#'));
-        assert!(term("k", "a\0b").starts_with('#'));
+    fn bloom_filters_hold_their_keys() {
+        let keys: BTreeSet<u64> = (0..113)
+            .map(|i| search_key(KeyKind::Anywhere, &["k", &i.to_string()]))
+            .collect();
+        let filter = bloom(&keys);
+        assert_eq!(filter.len(), 128);
+        let bits = i64::try_from(filter.len() * 8).unwrap();
+        let holds = |key: u64| {
+            let (low, high) = bloom_probe_base(key);
+            (0..i64::try_from(BLOOM_PROBES).unwrap()).all(|probe| {
+                let bit = (low + probe * high) % bits;
+                filter[usize::try_from(bit / 8).unwrap()] & (1 << (bit % 8)) != 0
+            })
+        };
+        assert!(keys.iter().all(|key| holds(*key)));
+        let false_positives = (1000..11_000)
+            .filter(|i| holds(search_key(KeyKind::Anywhere, &["k", &i.to_string()])))
+            .count();
+        assert!(false_positives < 500, "{false_positives}");
     }
 
     #[test]
-    fn identical_spans_in_one_batch_get_distinct_occurrences() {
+    fn search_keys_are_namespaced() {
+        assert_eq!(
+            search_key(KeyKind::Anywhere, &["k", "v"]),
+            search_key(KeyKind::Anywhere, &["k", "v"])
+        );
+        assert_ne!(
+            search_key(KeyKind::Anywhere, &["k", "v"]),
+            search_key(KeyKind::Resource, &["k", "v"])
+        );
+        assert_ne!(
+            search_key(KeyKind::Anywhere, &["a=b", "c"]),
+            search_key(KeyKind::Anywhere, &["a", "b=c"])
+        );
+    }
+
+    #[test]
+    fn rows_group_a_trace_and_service_and_round_trip() {
+        let spans = vec![
+            span(1, 1, None, "a", "root", 10, 20, false),
+            span(2, 1, None, "a", "other", 10, 20, true),
+            span(1, 2, Some(1), "b", "child", 11, 12, false),
+            span(1, 3, Some(1), "a", "child", 12, 13, false),
+        ];
+        let batch = Batch::build(&spans, HOUR).unwrap();
+        assert_eq!(batch.chunks.trace_id.len(), 3);
+        assert_eq!(batch.chunks.span_count, [2, 1, 1]);
+        let rows: Vec<(i64, Vec<u8>)> = batch
+            .chunks
+            .payload
+            .iter()
+            .zip(&batch.chunks.trace_id)
+            .filter(|(_, trace)| trace[0] == 1)
+            .map(|(payload, _)| (7, payload.clone()))
+            .collect();
+        let trace = decode_trace(TraceId([1; 16]), rows).unwrap();
+        let names: Vec<&str> = trace.iter().map(Span::name).collect();
+        assert_eq!(names, ["root", "child", "child"]);
+        assert_eq!(trace[1].service_name(), "b");
+        assert_eq!(trace[0].otlp(), spans[0].otlp());
+    }
+
+    #[test]
+    fn copies_in_one_write_are_kept_and_re_sent_copies_dropped() {
         let spans = vec![
             span(1, 2, Some(1), "b", "child", 11, 12, false),
             span(1, 2, Some(1), "b", "child", 11, 12, false),
             span(1, 2, Some(1), "b", "child", 11, 13, false),
         ];
-        let batch = Batch::build(&spans, 3_600_000_000_000);
-        assert_eq!(
-            batch.spans.occurrence.iter().filter(|o| **o == 1).count(),
-            1
-        );
-        assert_eq!(batch.spans.payload.len(), 3);
-        // Each span has its own resource Arc, but equal content: one resource row.
-        assert_eq!(batch.resources.hash.len(), 1);
-        assert_eq!(batch.services, vec![("b".to_owned(), 0)]);
-        let again = Batch::build(&spans, 3_600_000_000_000);
-        assert_eq!(batch.spans.content_hash, again.spans.content_hash);
-        assert_eq!(batch.spans.occurrence, again.spans.occurrence);
+        let batch = Batch::build(&spans, HOUR).unwrap();
+        let again = Batch::build(&spans, HOUR).unwrap();
+        assert_eq!(batch.chunks.chunk_hash, again.chunks.chunk_hash);
+        // The first two spans re-sent in another write, with a new one.
+        let partial = Batch::build(
+            &[
+                span(1, 4, Some(1), "b", "new", 11, 12, false),
+                span(1, 2, Some(1), "b", "child", 11, 12, false),
+                span(1, 2, Some(1), "b", "child", 11, 12, false),
+            ],
+            HOUR,
+        )
+        .unwrap();
+        assert_ne!(batch.chunks.chunk_hash, partial.chunks.chunk_hash);
+        let rows = vec![
+            (1, batch.chunks.payload[0].clone()),
+            (2, partial.chunks.payload[0].clone()),
+        ];
+        let trace = decode_trace(TraceId([1; 16]), rows).unwrap();
+        assert_eq!(trace.len(), 4);
+        assert_eq!(trace[3].name(), "new");
     }
 }

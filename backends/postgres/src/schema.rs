@@ -1,8 +1,8 @@
 //! Connection set-up, embedded migrations, time partitions and retention.
 //!
-//! Every table is range-partitioned on Unix nanoseconds (`spans` on `start_ns`, the others on
+//! Every table is range-partitioned on Unix nanoseconds (`chunks` on `min_start`, the others on
 //! `bucket`, the start of the span's partition). All tables share one set of buckets, recorded in
-//! the `partitions` table, so one bucket's spans, resources, scopes, services and operations are
+//! the `partitions` table, so one bucket's chunks, services and operations are
 //! created and dropped together. Partitions are created ahead of time by the maintenance task and
 //! on demand when a write carries spans for a bucket that does not exist yet (late or future
 //! data); retention drops whole expired buckets with `DROP TABLE`, never a `DELETE` scan.
@@ -24,7 +24,7 @@ use crate::error::store_error;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Tables partitioned by bucket, in the order their partitions are created.
-const PARTITIONED_TABLES: [&str; 5] = ["spans", "resources", "scopes", "services", "operations"];
+const PARTITIONED_TABLES: [&str; 3] = ["chunks", "services", "operations"];
 
 /// Latest span start stored as-is; later starts are clamped (year 2262), so bucket bounds never
 /// overflow `bigint`.

@@ -1,56 +1,52 @@
-//! FindTraces in SQL: every condition of [`SpanMatcher`](remote_storage_core::matcher::SpanMatcher)
-//! is pushed down, so results equal the memory backend's.
+//! FindTraces over trace chunks: SQL narrows the rows, the shared
+//! [`SpanMatcher`](remote_storage_core::matcher::SpanMatcher) decides.
 //!
-//! Conditions on the resource or scope are first resolved to the content hashes of the
-//! matching resources/scopes (small tables), then tested on the span row. Traces are ranked by
-//! their newest matching span (ties: larger trace ID first), by walking matching spans newest
-//! first in pages (keyset on `(start_ns, trace_id)`) and keeping each trace the first time it
-//! is seen, until `search_depth` traces are found.
+//! Every condition that can be tested on a row is, in the `WHERE` clause of an index scan in
+//! time order (service, time window, duration range, and the row's Bloom filter for the
+//! [search keys](crate::rows::search_key) of the operation, kind, status, scope and
+//! attributes). Candidate rows are decoded and each span runs through the matcher, so results
+//! equal the memory backend's. A trace's rank is the start of its newest matching span (ties:
+//! larger trace ID first).
+//!
+//! Rows are read newest `max_start` first, in pages that grow. After each page, every row not
+//! read yet has `max_start` at most the page's last one (its bound), so its matches start no
+//! later: a trace whose best match so far is newer than the bound has its final rank, and once
+//! `search_depth` traces are final the search is over.
 
-use remote_storage_core::matcher::AttributeCondition;
+use std::collections::HashMap;
+
+use remote_storage_core::matcher::{AttributeCondition, SpanMatcher};
 use remote_storage_core::proto::otlp::trace::status::StatusCode;
-use remote_storage_core::{StoreResult, TraceId, TraceQuery};
+use remote_storage_core::{StoreError, StoreResult, TraceId, TraceQuery};
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::store_error;
-use crate::rows::{pg_text, term};
-use crate::schema::{bucket_of, to_db_nanos};
+use crate::rows::{
+    BLOOM_PROBES, KeyKind, SLOT_NS, bloom_probe_base, decode_raw, decompress, pg_text, search_key,
+};
+use crate::schema::to_db_nanos;
 
-/// One SQL condition on a span row.
-#[derive(Debug, Clone)]
-enum Condition {
-    StatusEq(i16),
-    StatusNe(i16),
-    KindEq(i16),
-    /// The span's scope is one of these.
-    ScopeIn(Vec<Vec<u8>>),
-    /// The span's resource is one of these.
-    ResourceIn(Vec<Vec<u8>>),
-    /// The term is on the span (its own, event or link attributes), or the span's resource or
-    /// scope is one of those holding it.
-    Anywhere {
-        term: String,
-        resources: Vec<Vec<u8>>,
-        scopes: Vec<Vec<u8>>,
-    },
-}
-
-/// A query ready to run, after resource and scope conditions were resolved.
+/// A query ready to run.
 #[derive(Debug, Clone)]
 pub(crate) struct SearchPlan {
     tenant: String,
     service: Option<String>,
-    operation: Option<String>,
     start_min: Option<i64>,
     start_max: Option<i64>,
     duration_min: Option<i64>,
     duration_max: Option<i64>,
-    /// Terms that can only be on the span row: one GIN containment test.
-    span_terms: Vec<String>,
-    conditions: Vec<Condition>,
+    /// Every row holding a matching span holds all these keys (in its Bloom filter).
+    keys: Vec<u64>,
+    /// Byte strings every matching row's uncompressed payload contains verbatim (string
+    /// fields of the protobuf encoding): rows without one are skipped before decoding.
+    needles: Vec<Vec<u8>>,
+    /// Whether spans must be checked one by one (anything beyond service and time window).
+    span_conditions: bool,
+    matcher: SpanMatcher,
     depth: usize,
-    walk_rows: usize,
+    /// Largest page.
+    page_rows: usize,
 }
 
 /// Outcome of planning: a plan, or the certainty that nothing matches.
@@ -59,406 +55,401 @@ pub(crate) enum Planned {
     NothingMatches,
 }
 
+/// One row read by a search: trace ID, `min_start`, `max_start`, chunk hash, whether it is
+/// still a candidate, payload unless the whole row matches.
+type Row = (Vec<u8>, i64, i64, i64, bool, Option<Vec<u8>>);
+
 impl SearchPlan {
-    /// Translates a query, looking up resources and scopes for the conditions on them.
-    pub(crate) async fn plan(
-        pool: &PgPool,
-        tenant: &str,
-        query: &TraceQuery,
-        width: i64,
-        walk_rows: usize,
-    ) -> StoreResult<Planned> {
-        let start_min = query.start_time_min.map(|time| to_db_nanos(time.0));
-        let start_max = query.start_time_max.map(|time| to_db_nanos(time.0));
-        let buckets = (
-            start_min.map(|min| bucket_of(min, width)),
-            start_max.map(|max| bucket_of(max, width)),
-        );
-        let mut plan = SearchPlan {
+    /// Translates a query.
+    pub(crate) fn plan(tenant: &str, query: &TraceQuery, page_rows: usize) -> Planned {
+        let matcher = SpanMatcher::new(query);
+        let mut keys = Vec::new();
+        let mut needles: Vec<Vec<u8>> = Vec::new();
+        if let Some(operation) = &query.operation_name {
+            keys.push(search_key(KeyKind::Operation, &[operation]));
+            needles.push(operation.as_bytes().to_vec());
+        }
+        for condition in matcher.conditions() {
+            let key = match condition {
+                AttributeCondition::Error(None) => return Planned::NothingMatches,
+                AttributeCondition::Error(Some(true)) => Some(search_key(
+                    KeyKind::Status,
+                    &[&(StatusCode::Error as i32).to_string()],
+                )),
+                AttributeCondition::Error(Some(false)) => None,
+                AttributeCondition::Status(code) => {
+                    Some(search_key(KeyKind::Status, &[&(*code as i32).to_string()]))
+                }
+                AttributeCondition::Kind(kind) => {
+                    Some(search_key(KeyKind::Kind, &[&(*kind as i32).to_string()]))
+                }
+                AttributeCondition::ScopeName(name) => {
+                    needles.push(name.as_bytes().to_vec());
+                    Some(search_key(KeyKind::ScopeName, &[name]))
+                }
+                AttributeCondition::ScopeVersion(version) => {
+                    needles.push(version.as_bytes().to_vec());
+                    Some(search_key(KeyKind::ScopeVersion, &[version]))
+                }
+                AttributeCondition::Resource { key, value } => {
+                    push_attribute_needles(&mut needles, key, value);
+                    Some(search_key(KeyKind::Resource, &[key, value]))
+                }
+                AttributeCondition::Anywhere { key, value } => {
+                    push_attribute_needles(&mut needles, key, value);
+                    Some(search_key(KeyKind::Anywhere, &[key, value]))
+                }
+            };
+            keys.extend(key);
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let span_conditions = query.operation_name.is_some()
+            || query.duration_min.is_some()
+            || query.duration_max.is_some()
+            || !query.attributes.is_empty();
+        Planned::Search(Box::new(SearchPlan {
             tenant: tenant.to_owned(),
             service: query
                 .service_name
                 .as_deref()
-                .map(|s| pg_text(s).into_owned()),
-            operation: query
-                .operation_name
-                .as_deref()
-                .map(|s| pg_text(s).into_owned()),
-            start_min,
-            start_max,
+                .map(|service| pg_text(service).into_owned()),
+            start_min: query.start_time_min.map(|time| to_db_nanos(time.0)),
+            start_max: query.start_time_max.map(|time| to_db_nanos(time.0)),
             duration_min: query.duration_min.map(saturating_i64),
             duration_max: query.duration_max.map(saturating_i64),
-            span_terms: Vec::new(),
-            conditions: Vec::new(),
+            keys,
+            needles,
+            span_conditions,
+            matcher,
             depth: query.search_depth.get(),
-            walk_rows: walk_rows.max(1),
-        };
-        for filter in &query.attributes {
-            let condition = match AttributeCondition::parse(filter) {
-                AttributeCondition::Error(None) => return Ok(Planned::NothingMatches),
-                AttributeCondition::Error(Some(true)) => {
-                    Condition::StatusEq(StatusCode::Error as i16)
-                }
-                AttributeCondition::Error(Some(false)) => {
-                    Condition::StatusNe(StatusCode::Error as i16)
-                }
-                AttributeCondition::Status(code) => Condition::StatusEq(code as i16),
-                AttributeCondition::Kind(kind) => Condition::KindEq(kind as i16),
-                AttributeCondition::ScopeName(name) => {
-                    let hashes = scope_hashes(pool, tenant, buckets, "name = ", &name).await?;
-                    if hashes.is_empty() {
-                        return Ok(Planned::NothingMatches);
-                    }
-                    Condition::ScopeIn(hashes)
-                }
-                AttributeCondition::ScopeVersion(version) => {
-                    let hashes =
-                        scope_hashes(pool, tenant, buckets, "version = ", &version).await?;
-                    if hashes.is_empty() {
-                        return Ok(Planned::NothingMatches);
-                    }
-                    Condition::ScopeIn(hashes)
-                }
-                AttributeCondition::Resource { key, value } => {
-                    let hashes =
-                        term_hashes(pool, "resources", tenant, buckets, &term(&key, &value))
-                            .await?;
-                    if hashes.is_empty() {
-                        return Ok(Planned::NothingMatches);
-                    }
-                    Condition::ResourceIn(hashes)
-                }
-                AttributeCondition::Anywhere { key, value } => {
-                    let wanted = term(&key, &value);
-                    let resources =
-                        term_hashes(pool, "resources", tenant, buckets, &wanted).await?;
-                    let scopes = term_hashes(pool, "scopes", tenant, buckets, &wanted).await?;
-                    if resources.is_empty() && scopes.is_empty() {
-                        plan.span_terms.push(wanted);
-                        continue;
-                    }
-                    Condition::Anywhere {
-                        term: wanted,
-                        resources,
-                        scopes,
-                    }
-                }
-            };
-            plan.conditions.push(condition);
-        }
-        Ok(Planned::Search(Box::new(plan)))
+            page_rows: page_rows.max(1),
+        }))
     }
 
     /// The IDs of the matching traces, newest matching span first, at most `depth`.
     ///
-    /// Two phases keep both common and rare conditions cheap:
-    /// 1. walk the newest spans of the service/time range in index order (one chunk of
-    ///    `search_walk_rows` rows, reading each row's "matches" flag), which answers at once when
-    ///    matches are frequent;
-    /// 2. if that chunk did not yield `depth` traces, continue from where it stopped with the
-    ///    conditions in the `WHERE` clause and an ordering the planner cannot take from the
-    ///    time index, so it drives the search from the most selective index (GIN on terms,
-    ///    service) and sorts the few matches.
-    ///
-    /// Both phases page by a keyset `(start_ns, trace_id) <= cursor` that excludes the traces
-    /// already found, so a trace whose spans share a start time is never skipped.
+    /// Pages start at twice the depth (enough when every row matches) and grow fourfold up to
+    /// `search_walk_rows`, so rare conditions take few round trips.
     pub(crate) async fn trace_ids(&self, pool: &PgPool) -> StoreResult<Vec<TraceId>> {
-        let mut search = Progress {
-            depth: self.depth,
-            found: Vec::new(),
-            seen: Vec::new(),
-            cursor: None,
-        };
-        let has_filters = self.has_filters();
-        // Without filters every row matches: small pages suffice.
-        let page_rows = if has_filters {
-            self.walk_rows
-        } else {
-            self.depth
-                .saturating_mul(4)
-                .clamp(64, 4_096)
-                .min(self.walk_rows.max(64))
-        };
-        // Phase 1: ordered walk (every page when nothing but service and time is asked).
+        let mut search = Progress::default();
+        let mut page_rows = self
+            .depth
+            .saturating_mul(2)
+            .clamp(16, 4_096)
+            .min(self.page_rows);
         loop {
-            let mut builder = self.walk(&search, page_rows);
-            let rows: Vec<(Vec<u8>, i64, bool)> = builder
-                .build_query_as()
-                .fetch_all(pool)
-                .await
-                .map_err(|error| store_error("searching traces", error))?;
+            let rows = self.fetch(pool, &search, page_rows).await?;
             let exhausted = rows.len() < page_rows;
-            for (trace_id, start_ns, hit) in rows {
-                search.advance(start_ns, &trace_id);
-                if hit && search.add(trace_id) {
-                    return Ok(search.found);
-                }
+            if let Some(found) = self.advance(&mut search, rows, exhausted).await? {
+                return Ok(found);
             }
-            if exhausted {
-                return Ok(search.found);
-            }
-            if has_filters {
-                break;
-            }
-        }
-        // Phase 2: selective search from the cursor on.
-        let page = i64::try_from(self.depth.saturating_mul(4).clamp(64, 4_096)).unwrap_or(4_096);
-        loop {
-            let mut builder = self.selective(&search, page);
-            let rows: Vec<(Vec<u8>, i64)> = builder
-                .build_query_as()
-                .fetch_all(pool)
-                .await
-                .map_err(|error| store_error("searching traces", error))?;
-            let exhausted = i64::try_from(rows.len()).unwrap_or(i64::MAX) < page;
-            for (trace_id, start_ns) in rows {
-                search.advance(start_ns, &trace_id);
-                if search.add(trace_id) {
-                    return Ok(search.found);
-                }
-            }
-            if exhausted {
-                return Ok(search.found);
-            }
+            page_rows = page_rows.saturating_mul(4).min(self.page_rows);
         }
     }
 
-    /// Whether anything beyond the indexed range (tenant, service, operation with a service,
-    /// time window) is asked.
-    fn has_filters(&self) -> bool {
-        (self.operation.is_some() && self.service.is_none())
-            || self.duration_min.is_some()
-            || self.duration_max.is_some()
-            || !self.span_terms.is_empty()
-            || !self.conditions.is_empty()
+    /// Scores one page and answers when `depth` traces are final (or nothing is left).
+    async fn advance(
+        &self,
+        search: &mut Progress,
+        rows: Vec<Row>,
+        exhausted: bool,
+    ) -> StoreResult<Option<Vec<TraceId>>> {
+        if let Some(last) = rows.last() {
+            search.cursor = Some((last.2, last.0.clone(), last.3));
+        }
+        let matcher = self.matcher.clone();
+        let needles = self.needles.clone();
+        let scored = tokio::task::spawn_blocking(move || score_rows(&matcher, &needles, rows))
+            .await
+            .map_err(|error| StoreError::internal("postgres: search task failed", error))??;
+        for (trace_id, score) in scored {
+            let best = search.scores.entry(trace_id).or_insert(score);
+            *best = (*best).max(score);
+        }
+        // Rows not read yet start no later than the cursor, nor than the window's end.
+        let bound = if exhausted {
+            None
+        } else {
+            let cursor = search.cursor.as_ref().map_or(i64::MIN, |cursor| cursor.0);
+            Some(self.start_max.map_or(cursor, |max| max.min(cursor)))
+        };
+        let mut finals: Vec<(i64, [u8; 16])> = search
+            .scores
+            .iter()
+            .filter(|(_, score)| bound.is_none_or(|bound| **score > bound))
+            .map(|(trace_id, score)| (*score, *trace_id))
+            .collect();
+        if finals.len() < self.depth && !exhausted {
+            return Ok(None);
+        }
+        finals.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(Some(
+            finals
+                .into_iter()
+                .take(self.depth)
+                .map(|(_, trace_id)| TraceId(trace_id))
+                .collect(),
+        ))
     }
 
-    /// Phase 1: the next `walk_rows` spans of the service/time range, newest first, each with
-    /// whether it satisfies the other conditions.
-    fn walk(&self, search: &Progress, rows: usize) -> QueryBuilder<Postgres> {
-        let mut builder = QueryBuilder::<Postgres>::new("SELECT trace_id, start_ns, ");
-        self.push_filters(&mut builder);
-        builder.push(" FROM spans WHERE ");
-        self.push_range(&mut builder);
-        search.push_keyset(&mut builder);
-        builder
-            .push(" ORDER BY start_ns DESC, trace_id DESC LIMIT ")
-            .push_bind(i64::try_from(rows).unwrap_or(i64::MAX));
-        builder
-    }
-
-    /// Phase 2: the next matching spans. `start_ns + 0` hides the time index's order from the
-    /// planner, so it filters with the selective indexes first and sorts what matched.
-    fn selective(&self, search: &Progress, page: i64) -> QueryBuilder<Postgres> {
+    /// The next page of candidate rows after the cursor, newest `max_start` first, with the
+    /// payload of those that must be decoded.
+    ///
+    /// Two statements in one transaction: the candidates come from an index-only scan of a
+    /// time index (its entries include the Bloom filter and the other prefilter columns), then
+    /// the payloads of the candidates to decode by primary key. Sequential and bitmap scans,
+    /// sorts and parallel plans are switched off for the transaction: the planner cannot
+    /// estimate the Bloom filter's selectivity and would otherwise read and sort the whole
+    /// range to return one page, instead of walking the index in order and stopping early.
+    async fn fetch(&self, pool: &PgPool, search: &Progress, rows: usize) -> StoreResult<Vec<Row>> {
         let mut builder =
-            QueryBuilder::<Postgres>::new("SELECT trace_id, start_ns FROM spans WHERE ");
+            QueryBuilder::<Postgres>::new("SELECT trace_id, min_start, max_start, chunk_hash, ");
+        self.push_whole_row_matches(&mut builder);
+        builder.push(" FROM chunks WHERE ");
         self.push_range(&mut builder);
         builder.push(" AND ");
-        self.push_filters(&mut builder);
-        search.push_keyset(&mut builder);
-        builder
-            .push(" ORDER BY start_ns + 0 DESC, trace_id DESC LIMIT ")
-            .push_bind(page);
-        builder
+        self.push_prefilter(&mut builder);
+        if let Some((max_start, trace_id, chunk_hash)) = &search.cursor {
+            // The plain bound keeps the index range tight; the row comparison is the keyset.
+            builder
+                .push(" AND max_start <= ")
+                .push_bind(*max_start)
+                .push(" AND (max_start, trace_id, chunk_hash) < (")
+                .push_bind(*max_start)
+                .push(", ")
+                .push_bind(trace_id.clone())
+                .push(", ")
+                .push_bind(*chunk_hash)
+                .push(")");
+        }
+        builder.push(" ORDER BY max_start DESC, trace_id DESC, chunk_hash DESC LIMIT ");
+        builder.push_bind(i64::try_from(rows).unwrap_or(i64::MAX));
+
+        let failed = |error| store_error("searching traces", error);
+        let mut transaction = pool.begin().await.map_err(failed)?;
+        sqlx::query(
+            "SELECT set_config('enable_seqscan', 'off', true), \
+                    set_config('enable_bitmapscan', 'off', true), \
+                    set_config('enable_sort', 'off', true), \
+                    set_config('max_parallel_workers_per_gather', '0', true)",
+        )
+        .execute(&mut *transaction)
+        .await
+        .map_err(failed)?;
+        let candidates: Vec<(Vec<u8>, i64, i64, i64, bool)> = builder
+            .build_query_as()
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(failed)?;
+        let mut wanted: (Vec<Vec<u8>>, Vec<i64>, Vec<i64>) = Default::default();
+        for (trace_id, min_start, _, chunk_hash, whole_row_matches) in &candidates {
+            if !whole_row_matches {
+                wanted.0.push(trace_id.clone());
+                wanted.1.push(*chunk_hash);
+                wanted.2.push(*min_start);
+            }
+        }
+        let mut payloads: HashMap<(Vec<u8>, i64, i64), Vec<u8>> = HashMap::new();
+        if !wanted.0.is_empty() {
+            let found: Vec<(Vec<u8>, i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT c.trace_id, c.chunk_hash, c.min_start, c.payload FROM chunks c \
+                 JOIN unnest($2::bytea[], $3::bigint[], $4::bigint[]) AS u(trace_id, chunk_hash, min_start) \
+                   ON c.trace_id = u.trace_id AND c.chunk_hash = u.chunk_hash \
+                  AND c.min_start = u.min_start \
+                 WHERE c.tenant = $1",
+            )
+            .bind(&self.tenant)
+            .bind(&wanted.0)
+            .bind(&wanted.1)
+            .bind(&wanted.2)
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(failed)?;
+            for (trace_id, chunk_hash, min_start, payload) in found {
+                payloads.insert((trace_id, chunk_hash, min_start), payload);
+            }
+        }
+        transaction.commit().await.map_err(failed)?;
+        Ok(candidates
+            .into_iter()
+            .map(
+                |(trace_id, min_start, max_start, chunk_hash, whole_row_matches)| {
+                    let payload = if whole_row_matches {
+                        None
+                    } else {
+                        payloads.remove(&(trace_id.clone(), chunk_hash, min_start))
+                    };
+                    // A candidate whose row vanished meanwhile (partition dropped) has no payload
+                    // and is skipped when scored.
+                    let candidate = whole_row_matches || payload.is_some();
+                    (
+                        trace_id, min_start, max_start, chunk_hash, candidate, payload,
+                    )
+                },
+            )
+            .collect())
     }
 
-    /// Tenant, service (and operation) and time window: what the btree indexes answer in order.
+    /// Tenant, service and time window: what the btree indexes answer in order. A row's spans
+    /// start within [`SLOT_NS`] of each other, which bounds `max_start` from both sides.
     fn push_range(&self, builder: &mut QueryBuilder<Postgres>) {
         builder.push("tenant = ").push_bind(self.tenant.clone());
         if let Some(service) = &self.service {
             builder.push(" AND service = ").push_bind(service.clone());
-            // With a service, the operation is part of the range: the (service, operation,
-            // time) index answers it in order.
-            if let Some(operation) = &self.operation {
-                builder
-                    .push(" AND operation = ")
-                    .push_bind(operation.clone());
-            }
         }
         if let Some(min) = self.start_min {
-            builder.push(" AND start_ns >= ").push_bind(min);
+            builder
+                .push(" AND max_start >= ")
+                .push_bind(min)
+                .push(" AND min_start > ")
+                .push_bind(min.saturating_sub(SLOT_NS));
         }
         if let Some(max) = self.start_max {
-            builder.push(" AND start_ns <= ").push_bind(max);
+            builder
+                .push(" AND min_start <= ")
+                .push_bind(max)
+                .push(" AND max_start < ")
+                .push_bind(max.saturating_add(SLOT_NS));
         }
     }
 
-    /// Every other condition, as one boolean expression (`TRUE` when there is none).
-    fn push_filters(&self, builder: &mut QueryBuilder<Postgres>) {
+    /// The row-level necessary conditions, as one boolean expression: duration ranges, and
+    /// every key's probes set in the row's Bloom filter.
+    fn push_prefilter(&self, builder: &mut QueryBuilder<Postgres>) {
         builder.push("(TRUE");
-        if let Some(operation) = self.operation.as_ref().filter(|_| self.service.is_none()) {
-            builder
-                .push(" AND operation = ")
-                .push_bind(operation.clone());
-        }
         if let Some(min) = self.duration_min {
-            builder.push(" AND end_ns - start_ns >= ").push_bind(min);
+            builder.push(" AND max_duration >= ").push_bind(min);
         }
         if let Some(max) = self.duration_max {
-            builder.push(" AND end_ns - start_ns <= ").push_bind(max);
+            builder.push(" AND min_duration <= ").push_bind(max);
         }
-        if !self.span_terms.is_empty() {
-            builder
-                .push(" AND terms @> ")
-                .push_bind(self.span_terms.clone())
-                .push("::text[]");
-        }
-        for condition in &self.conditions {
-            match condition {
-                Condition::StatusEq(code) => {
-                    builder.push(" AND status = ").push_bind(*code);
-                }
-                Condition::StatusNe(code) => {
-                    builder.push(" AND status <> ").push_bind(*code);
-                }
-                Condition::KindEq(kind) => {
-                    builder.push(" AND kind = ").push_bind(*kind);
-                }
-                Condition::ScopeIn(hashes) => {
-                    builder
-                        .push(" AND scope_hash = ANY(")
-                        .push_bind(hashes.clone())
-                        .push(")");
-                }
-                Condition::ResourceIn(hashes) => {
-                    builder
-                        .push(" AND resource_hash = ANY(")
-                        .push_bind(hashes.clone())
-                        .push(")");
-                }
-                Condition::Anywhere {
-                    term,
-                    resources,
-                    scopes,
-                } => {
-                    builder
-                        .push(" AND (terms @> ARRAY[")
-                        .push_bind(term.clone())
-                        .push("]::text[]");
-                    if !resources.is_empty() {
-                        builder
-                            .push(" OR resource_hash = ANY(")
-                            .push_bind(resources.clone())
-                            .push(")");
-                    }
-                    if !scopes.is_empty() {
-                        builder
-                            .push(" OR scope_hash = ANY(")
-                            .push_bind(scopes.clone())
-                            .push(")");
-                    }
-                    builder.push(")");
-                }
+        for key in &self.keys {
+            let (low, high) = bloom_probe_base(*key);
+            for probe in 0..BLOOM_PROBES {
+                let offset = low + i64::try_from(probe).unwrap_or(0) * high;
+                builder
+                    .push(" AND get_bit(bloom, (")
+                    .push_bind(offset)
+                    .push("::bigint % (octet_length(bloom) * 8))::int) = 1");
             }
+        }
+        builder.push(")");
+    }
+
+    /// Whether every span of the row matches without decoding: no per-span condition, and all
+    /// its starts inside the window (the service is the row's).
+    fn push_whole_row_matches(&self, builder: &mut QueryBuilder<Postgres>) {
+        if self.span_conditions {
+            builder.push("FALSE");
+            return;
+        }
+        builder.push("(TRUE");
+        if let Some(min) = self.start_min {
+            builder.push(" AND min_start >= ").push_bind(min);
+        }
+        if let Some(max) = self.start_max {
+            builder.push(" AND max_start <= ").push_bind(max);
         }
         builder.push(")");
     }
 }
 
-/// Where a search stands.
-struct Progress {
-    depth: usize,
-    found: Vec<TraceId>,
-    seen: Vec<Vec<u8>>,
-    cursor: Option<(i64, Vec<u8>)>,
+/// Rank contributions of one page: per candidate row, the start of its newest matching span
+/// (the row's `max_start` when the whole row matches).
+fn score_rows(
+    matcher: &SpanMatcher,
+    needles: &[Vec<u8>],
+    rows: Vec<Row>,
+) -> StoreResult<Vec<([u8; 16], i64)>> {
+    let mut scores = Vec::new();
+    for (trace_id, _min_start, max_start, _hash, candidate, payload) in rows {
+        if !candidate {
+            continue;
+        }
+        let Ok(trace_id) = <[u8; 16]>::try_from(trace_id.as_slice()) else {
+            continue;
+        };
+        let Some(payload) = payload else {
+            scores.push((trace_id, max_start));
+            continue;
+        };
+        let raw = decompress(&payload)?;
+        // Bloom false positives mostly lack the wanted strings: skip them before decoding.
+        if !needles
+            .iter()
+            .all(|needle| memchr::memmem::find(&raw, needle).is_some())
+        {
+            continue;
+        }
+        let newest = decode_raw(TraceId(trace_id), &raw)?
+            .iter()
+            .filter(|stored| matcher.matches(&stored.span))
+            .map(|stored| to_db_nanos(stored.span.start().0))
+            .max();
+        if let Some(newest) = newest {
+            scores.push((trace_id, newest));
+        }
+    }
+    Ok(scores)
 }
 
-impl Progress {
-    fn advance(&mut self, start_ns: i64, trace_id: &[u8]) {
-        self.cursor = Some((start_ns, trace_id.to_vec()));
+/// An attribute `key = value` condition can only hold on a row whose payload holds the key
+/// verbatim (keys are protobuf strings) and, when the value text can only be the rendering
+/// of a string value, the value too. Texts that a number, a bool, base64 bytes or a JSON
+/// array/map could render to add no value needle.
+fn push_attribute_needles(needles: &mut Vec<Vec<u8>>, key: &str, value: &str) {
+    if !key.is_empty() {
+        needles.push(key.as_bytes().to_vec());
     }
+    if only_a_string_renders_as(value) {
+        needles.push(value.as_bytes().to_vec());
+    }
+}
 
-    /// Records a matching trace; `true` once `depth` traces are found.
-    fn add(&mut self, trace_id: Vec<u8>) -> bool {
-        if self.seen.contains(&trace_id) {
-            return false;
-        }
-        if let Ok(bytes) = <[u8; 16]>::try_from(trace_id.as_slice()) {
-            self.found.push(TraceId(bytes));
-        }
-        self.seen.push(trace_id);
-        self.found.len() >= self.depth
-    }
+fn only_a_string_renders_as(value: &str) -> bool {
+    let base64_alphabet = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    !value.is_empty()
+        && !value.starts_with(['[', '{'])
+        && !value.chars().all(base64_alphabet)
+        && value.parse::<f64>().is_err()
+}
 
-    /// Rows at or after the cursor in `(start_ns DESC, trace_id DESC)` order, except those of
-    /// traces already found. Inclusive, so the rest of a `(start_ns, trace_id)` group cut by a
-    /// page boundary is read again rather than skipped.
-    fn push_keyset(&self, builder: &mut QueryBuilder<Postgres>) {
-        if let Some((start_ns, trace_id)) = &self.cursor {
-            // The plain bound keeps the index range tight; the row comparison is the keyset.
-            builder
-                .push(" AND start_ns <= ")
-                .push_bind(*start_ns)
-                .push(" AND (start_ns, trace_id) <= (")
-                .push_bind(*start_ns)
-                .push(", ")
-                .push_bind(trace_id.clone())
-                .push(")");
-        }
-        if !self.seen.is_empty() {
-            builder
-                .push(" AND NOT (trace_id = ANY(")
-                .push_bind(self.seen.clone())
-                .push("))");
-        }
-    }
+/// Where a search stands.
+#[derive(Default)]
+struct Progress {
+    /// Best match start per trace so far.
+    scores: HashMap<[u8; 16], i64>,
+    /// The last row read: `(max_start, trace_id, chunk_hash)`.
+    cursor: Option<(i64, Vec<u8>, i64)>,
 }
 
 fn saturating_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn push_bucket_bounds(builder: &mut QueryBuilder<Postgres>, buckets: (Option<i64>, Option<i64>)) {
-    if let Some(min) = buckets.0 {
-        builder.push(" AND bucket >= ").push_bind(min);
-    }
-    if let Some(max) = buckets.1 {
-        builder.push(" AND bucket <= ").push_bind(max);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Hashes of the scopes whose `column` equals `value`, within the query's buckets.
-async fn scope_hashes(
-    pool: &PgPool,
-    tenant: &str,
-    buckets: (Option<i64>, Option<i64>),
-    column_equals: &'static str,
-    value: &str,
-) -> StoreResult<Vec<Vec<u8>>> {
-    let mut builder =
-        QueryBuilder::<Postgres>::new("SELECT DISTINCT hash FROM scopes WHERE tenant = ");
-    builder.push_bind(tenant.to_owned());
-    builder
-        .push(" AND ")
-        .push(column_equals)
-        .push_bind(pg_text(value).into_owned());
-    push_bucket_bounds(&mut builder, buckets);
-    builder
-        .build_query_scalar()
-        .fetch_all(pool)
-        .await
-        .map_err(|error| store_error("resolving scope conditions", error))
-}
-
-/// Hashes of the resources or scopes holding `wanted` among their attributes.
-async fn term_hashes(
-    pool: &PgPool,
-    table: &'static str,
-    tenant: &str,
-    buckets: (Option<i64>, Option<i64>),
-    wanted: &str,
-) -> StoreResult<Vec<Vec<u8>>> {
-    let mut builder = QueryBuilder::<Postgres>::new("SELECT DISTINCT hash FROM ");
-    builder.push(table).push(" WHERE tenant = ");
-    builder.push_bind(tenant.to_owned());
-    builder
-        .push(" AND terms @> ARRAY[")
-        .push_bind(wanted.to_owned())
-        .push("]::text[]");
-    push_bucket_bounds(&mut builder, buckets);
-    builder
-        .build_query_scalar()
-        .fetch_all(pool)
-        .await
-        .map_err(|error| store_error("resolving attribute conditions", error))
+    #[test]
+    fn value_needles_only_for_texts_no_other_type_renders_as() {
+        assert!(only_a_string_renders_as("value-724"));
+        assert!(only_a_string_renders_as("GET /cart"));
+        for typed in [
+            "",
+            "500",
+            "-5",
+            "72.5",
+            "1e+21",
+            "NaN",
+            "-Infinity",
+            "true",
+            "AAEC",
+            "[1]",
+            "{}",
+        ] {
+            assert!(!only_a_string_renders_as(typed), "{typed}");
+        }
+    }
 }

@@ -8,15 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
-use prost::Message as _;
+use remote_storage_core::dependencies::DependencyCounter;
 use remote_storage_core::model::span_kind_name;
-use remote_storage_core::proto::otlp::common::InstrumentationScope;
-use remote_storage_core::proto::otlp::resource::Resource as OtlpResource;
-use remote_storage_core::proto::otlp::trace::{Span as OtlpSpan, Status};
 use remote_storage_core::{
     DependencyLink, DependencyQuery, DependencyStore, FoundTraceId, Operation, OperationQuery,
-    Purger, Resource, Scope, Span, StoreError, StoreLifecycle, StoreResult, SummaryStream, Tenant,
-    Trace, TraceId, TraceLookup, TraceQuery, TraceStore, TraceStream, TraceSummary, UnixNanos,
+    Purger, Span, StoreError, StoreLifecycle, StoreResult, SummaryStream, Tenant, Trace, TraceId,
+    TraceLookup, TraceQuery, TraceStore, TraceStream, TraceSummary, UnixNanos,
 };
 use sqlx::postgres::PgPool;
 use tokio::task::JoinHandle;
@@ -24,13 +21,15 @@ use tracing::warn;
 
 use crate::config::PostgresConfig;
 use crate::error::{sql_state, store_error, timed_out};
-use crate::rows::{Batch, pg_text};
+use crate::rows::{Batch, SLOT_NS, TraceRows, decode_stored, decode_trace, merge_stored, pg_text};
 use crate::schema::{Partitions, from_db_nanos, to_db_nanos};
 use crate::search::{Planned, SearchPlan};
 
-/// Decoded resources and scopes by content hash. Content-addressed, so entries never go stale;
-/// the maps are simply cleared when they grow past this many entries.
-const CACHE_LIMIT: usize = 10_000;
+/// Traces whose compressed rows add up to more than this decode on both cores.
+const PARALLEL_DECODE_BYTES: usize = 256 * 1024;
+/// GetDependencies reads and decodes the traces of its window in groups of this many, so
+/// memory stays bounded for wide windows.
+const DEPENDENCY_GROUP_TRACES: usize = 2_000;
 
 /// What the background task and the store share.
 #[derive(Debug)]
@@ -38,8 +37,6 @@ pub(crate) struct Shared {
     pub(crate) pool: PgPool,
     pub(crate) partitions: Partitions,
     pub(crate) config: PostgresConfig,
-    resources: Mutex<HashMap<Vec<u8>, Arc<Resource>>>,
-    scopes: Mutex<HashMap<Vec<u8>, Arc<Scope>>>,
 }
 
 /// A trace store in one PostgreSQL schema.
@@ -56,8 +53,6 @@ impl PostgresStore {
                 pool,
                 partitions,
                 config,
-                resources: Mutex::new(HashMap::new()),
-                scopes: Mutex::new(HashMap::new()),
             }),
             maintenance: Mutex::new(None),
         }
@@ -152,66 +147,15 @@ impl Shared {
         }
     }
 
-    /// Inserts resources, scopes, services and operations (each its own short statement, rows
-    /// sorted by key), then the spans in one statement, which is what makes the write atomic.
-    /// Everything is `ON CONFLICT DO NOTHING`, so a retried batch changes nothing.
+    /// Inserts the services, operations and chunks of a write in one statement (atomic, one
+    /// round trip; rows sorted by key). Everything is `ON CONFLICT DO NOTHING`, so a retried
+    /// write changes nothing.
     async fn insert(&self, tenant: &str, batch: &Batch) -> Result<(), sqlx::Error> {
-        let mut connection = self.pool.acquire().await?;
-        let resources = &batch.resources;
-        sqlx::query(
-            "INSERT INTO resources (tenant, bucket, hash, service, schema_url, terms, payload) \
-             SELECT $1, u.bucket, u.hash, u.service, u.schema_url, \
-                    string_to_array(u.terms, chr(30)), u.payload \
-             FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::bytea[]) \
-                  AS u(bucket, hash, service, schema_url, terms, payload) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&resources.bucket)
-        .bind(&resources.hash)
-        .bind(&resources.service)
-        .bind(&resources.schema_url)
-        .bind(&resources.terms)
-        .bind(&resources.payload)
-        .execute(&mut *connection)
-        .await?;
-
-        let scopes = &batch.scopes;
-        sqlx::query(
-            "INSERT INTO scopes (tenant, bucket, hash, name, version, schema_url, terms, payload) \
-             SELECT $1, u.bucket, u.hash, u.name, u.version, u.schema_url, \
-                    string_to_array(u.terms, chr(30)), u.payload \
-             FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[]) \
-                  AS u(bucket, hash, name, version, schema_url, terms, payload) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&scopes.bucket)
-        .bind(&scopes.hash)
-        .bind(&scopes.name)
-        .bind(&scopes.version)
-        .bind(&scopes.schema_url)
-        .bind(&scopes.terms)
-        .bind(&scopes.payload)
-        .execute(&mut *connection)
-        .await?;
-
         let (service_names, service_buckets): (Vec<&str>, Vec<i64>) = batch
             .services
             .iter()
             .map(|(name, bucket)| (name.as_str(), *bucket))
             .unzip();
-        sqlx::query(
-            "INSERT INTO services (tenant, name, bucket) \
-             SELECT $1, u.name, u.bucket FROM unnest($2::text[], $3::bigint[]) AS u(name, bucket) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&service_names)
-        .bind(&service_buckets)
-        .execute(&mut *connection)
-        .await?;
-
         let mut operation_services = Vec::with_capacity(batch.operations.len());
         let mut operation_names = Vec::with_capacity(batch.operations.len());
         let mut operation_kinds = Vec::with_capacity(batch.operations.len());
@@ -222,222 +166,94 @@ impl Shared {
             operation_kinds.push(kind.as_str());
             operation_buckets.push(*bucket);
         }
+        let chunks = &batch.chunks;
         sqlx::query(
-            "INSERT INTO operations (tenant, service, name, kind, bucket) \
-             SELECT $1, u.service, u.name, u.kind, u.bucket \
-             FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(service, name, kind, bucket) \
+            "WITH seq AS MATERIALIZED (SELECT nextval('batch_seq') AS value), \
+             new_services AS ( \
+                 INSERT INTO services (tenant, name, bucket) \
+                 SELECT $1, u.name, u.bucket FROM unnest($2::text[], $3::bigint[]) AS u(name, bucket) \
+                 ON CONFLICT DO NOTHING), \
+             new_operations AS ( \
+                 INSERT INTO operations (tenant, service, name, kind, bucket) \
+                 SELECT $1, u.service, u.name, u.kind, u.bucket \
+                 FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) \
+                      AS u(service, name, kind, bucket) \
+                 ON CONFLICT DO NOTHING) \
+             INSERT INTO chunks (tenant, trace_id, chunk_hash, min_start, max_start, max_end, \
+                                 min_duration, max_duration, service, batch_seq, span_count, \
+                                 bloom, payload) \
+             SELECT $1, u.trace_id, u.chunk_hash, u.min_start, u.max_start, u.max_end, \
+                    u.min_duration, u.max_duration, u.service, seq.value, u.span_count, \
+                    u.bloom, u.payload \
+             FROM seq, unnest($8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], \
+                              $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], \
+                              $16::int4[], $17::bytea[], $18::bytea[]) \
+                  AS u(trace_id, chunk_hash, min_start, max_start, max_end, min_duration, \
+                       max_duration, service, span_count, bloom, payload) \
              ON CONFLICT DO NOTHING",
         )
         .bind(tenant)
+        .bind(&service_names)
+        .bind(&service_buckets)
         .bind(&operation_services)
         .bind(&operation_names)
         .bind(&operation_kinds)
         .bind(&operation_buckets)
-        .execute(&mut *connection)
-        .await?;
-
-        let spans = &batch.spans;
-        sqlx::query(
-            "WITH seq AS MATERIALIZED (SELECT nextval('batch_seq') AS value) \
-             INSERT INTO spans (tenant, start_ns, trace_id, span_id, content_hash, occurrence, \
-                                parent_span_id, end_ns, service, operation, kind, status, \
-                                resource_hash, scope_hash, batch_seq, batch_ord, terms, payload) \
-             SELECT $1, u.start_ns, u.trace_id, u.span_id, u.content_hash, u.occurrence, \
-                    u.parent_span_id, u.end_ns, u.service, u.operation, u.kind, u.status, \
-                    u.resource_hash, u.scope_hash, seq.value, u.batch_ord, \
-                    string_to_array(u.terms, chr(30)), u.payload \
-             FROM seq, unnest($2::bigint[], $3::bytea[], $4::bigint[], $5::bytea[], $6::int4[], \
-                              $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::int2[], \
-                              $12::int2[], $13::bytea[], $14::bytea[], $15::int4[], $16::text[], \
-                              $17::bytea[]) \
-                  AS u(start_ns, trace_id, span_id, content_hash, occurrence, parent_span_id, \
-                       end_ns, service, operation, kind, status, resource_hash, scope_hash, \
-                       batch_ord, terms, payload) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&spans.start_ns)
-        .bind(&spans.trace_id)
-        .bind(&spans.span_id)
-        .bind(&spans.content_hash)
-        .bind(&spans.occurrence)
-        .bind(&spans.parent_span_id)
-        .bind(&spans.end_ns)
-        .bind(&spans.service)
-        .bind(&spans.operation)
-        .bind(&spans.kind)
-        .bind(&spans.status)
-        .bind(&spans.resource_hash)
-        .bind(&spans.scope_hash)
-        .bind(&spans.batch_ord)
-        .bind(&spans.terms)
-        .bind(&spans.payload)
-        .execute(&mut *connection)
+        .bind(&chunks.trace_id)
+        .bind(&chunks.chunk_hash)
+        .bind(&chunks.min_start)
+        .bind(&chunks.max_start)
+        .bind(&chunks.max_end)
+        .bind(&chunks.min_duration)
+        .bind(&chunks.max_duration)
+        .bind(&chunks.service)
+        .bind(&chunks.span_count)
+        .bind(&chunks.bloom)
+        .bind(&chunks.payload)
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     /// All stored spans of one trace, in storage order; `None` when there are none.
     async fn fetch_trace(&self, tenant: &str, lookup: TraceLookup) -> StoreResult<Option<Trace>> {
-        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT payload, resource_hash, scope_hash FROM spans \
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT batch_seq, payload FROM chunks \
              WHERE tenant = $1 AND trace_id = $2 \
-               AND ($3::bigint IS NULL OR start_ns >= $3) AND ($4::bigint IS NULL OR start_ns <= $4) \
-             ORDER BY batch_seq, batch_ord",
+               AND ($3::bigint IS NULL OR min_start >= $3 - $5) \
+               AND ($4::bigint IS NULL OR min_start <= $4)",
         )
         .bind(tenant)
         .bind(lookup.trace_id.as_bytes().as_slice())
         .bind(lookup.start.map(|time| to_db_nanos(time.0)))
         .bind(lookup.end.map(|time| to_db_nanos(time.0)))
+        .bind(SLOT_NS)
         .fetch_all(&self.pool)
         .await
         .map_err(|error| store_error("reading a trace", error))?;
         if rows.is_empty() {
             return Ok(None);
         }
-        self.load_parts(tenant, &rows).await?;
-        let resources = self
-            .resources
-            .lock()
-            .clone_subset(rows.iter().map(|row| &row.1));
-        let scopes = self
-            .scopes
-            .lock()
-            .clone_subset(rows.iter().map(|row| &row.2));
         let trace_id = lookup.trace_id;
-        let decoded =
-            tokio::task::spawn_blocking(move || decode_trace(trace_id, rows, &resources, &scopes))
-                .await
-                .map_err(|error| StoreError::internal("postgres: decoding task failed", error))??;
-        Ok(Some(decoded))
+        let spans = decode_rows(trace_id, rows).await?;
+        Ok(Some(Trace { trace_id, spans }))
     }
 
-    /// Loads the resources and scopes the rows reference that are not cached yet.
-    async fn load_parts(
-        &self,
-        tenant: &str,
-        rows: &[(Vec<u8>, Vec<u8>, Vec<u8>)],
-    ) -> StoreResult<()> {
-        let missing_resources: Vec<Vec<u8>> = {
-            let cache = self.resources.lock();
-            let mut missing: Vec<Vec<u8>> = rows
-                .iter()
-                .filter(|row| !cache.contains_key(&row.1))
-                .map(|row| row.1.clone())
-                .collect();
-            missing.sort_unstable();
-            missing.dedup();
-            missing
-        };
-        if !missing_resources.is_empty() {
-            let found: Vec<(Vec<u8>, Vec<u8>, String)> = sqlx::query_as(
-                "SELECT DISTINCT ON (hash) hash, payload, schema_url FROM resources \
-                 WHERE tenant = $1 AND hash = ANY($2)",
-            )
-            .bind(tenant)
-            .bind(&missing_resources)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|error| store_error("reading resources", error))?;
-            let mut cache = self.resources.lock();
-            if cache.len() + found.len() > CACHE_LIMIT {
-                cache.clear();
-            }
-            for (hash, payload, schema_url) in found {
-                let otlp = OtlpResource::decode(payload.as_slice())
-                    .map_err(|error| StoreError::internal("postgres: corrupt resource", error))?;
-                cache.insert(hash, Arc::new(Resource::new(otlp, schema_url)));
-            }
-        }
-        let missing_scopes: Vec<Vec<u8>> = {
-            let cache = self.scopes.lock();
-            let mut missing: Vec<Vec<u8>> = rows
-                .iter()
-                .filter(|row| !cache.contains_key(&row.2))
-                .map(|row| row.2.clone())
-                .collect();
-            missing.sort_unstable();
-            missing.dedup();
-            missing
-        };
-        if !missing_scopes.is_empty() {
-            let found: Vec<(Vec<u8>, Vec<u8>, String)> = sqlx::query_as(
-                "SELECT DISTINCT ON (hash) hash, payload, schema_url FROM scopes \
-                 WHERE tenant = $1 AND hash = ANY($2)",
-            )
-            .bind(tenant)
-            .bind(&missing_scopes)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|error| store_error("reading scopes", error))?;
-            let mut cache = self.scopes.lock();
-            if cache.len() + found.len() > CACHE_LIMIT {
-                cache.clear();
-            }
-            for (hash, payload, schema_url) in found {
-                let otlp = InstrumentationScope::decode(payload.as_slice())
-                    .map_err(|error| StoreError::internal("postgres: corrupt scope", error))?;
-                cache.insert(hash, Arc::new(Scope::new(otlp, schema_url)));
-            }
-        }
-        Ok(())
-    }
-
-    /// The spans of one trace reduced to what a summary needs (no payloads), in storage order.
+    /// The summary of one trace, from its decoded spans (the shared rules by construction).
     async fn fetch_summary(
         &self,
         tenant: &str,
         found: FoundTraceId,
     ) -> StoreResult<Option<TraceSummary>> {
-        type Row = (i64, Option<i64>, String, String, i16, i64, i64);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT span_id, parent_span_id, service, operation, status, start_ns, end_ns FROM spans \
-             WHERE tenant = $1 AND trace_id = $2 \
-               AND ($3::bigint IS NULL OR start_ns >= $3) AND ($4::bigint IS NULL OR start_ns <= $4) \
-             ORDER BY batch_seq, batch_ord",
-        )
-        .bind(tenant)
-        .bind(found.trace_id.as_bytes().as_slice())
-        .bind(found.start.map(|time| to_db_nanos(time.0)))
-        .bind(found.end.map(|time| to_db_nanos(time.0)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|error| store_error("summarising a trace", error))?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        // Rebuild minimal spans and let the shared code apply the summary rules, so the result
-        // equals `TraceSummary::from_trace` on the full trace by construction.
-        let mut resources: HashMap<String, Arc<Resource>> = HashMap::new();
-        let scope = Arc::new(Scope::default());
-        let mut spans = Vec::with_capacity(rows.len());
-        for (span_id, parent, service, operation, status, start_ns, end_ns) in rows {
-            let resource = Arc::clone(
-                resources
-                    .entry(service.clone())
-                    .or_insert_with(|| remote_storage_core::testing::resource(&service)),
-            );
-            let otlp = OtlpSpan {
-                trace_id: found.trace_id.as_bytes().to_vec(),
-                span_id: span_id.to_be_bytes().to_vec(),
-                parent_span_id: parent
-                    .map(|id| id.to_be_bytes().to_vec())
-                    .unwrap_or_default(),
-                name: operation,
-                start_time_unix_nano: from_db_nanos(start_ns).0,
-                end_time_unix_nano: from_db_nanos(end_ns).0,
-                status: Some(Status {
-                    code: i32::from(status),
-                    message: String::new(),
-                }),
-                ..Default::default()
-            };
-            spans.push(Span::new(resource, Arc::clone(&scope), otlp)?);
-        }
-        Ok(Some(TraceSummary::from_trace(&Trace {
+        let lookup = TraceLookup {
             trace_id: found.trace_id,
-            spans,
-        })))
+            start: found.start,
+            end: found.end,
+        };
+        Ok(self
+            .fetch_trace(tenant, lookup)
+            .await?
+            .map(|trace| TraceSummary::from_trace(&trace)))
     }
 
     async fn find_trace_ids(
@@ -445,9 +261,8 @@ impl Shared {
         tenant: &str,
         query: &TraceQuery,
     ) -> StoreResult<Vec<FoundTraceId>> {
-        let walk_rows = usize::try_from(self.config.search_walk_rows.get()).unwrap_or(usize::MAX);
-        let width = self.partitions.width();
-        let plan = match SearchPlan::plan(&self.pool, tenant, query, width, walk_rows).await? {
+        let page_rows = usize::try_from(self.config.search_walk_rows.get()).unwrap_or(usize::MAX);
+        let plan = match SearchPlan::plan(tenant, query, page_rows) {
             Planned::NothingMatches => return Ok(Vec::new()),
             Planned::Search(plan) => plan,
         };
@@ -457,7 +272,7 @@ impl Shared {
         }
         let id_bytes: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
         let bounds: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
-            "SELECT trace_id, min(start_ns), max(end_ns) FROM spans \
+            "SELECT trace_id, min(min_start), max(max_end) FROM chunks \
              WHERE tenant = $1 AND trace_id = ANY($2) GROUP BY trace_id",
         )
         .bind(tenant)
@@ -484,58 +299,26 @@ impl Shared {
     }
 }
 
-trait CloneSubset<V> {
-    fn clone_subset<'a>(&self, keys: impl Iterator<Item = &'a Vec<u8>>) -> HashMap<Vec<u8>, V>;
-}
-
-impl<V: Clone> CloneSubset<V> for HashMap<Vec<u8>, V> {
-    fn clone_subset<'a>(&self, keys: impl Iterator<Item = &'a Vec<u8>>) -> HashMap<Vec<u8>, V> {
-        let mut subset = HashMap::new();
-        for key in keys {
-            if !subset.contains_key(key)
-                && let Some(value) = self.get(key)
-            {
-                subset.insert(key.clone(), value.clone());
-            }
-        }
-        subset
+/// Rows of one trace decoded off the async runtime. Large traces are split over both cores:
+/// rows decode independently, the storage-order merge comes after.
+async fn decode_rows(trace_id: TraceId, rows: TraceRows) -> StoreResult<Vec<Span>> {
+    let total: usize = rows.iter().map(|(_, payload)| payload.len()).sum();
+    if rows.len() < 2 || total < PARALLEL_DECODE_BYTES {
+        return tokio::task::spawn_blocking(move || decode_trace(trace_id, rows))
+            .await
+            .map_err(|error| StoreError::internal("postgres: decoding task failed", error))?;
     }
-}
-
-fn decode_trace(
-    trace_id: TraceId,
-    rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
-    resources: &HashMap<Vec<u8>, Arc<Resource>>,
-    scopes: &HashMap<Vec<u8>, Arc<Scope>>,
-) -> StoreResult<Trace> {
-    let mut spans = Vec::with_capacity(rows.len());
-    for (payload, resource_hash, scope_hash) in rows {
-        let otlp = OtlpSpan::decode(payload.as_slice())
-            .map_err(|error| StoreError::internal("postgres: corrupt span payload", error))?;
-        let resource =
-            resources
-                .get(&resource_hash)
-                .cloned()
-                .ok_or_else(|| StoreError::Internal {
-                    message: format!(
-                        "postgres: resource {} of a span of trace {trace_id} is missing",
-                        hex::encode(&resource_hash)
-                    ),
-                    source: None,
-                })?;
-        let scope = scopes
-            .get(&scope_hash)
-            .cloned()
-            .ok_or_else(|| StoreError::Internal {
-                message: format!(
-                    "postgres: scope {} of a span of trace {trace_id} is missing",
-                    hex::encode(&scope_hash)
-                ),
-                source: None,
-            })?;
-        spans.push(Span::new(resource, scope, otlp)?);
-    }
-    Ok(Trace { trace_id, spans })
+    let mut rows = rows;
+    let half = rows.len() / 2;
+    let second = rows.split_off(half);
+    let first = tokio::task::spawn_blocking(move || decode_stored(trace_id, rows));
+    let second = tokio::task::spawn_blocking(move || decode_stored(trace_id, second));
+    let (first, second) = futures::future::try_join(first, second)
+        .await
+        .map_err(|error| StoreError::internal("postgres: decoding task failed", error))?;
+    let mut stored = first?;
+    stored.extend(second?);
+    Ok(merge_stored(stored))
 }
 
 #[async_trait]
@@ -547,7 +330,7 @@ impl TraceStore for PostgresStore {
         let width = self.shared.partitions.width();
         let batch = tokio::task::spawn_blocking(move || Batch::build(&spans, width))
             .await
-            .map_err(|error| StoreError::internal("postgres: encoding task failed", error))?;
+            .map_err(|error| StoreError::internal("postgres: encoding task failed", error))??;
         let tenant = tenant_text(tenant);
         self.bounded("writing spans", self.shared.write(&tenant, &batch))
             .await
@@ -661,10 +444,11 @@ impl TraceStore for PostgresStore {
 
 #[async_trait]
 impl DependencyStore for PostgresStore {
-    /// Exact [`DependencyCounter`](remote_storage_core::dependencies::DependencyCounter)
-    /// semantics in one statement: every span starting inside the window whose parent ID is
-    /// found in the same trace (at any time) counts one call parent-service → child-service;
-    /// with duplicated span IDs the first stored span is the parent.
+    /// Exact [`DependencyCounter`] semantics: every trace with a row overlapping the window is
+    /// decoded whole (a parent may start outside the window; with duplicated span IDs the
+    /// first stored span is the parent) and counted by the shared code. Traces are read in
+    /// groups by ID (no sort of the payloads in PostgreSQL); two groups decode at a time while
+    /// the next is read.
     async fn get_dependencies(
         &self,
         tenant: &Tenant,
@@ -672,46 +456,89 @@ impl DependencyStore for PostgresStore {
     ) -> StoreResult<Vec<DependencyLink>> {
         let tenant = tenant_text(tenant);
         self.bounded("computing dependencies", async {
-            let rows: Vec<(String, String, i64)> = sqlx::query_as(
-                "WITH children AS MATERIALIZED ( \
-                     SELECT trace_id, parent_span_id, service FROM spans \
-                     WHERE tenant = $1 AND start_ns >= $2 AND start_ns <= $3 \
-                       AND parent_span_id IS NOT NULL \
-                 ), parents AS ( \
-                     SELECT DISTINCT ON (trace_id, span_id) trace_id, span_id, service FROM spans \
-                     WHERE tenant = $1 AND trace_id IN (SELECT trace_id FROM children) \
-                     ORDER BY trace_id, span_id, batch_seq, batch_ord \
-                 ) \
-                 SELECT p.service, c.service, count(*) FROM children c \
-                 JOIN parents p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id \
-                 GROUP BY p.service, c.service",
+            let failed = |error| store_error("computing dependencies", error);
+            let trace_ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT DISTINCT trace_id FROM chunks WHERE tenant = $1 \
+                   AND max_start >= $2 AND min_start > $2 - $4 AND min_start <= $3",
             )
             .bind(&tenant)
             .bind(to_db_nanos(query.start.0))
             .bind(to_db_nanos(query.end.0))
+            .bind(SLOT_NS)
             .fetch_all(&self.shared.pool)
             .await
-            .map_err(|error| store_error("computing dependencies", error))?;
-            let mut links: Vec<DependencyLink> = rows
+            .map_err(failed)?;
+            let mut pending: std::collections::VecDeque<
+                JoinHandle<StoreResult<DependencyCounter>>,
+            > = std::collections::VecDeque::new();
+            let mut counters = Vec::new();
+            for group in trace_ids.chunks(DEPENDENCY_GROUP_TRACES) {
+                let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT trace_id, batch_seq, payload FROM chunks \
+                     WHERE tenant = $1 AND trace_id = ANY($2)",
+                )
+                .bind(&tenant)
+                .bind(group)
+                .fetch_all(&self.shared.pool)
+                .await
+                .map_err(failed)?;
+                let mut traces: HashMap<Vec<u8>, TraceRows> = HashMap::new();
+                for (trace_id, batch_seq, payload) in rows {
+                    traces
+                        .entry(trace_id)
+                        .or_default()
+                        .push((batch_seq, payload));
+                }
+                if pending.len() >= 2
+                    && let Some(oldest) = pending.pop_front()
+                {
+                    counters.push(join_counter(oldest).await?);
+                }
+                pending.push_back(tokio::task::spawn_blocking(move || {
+                    let mut counter = DependencyCounter::default();
+                    for (trace_id, rows) in traces {
+                        let trace_id = TraceId::from_bytes(&trace_id, "trace_id")?;
+                        let spans = merge_stored(decode_stored(trace_id, rows)?);
+                        counter.add_spans(&spans, &query);
+                    }
+                    Ok(counter)
+                }));
+            }
+            while let Some(task) = pending.pop_front() {
+                counters.push(join_counter(task).await?);
+            }
+            let mut calls: std::collections::BTreeMap<(String, String), u64> =
+                std::collections::BTreeMap::new();
+            for counter in counters {
+                for link in counter.finish() {
+                    *calls.entry((link.parent, link.child)).or_default() += link.call_count;
+                }
+            }
+            Ok(calls
                 .into_iter()
-                .map(|(parent, child, calls)| DependencyLink {
+                .map(|((parent, child), call_count)| DependencyLink {
                     parent,
                     child,
-                    call_count: u64::try_from(calls).unwrap_or(0),
+                    call_count,
                 })
-                .collect();
-            links.sort_unstable();
-            Ok(links)
+                .collect())
         })
         .await
     }
+}
+
+async fn join_counter(
+    task: JoinHandle<StoreResult<DependencyCounter>>,
+) -> StoreResult<DependencyCounter> {
+    task.await
+        .map_err(|error| StoreError::internal("postgres: dependency task failed", error))?
 }
 
 #[async_trait]
 impl Purger for PostgresStore {
     async fn purge(&self) -> StoreResult<()> {
         self.bounded("purging", async {
-            sqlx::query("TRUNCATE spans, resources, scopes, services, operations")
+            sqlx::query("TRUNCATE chunks, services, operations")
                 .execute(&self.shared.pool)
                 .await
                 .map_err(|error| store_error("purging", error))?;

@@ -1,7 +1,8 @@
-//! The PostgreSQL backend against the memory backend (the reference semantics) with a search
-//! walk of 3 rows, which forces every search through many keyset pages and the selective
-//! phase. The same harness runs with the default walk as `postgres/Backend/Equivalent_to_reference`
-//! in `tests/conformance.rs`; see `storage_conformance::behaviour::equivalence`.
+//! The PostgreSQL backend against the memory backend (the reference semantics) with search
+//! pages of at most 3 rows, which forces every search through many keyset pages and the
+//! finality bound between them. The same harness runs with the default pages as
+//! `postgres/Backend/Equivalent_to_reference` in `tests/conformance.rs`; see
+//! `storage_conformance::behaviour::equivalence`.
 
 mod common;
 
