@@ -47,41 +47,45 @@ impl Iterator for TraceChunks<'_> {
     type Item = EncodedTracesData;
 
     fn next(&mut self) -> Option<EncodedTracesData> {
-        let length = next_chunk_len(self.remaining, self.budget);
+        let mut span_lens = Vec::new();
+        let length = next_chunk_len(self.remaining, self.budget, &mut span_lens);
         if length == 0 {
             return None;
         }
         let (chunk, rest) = self.remaining.split_at(length);
         self.remaining = rest;
         let mut bytes = Vec::new();
-        encode_traces_data(chunk, &mut bytes);
+        encode_traces_data(chunk, &span_lens, &mut bytes);
         Some(EncodedTracesData(bytes))
     }
 }
 
 /// How many leading spans fit in one chunk: at least one (so an oversized span still goes out,
-/// alone), zero only when no spans remain.
-fn next_chunk_len(spans: &[Span], budget: ChunkBudget) -> usize {
+/// alone), zero only when no spans remain. The encoded length of each span taken goes to
+/// `span_lens`, for the encoder.
+fn next_chunk_len(spans: &[Span], budget: ChunkBudget, span_lens: &mut Vec<usize>) -> usize {
     let mut bytes = 0;
-    let mut count = 0;
     let mut previous: Option<&Span> = None;
     for span in spans {
-        let cost = span_cost(previous, span);
+        let span_len = span.otlp().encoded_len();
+        let cost = span_cost(previous, span, span_len);
+        let count = span_lens.len();
         let full = count == budget.max_items.get() || bytes + cost > budget.max_bytes.get();
         if count > 0 && full {
             break;
         }
         bytes += cost;
-        count += 1;
+        span_lens.push(span_len);
         previous = Some(span);
     }
-    count
+    span_lens.len()
 }
 
-/// Upper bound of the bytes `span` adds to a chunk whose last span is `previous`, mirroring
-/// how `resource_spans_from_spans` (and the encoder) groups consecutive spans sharing a resource and scope.
-fn span_cost(previous: Option<&Span>, span: &Span) -> usize {
-    let mut cost = field_len(span.otlp().encoded_len());
+/// Upper bound of the bytes `span` (of encoded length `span_len`) adds to a chunk whose last
+/// span is `previous`, mirroring how the encoder (and `resource_spans_from_spans`) groups
+/// consecutive spans sharing a resource and scope.
+fn span_cost(previous: Option<&Span>, span: &Span, span_len: usize) -> usize {
+    let mut cost = field_len(span_len);
     let new_resource =
         previous.is_none_or(|previous| !Arc::ptr_eq(previous.resource(), span.resource()));
     let new_scope = new_resource

@@ -21,9 +21,9 @@ mod field {
     pub(super) const SCHEMA_URL: u32 = 3;
 }
 
-/// Appends the encoded `TracesData` of `spans` to `out`.
-pub(crate) fn encode_traces_data(spans: &[Span], out: &mut Vec<u8>) {
-    let span_lens: Vec<usize> = spans.iter().map(|span| span.otlp().encoded_len()).collect();
+/// Appends the encoded `TracesData` of `spans` to `out`; `span_lens` holds each span's
+/// `encoded_len()` (the caller has them from sizing the chunk).
+pub(crate) fn encode_traces_data(spans: &[Span], span_lens: &[usize], out: &mut Vec<u8>) {
     out.reserve(
         span_lens
             .iter()
@@ -32,7 +32,7 @@ pub(crate) fn encode_traces_data(spans: &[Span], out: &mut Vec<u8>) {
             + 256,
     );
     let mut rest = spans;
-    let mut rest_lens = span_lens.as_slice();
+    let mut rest_lens = span_lens;
     while let Some(first) = rest.first() {
         let in_resource = rest
             .iter()
@@ -194,7 +194,8 @@ mod tests {
         for end in 0..=spans.len() {
             let chunk = &spans[..end];
             let mut bytes = Vec::new();
-            encode_traces_data(chunk, &mut bytes);
+            let lens: Vec<usize> = chunk.iter().map(|span| span.otlp().encoded_len()).collect();
+            encode_traces_data(chunk, &lens, &mut bytes);
             let expected = TracesData {
                 resource_spans: resource_spans_from_spans(chunk),
             }
