@@ -11,6 +11,18 @@ use remote_storage_core::model::span_kind_name;
 
 use crate::records::SpanKey;
 
+/// Puts `entry` in a released slot, or a new one, and returns the slot's number.
+fn allocate<T>(entries: &mut Vec<Option<T>>, free: &mut Vec<u32>, entry: T) -> u32 {
+    if let Some(id) = free.pop()
+        && let Some(slot) = entries.get_mut(id as usize)
+    {
+        *slot = Some(entry);
+        return id;
+    }
+    entries.push(Some(entry));
+    u32::try_from(entries.len() - 1).unwrap_or(u32::MAX)
+}
+
 /// A service with its time index of spans.
 #[derive(Debug)]
 pub(crate) struct ServiceEntry {
@@ -45,18 +57,7 @@ impl Services {
             traces: 0,
             spans: BTreeSet::new(),
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                if let Some(slot) = self.entries.get_mut(id as usize) {
-                    *slot = Some(entry);
-                }
-                id
-            }
-            None => {
-                self.entries.push(Some(entry));
-                u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
+        let id = allocate(&mut self.entries, &mut self.free, entry);
         self.ids.insert(name, id);
         id
     }
@@ -158,18 +159,7 @@ impl Operations {
             kind,
             traces: 0,
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                if let Some(slot) = self.entries.get_mut(id as usize) {
-                    *slot = Some(entry);
-                }
-                id
-            }
-            None => {
-                self.entries.push(Some(entry));
-                u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
+        let id = allocate(&mut self.entries, &mut self.free, entry);
         self.ids.insert(
             OperationKey {
                 service,

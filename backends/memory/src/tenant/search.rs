@@ -34,7 +34,29 @@ struct RecordFilter<'q> {
     fingerprints: Vec<u8>,
 }
 
-impl RecordFilter<'_> {
+impl<'q> RecordFilter<'q> {
+    /// `None` when nothing can match: an unknown service, or an empty time or duration range.
+    fn new(store: &TenantStore, query: &'q TraceQuery, hashes: &[u64]) -> Option<Self> {
+        let service = match query.service_name.as_deref() {
+            Some(name) => Some(store.services.id(name)?),
+            None => None,
+        };
+        let filter = Self {
+            service,
+            operation: query.operation_name.as_deref(),
+            start_min: query.start_time_min.unwrap_or_default().0,
+            start_max: query.start_time_max.unwrap_or(UnixNanos(u64::MAX)).0,
+            duration_min: query.duration_min.unwrap_or(0),
+            duration_max: query.duration_max.unwrap_or(u64::MAX),
+            fingerprints: hashes
+                .iter()
+                .map(|&hash| codec::fingerprint(hash))
+                .collect(),
+        };
+        (filter.start_min <= filter.start_max && filter.duration_min <= filter.duration_max)
+            .then_some(filter)
+    }
+
     fn accepts(&self, store: &TenantStore, span: &StoredSpan) -> bool {
         self.service.is_none_or(|service| span.service == service)
             && (self.start_min..=self.start_max).contains(&span.start)
@@ -52,30 +74,11 @@ impl RecordFilter<'_> {
 impl TenantStore {
     /// See the module documentation.
     pub(crate) fn find_trace_ids(&self, query: &TraceQuery) -> StoreResult<Vec<FoundTraceId>> {
-        let service = match query.service_name.as_deref() {
-            Some(name) => match self.services.id(name) {
-                Some(id) => Some(id),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
         let matcher = SpanMatcher::new(query);
         let hashes = self.term_hashes(&matcher);
-        let filter = RecordFilter {
-            service,
-            operation: query.operation_name.as_deref(),
-            start_min: query.start_time_min.unwrap_or_default().0,
-            start_max: query.start_time_max.unwrap_or(UnixNanos(u64::MAX)).0,
-            duration_min: query.duration_min.unwrap_or(0),
-            duration_max: query.duration_max.unwrap_or(u64::MAX),
-            fingerprints: hashes
-                .iter()
-                .map(|&hash| codec::fingerprint(hash))
-                .collect(),
-        };
-        if filter.start_min > filter.start_max || filter.duration_min > filter.duration_max {
+        let Some(filter) = RecordFilter::new(self, query, &hashes) else {
             return Ok(Vec::new());
-        }
+        };
         let depth = query.search_depth.get();
         match self.candidate_blocks(&hashes) {
             Some(blocks) => self.find_in_blocks(&blocks, &filter, &matcher, depth),
@@ -334,21 +337,7 @@ mod tests {
         for query in &queries {
             let matcher = SpanMatcher::new(query);
             let hashes = store.term_hashes(&matcher);
-            let filter = RecordFilter {
-                service: query
-                    .service_name
-                    .as_deref()
-                    .and_then(|name| store.services.id(name)),
-                operation: query.operation_name.as_deref(),
-                start_min: query.start_time_min.unwrap_or_default().0,
-                start_max: query.start_time_max.unwrap_or(UnixNanos(u64::MAX)).0,
-                duration_min: query.duration_min.unwrap_or(0),
-                duration_max: query.duration_max.unwrap_or(u64::MAX),
-                fingerprints: hashes
-                    .iter()
-                    .map(|&hash| codec::fingerprint(hash))
-                    .collect(),
-            };
+            let filter = RecordFilter::new(&store, query, &hashes).expect("a satisfiable query");
             let all_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&[]).collect();
             let some_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&hashes).collect();
             let depth = query.search_depth.get();
