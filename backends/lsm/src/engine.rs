@@ -14,6 +14,7 @@ use fjall::{
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use prost::Message as _;
 use remote_storage_core::attribute::any_value_text;
+use remote_storage_core::matcher::span_level_attributes;
 use remote_storage_core::model::{Resource, SERVICE_NAME_KEY, Scope};
 use remote_storage_core::proto::otlp::common::KeyValue;
 use remote_storage_core::{Span, StoreStats, Tenant, TraceId, UnixNanos};
@@ -788,7 +789,7 @@ impl<'a> BatchWriter<'a> {
 fn indexed_attributes(span: &Span) -> Vec<(&str, Cow<'_, str>)> {
     fn add<'s>(
         pairs: &mut Vec<(&'s str, Cow<'s, str>)>,
-        attributes: &'s [KeyValue],
+        attributes: impl IntoIterator<Item = &'s KeyValue>,
         skip_service: bool,
     ) {
         for attribute in attributes {
@@ -803,13 +804,7 @@ fn indexed_attributes(span: &Span) -> Vec<(&str, Cow<'_, str>)> {
     }
     let otlp = span.otlp();
     let mut pairs = Vec::with_capacity(otlp.attributes.len() + 8);
-    add(&mut pairs, &otlp.attributes, false);
-    for event in &otlp.events {
-        add(&mut pairs, &event.attributes, false);
-    }
-    for link in &otlp.links {
-        add(&mut pairs, &link.attributes, false);
-    }
+    add(&mut pairs, span_level_attributes(otlp), false);
     add(&mut pairs, &span.scope().otlp().attributes, false);
     add(&mut pairs, &span.resource().otlp().attributes, true);
     pairs

@@ -15,9 +15,9 @@ use jaeger_remote_proto::otlp::trace::Span as OtlpSpan;
 use prost::Message as _;
 use prost::bytes::Buf as _;
 use prost::encoding::{decode_varint, encode_varint, fixed32, message, string, uint32};
-use remote_storage_core::attribute::any_value_text;
+use remote_storage_core::matcher::span_level_attributes;
 
-use crate::terms::{TermId, TermIndex};
+use crate::terms::{TermDictionary, TermId};
 
 /// OTLP `Span` field numbers of the fields kept in the compact bytes.
 mod field {
@@ -64,27 +64,20 @@ fn split_fingerprints(mut body: &[u8]) -> Result<(&[u8], &[u8]), CorruptSpan> {
 /// span, besides its resource and scope) to `hashes`.
 pub(crate) fn encode_span(
     span: &OtlpSpan,
-    terms: &mut TermIndex,
+    terms: &mut TermDictionary,
     hashes: &mut Vec<u64>,
     out: &mut Vec<u8>,
 ) {
+    let first = hashes.len();
+    hashes.extend(span_level_attributes(span).map(|attribute| terms.hash_attribute(attribute)));
     encode_varint(span.attributes.len() as u64, out);
-    for attribute in &span.attributes {
-        let string_value = match attribute.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(text)) if attribute.key_strindex == 0 => Some(text.as_str()),
+    // The span's own attributes come first among its span-level attributes.
+    for (attribute, &hash) in span.attributes.iter().zip(&hashes[first..]) {
+        let term = match attribute.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(text)) if attribute.key_strindex == 0 => {
+                terms.intern(hash, &attribute.key, text)
+            }
             _ => None,
-        };
-        let term = match string_value {
-            Some(text) => {
-                let (hash, term) = terms.intern(&attribute.key, text);
-                hashes.push(hash);
-                term
-            }
-            None => {
-                let text = any_value_text(attribute.value.as_ref());
-                hashes.push(terms.hash(&attribute.key, &text));
-                None
-            }
         };
         match term {
             Some(term) => encode_varint(u64::from(term) << 1, out),
@@ -93,17 +86,6 @@ pub(crate) fn encode_span(
                 encode_varint(((len as u64) << 1) | 1, out);
                 attribute.encode_raw(out);
             }
-        }
-    }
-    for attributes in span
-        .events
-        .iter()
-        .map(|event| &event.attributes)
-        .chain(span.links.iter().map(|link| &link.attributes))
-    {
-        for attribute in attributes {
-            let text = any_value_text(attribute.value.as_ref());
-            hashes.push(terms.hash(&attribute.key, &text));
         }
     }
     if !span.trace_state.is_empty() {
@@ -143,7 +125,7 @@ pub(crate) enum CorruptSpan {
 
 /// Reads compact bytes back: an OTLP span with its attributes and the fields written by
 /// [`encode_span`]; IDs, name, kind and times are left at their defaults.
-pub(crate) fn decode_span(body: &[u8], terms: &TermIndex) -> Result<OtlpSpan, CorruptSpan> {
+pub(crate) fn decode_span(body: &[u8], terms: &TermDictionary) -> Result<OtlpSpan, CorruptSpan> {
     let (_, mut bytes) = split_fingerprints(body)?;
     let count = usize::try_from(decode_varint(&mut bytes)?)
         .map_err(|_| CorruptSpan::Layout("attribute count overflows"))?;
@@ -191,7 +173,7 @@ mod tests {
         }
     }
 
-    fn round_trip(span: &OtlpSpan, terms: &mut TermIndex) -> (OtlpSpan, Vec<u64>) {
+    fn round_trip(span: &OtlpSpan, terms: &mut TermDictionary) -> (OtlpSpan, Vec<u64>) {
         let mut payload = Vec::new();
         let mut hashes = Vec::new();
         encode_span(span, terms, &mut hashes, &mut payload);
@@ -248,7 +230,7 @@ mod tests {
                 code: StatusCode::Error as i32,
             }),
         };
-        let mut terms = TermIndex::default();
+        let mut terms = TermDictionary::default();
         let (decoded, hashes) = round_trip(&span, &mut terms);
         let expected = OtlpSpan {
             trace_id: Vec::new(),
@@ -296,7 +278,7 @@ mod tests {
                 .collect(),
             ..OtlpSpan::default()
         };
-        let mut terms = TermIndex::default();
+        let mut terms = TermDictionary::default();
         let mut payload = Vec::new();
         encode_span(&span, &mut terms, &mut Vec::new(), &mut payload);
         assert!(payload.len() <= 12, "{} bytes", payload.len());
@@ -306,7 +288,7 @@ mod tests {
 
     #[test]
     fn corrupt_bytes_are_an_error_not_a_panic() {
-        let terms = TermIndex::default();
+        let terms = TermDictionary::default();
         assert!(decode_span(&[0, 1, 0], &terms).is_err());
         assert!(decode_span(&[0, 1, 0x21], &terms).is_err());
         assert!(decode_span(&[0, 0xff], &terms).is_err());

@@ -14,7 +14,6 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
-use remote_storage_core::attribute::any_value_text;
 use remote_storage_core::dependencies::{CallSite, DependencyCounter};
 use remote_storage_core::{
     DependencyLink, DependencyQuery, Operation, Span, SpanId, StoreError, StoreResult, Trace,
@@ -27,7 +26,7 @@ use crate::names::{Operations, Services};
 use crate::records::{
     Group, MAX_SPANS_PER_TRACE, MAX_TRACE_SEQUENCE, SpanKey, SpanSlot, StoredSpan, StoredTrace,
 };
-use crate::terms::TermIndex;
+use crate::terms::TermDictionary;
 
 /// All data of one tenant, bounded to `max_traces` traces.
 #[derive(Debug)]
@@ -44,7 +43,7 @@ pub(crate) struct TenantStore {
     services: Services,
     operations: Operations,
     /// Attribute terms.
-    terms: TermIndex,
+    terms: TermDictionary,
     /// The attribute index.
     blocks: SpanBlocks,
     span_count: usize,
@@ -63,7 +62,7 @@ impl TenantStore {
             spans_by_start: BTreeSet::new(),
             services: Services::default(),
             operations: Operations::default(),
-            terms: TermIndex::default(),
+            terms: TermDictionary::default(),
             blocks: SpanBlocks::default(),
             span_count: 0,
             scratch_payload: Vec::new(),
@@ -120,16 +119,17 @@ impl TenantStore {
         if let Some(&sequence) = self.sequence_by_id.get(&trace_id) {
             return Ok(sequence);
         }
-        if self.traces.len() >= self.max_traces.get() {
-            self.evict_oldest();
-        }
-        let sequence = self.first_sequence + self.traces.len() as u64;
-        if sequence > MAX_TRACE_SEQUENCE {
+        // Numbers are never reused: refuse before evicting anything.
+        if self.first_sequence + self.traces.len() as u64 > MAX_TRACE_SEQUENCE {
             return Err(StoreError::invalid_argument(
                 "the memory backend numbered 10^12 traces for this tenant and must be purged \
                  or restarted to store new ones",
             ));
         }
+        if self.traces.len() >= self.max_traces.get() {
+            self.evict_oldest();
+        }
+        let sequence = self.first_sequence + self.traces.len() as u64;
         self.traces.push_back(StoredTrace {
             trace_id,
             spans: Vec::new(),
@@ -171,7 +171,7 @@ impl TenantStore {
             return Err(StoreError::invalid_argument(format!(
                 "trace {} already holds {MAX_SPANS_PER_TRACE} spans, the most the memory \
                  backend keeps per trace",
-                hex_id(&trace.trace_id)
+                trace.trace_id
             )));
         }
         let slot = SpanSlot::new(sequence, index);
@@ -196,10 +196,7 @@ impl TenantStore {
                 let hashes = resource
                     .iter()
                     .chain(&span.scope().otlp().attributes)
-                    .map(|attribute| {
-                        let text = any_value_text(attribute.value.as_ref());
-                        terms.hash(&attribute.key, &text)
-                    })
+                    .map(|attribute| terms.hash_attribute(attribute))
                     .collect();
                 trace.groups.push(Group {
                     resource: Arc::clone(span.resource()),
@@ -352,12 +349,4 @@ impl TenantStore {
         }
         counter.finish()
     }
-}
-
-fn hex_id(trace_id: &TraceId) -> String {
-    trace_id
-        .as_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }

@@ -15,6 +15,8 @@
 use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
+use remote_storage_core::attribute::any_value_text;
+use remote_storage_core::proto::otlp::common::KeyValue;
 
 /// Number of a term within one tenant.
 pub(crate) type TermId = u32;
@@ -48,7 +50,7 @@ struct Text {
 
 /// See the module documentation.
 #[derive(Debug, Default)]
-pub(crate) struct TermIndex {
+pub(crate) struct TermDictionary {
     table: HashTable<Entry>,
     /// Texts by term number, for reading spans back.
     texts: Vec<Text>,
@@ -81,34 +83,35 @@ fn entry_is(entry: &Entry, texts: &[Text], key: &str, value: &str) -> bool {
         })
 }
 
-impl TermIndex {
-    /// The hash of `key`/`value`, as [`TermIndex::intern`] returns it.
+impl TermDictionary {
+    /// The hash of `key`/`value`, which Bloom filters and fingerprints are built from.
     pub(crate) fn hash(&self, key: &str, value: &str) -> u64 {
         hash(&self.hasher, key, value)
     }
 
-    /// The hash of `key`/`value` and its number, numbering it if new; no number when the term
-    /// is too long or the table is full.
-    pub(crate) fn intern(&mut self, key: &str, value: &str) -> (u64, Option<TermId>) {
+    /// The hash of an attribute's key and canonical value text (what a search names).
+    pub(crate) fn hash_attribute(&self, attribute: &KeyValue) -> u64 {
+        self.hash(&attribute.key, &any_value_text(attribute.value.as_ref()))
+    }
+
+    /// The number of `key`/`value` (whose [`TermDictionary::hash`] is `hash`), numbering it if
+    /// new; `None` when the term is too long or the table is full.
+    pub(crate) fn intern(&mut self, hash: u64, key: &str, value: &str) -> Option<TermId> {
         let Self {
             table,
             texts,
             hasher,
         } = self;
-        let hash = self::hash(hasher, key, value);
         let text_len = key.len() + value.len();
         if text_len > MAX_TERM_BYTES {
-            return (hash, None);
+            return None;
         }
         if let Some(entry) = table.find(hash, |entry| entry_is(entry, texts, key, value)) {
-            return (hash, Some(entry.id));
+            return Some(entry.id);
         }
-        let Some(id) = TermId::try_from(texts.len())
+        let id = TermId::try_from(texts.len())
             .ok()
-            .filter(|_| texts.len() < MAX_TERMS)
-        else {
-            return (hash, None);
-        };
+            .filter(|_| texts.len() < MAX_TERMS)?;
         let mut text = String::with_capacity(text_len);
         text.push_str(key);
         text.push_str(value);
@@ -132,7 +135,7 @@ impl TermIndex {
                 self::hash(hasher, key, value)
             })
         });
-        (hash, Some(id))
+        Some(id)
     }
 
     /// The key and value text of a term.
@@ -150,44 +153,59 @@ impl TermIndex {
 mod tests {
     use super::*;
 
+    fn intern(dictionary: &mut TermDictionary, key: &str, value: &str) -> Option<TermId> {
+        let hash = dictionary.hash(key, value);
+        dictionary.intern(hash, key, value)
+    }
+
     #[test]
     fn terms_are_numbered_once_and_read_back() {
-        let mut index = TermIndex::default();
-        let (get_hash, get) = index.intern("http.method", "GET");
-        assert_eq!(get, Some(0));
-        assert_eq!(index.intern("http.method", "POST").1, Some(1));
-        assert_eq!(index.intern("http.method", "GET"), (get_hash, get));
-        assert_eq!(index.hash("http.method", "GET"), get_hash);
-        assert_eq!(index.term(1), Some(("http.method", "POST")));
-        assert_eq!(index.term(2), None);
+        let mut dictionary = TermDictionary::default();
+        assert_eq!(intern(&mut dictionary, "http.method", "GET"), Some(0));
+        assert_eq!(intern(&mut dictionary, "http.method", "POST"), Some(1));
+        assert_eq!(intern(&mut dictionary, "http.method", "GET"), Some(0));
+        assert_eq!(dictionary.term(1), Some(("http.method", "POST")));
+        assert_eq!(dictionary.term(2), None);
+        let typed = KeyValue {
+            key: "http.status_code".to_owned(),
+            value: Some(remote_storage_core::proto::otlp::common::AnyValue {
+                value: Some(
+                    remote_storage_core::proto::otlp::common::any_value::Value::IntValue(200),
+                ),
+            }),
+            key_strindex: 0,
+        };
+        assert_eq!(
+            dictionary.hash_attribute(&typed),
+            dictionary.hash("http.status_code", "200")
+        );
     }
 
     #[test]
     fn the_split_between_key_and_value_and_long_tails_tell_terms_apart() {
-        let mut index = TermIndex::default();
-        let ab = index.intern("ab", "c");
-        let a = index.intern("a", "bc");
+        let mut dictionary = TermDictionary::default();
+        let ab = intern(&mut dictionary, "ab", "c");
+        let a = intern(&mut dictionary, "a", "bc");
         assert_ne!(ab, a);
-        assert_eq!(index.term(a.1.unwrap_or_default()), Some(("a", "bc")));
+        assert_eq!(dictionary.term(a.unwrap_or_default()), Some(("a", "bc")));
         // Same first INLINE_TEXT bytes, different tails.
         let long_a = format!("{}-a", "x".repeat(40));
         let long_b = format!("{}-b", "x".repeat(40));
-        let first = index.intern("k", &long_a).1;
-        let second = index.intern("k", &long_b).1;
+        let first = intern(&mut dictionary, "k", &long_a);
+        let second = intern(&mut dictionary, "k", &long_b);
         assert_ne!(first, second);
-        assert_eq!(index.intern("k", &long_b).1, second);
+        assert_eq!(intern(&mut dictionary, "k", &long_b), second);
         assert_eq!(
-            index.term(second.unwrap_or_default()),
+            dictionary.term(second.unwrap_or_default()),
             Some(("k", long_b.as_str()))
         );
     }
 
     #[test]
-    fn long_terms_are_hashed_but_not_numbered() {
-        let mut index = TermIndex::default();
+    fn long_terms_are_not_numbered() {
+        let mut dictionary = TermDictionary::default();
         let long = "x".repeat(MAX_TERM_BYTES);
-        let (hash, id) = index.intern("k", &long);
-        assert_eq!(id, None);
-        assert_eq!(hash, index.hash("k", &long));
+        assert_eq!(intern(&mut dictionary, "k", &long), None);
+        assert_eq!(intern(&mut dictionary, "k", "short"), Some(0));
     }
 }

@@ -30,6 +30,7 @@ use prost::Message as _;
 use prost::bytes::Buf as _;
 use prost::encoding::{decode_varint, encode_varint};
 use remote_storage_core::attribute::any_value_text;
+use remote_storage_core::matcher::span_level_attributes;
 use remote_storage_core::model::span_kind_name;
 use remote_storage_core::proto::otlp::common::{InstrumentationScope, KeyValue};
 use remote_storage_core::proto::otlp::resource::Resource as OtlpResource;
@@ -123,7 +124,11 @@ fn bloom(keys: &BTreeSet<u64>) -> Vec<u8> {
     filter
 }
 
-fn attribute_keys(keys: &mut BTreeSet<u64>, kind: KeyKind, attributes: &[KeyValue]) {
+fn attribute_keys<'a>(
+    keys: &mut BTreeSet<u64>,
+    kind: KeyKind,
+    attributes: impl IntoIterator<Item = &'a KeyValue>,
+) {
     for attribute in attributes {
         let value = any_value_text(attribute.value.as_ref());
         keys.insert(search_key(kind, &[&attribute.key, &value]));
@@ -280,13 +285,7 @@ impl Batch {
             ));
 
             let mut keys = BTreeSet::new();
-            attribute_keys(&mut keys, KeyKind::Anywhere, &otlp.attributes);
-            for event in &otlp.events {
-                attribute_keys(&mut keys, KeyKind::Anywhere, &event.attributes);
-            }
-            for link in &otlp.links {
-                attribute_keys(&mut keys, KeyKind::Anywhere, &link.attributes);
-            }
+            attribute_keys(&mut keys, KeyKind::Anywhere, span_level_attributes(otlp));
             keys.insert(search_key(KeyKind::Operation, &[span.name()]));
             keys.insert(search_key(
                 KeyKind::Kind,

@@ -7,7 +7,7 @@
 //! values both match.
 
 use jaeger_remote_proto::otlp::common::KeyValue;
-use jaeger_remote_proto::otlp::trace::{span::SpanKind, status::StatusCode};
+use jaeger_remote_proto::otlp::trace::{Span as OtlpSpan, span::SpanKind, status::StatusCode};
 
 use crate::attribute::any_value_text;
 use crate::model::{Span, span_kind_from_name};
@@ -86,21 +86,26 @@ impl AttributeCondition {
                 contains_pair(&span.resource().otlp().attributes, key, value)
             }
             Self::Anywhere { key, value } => {
-                let otlp = span.otlp();
-                contains_pair(&otlp.attributes, key, value)
+                let is_pair = |attribute: &KeyValue| {
+                    attribute.key == *key && any_value_text(attribute.value.as_ref()) == *value
+                };
+                span_level_attributes(span.otlp()).any(is_pair)
                     || contains_pair(&span.scope().otlp().attributes, key, value)
                     || contains_pair(&span.resource().otlp().attributes, key, value)
-                    || otlp
-                        .events
-                        .iter()
-                        .any(|event| contains_pair(&event.attributes, key, value))
-                    || otlp
-                        .links
-                        .iter()
-                        .any(|link| contains_pair(&link.attributes, key, value))
             }
         }
     }
+}
+
+/// The attributes of the span itself, then of its events and links: what an `Anywhere`
+/// condition searches besides the scope's and the resource's attributes (which a whole group
+/// of spans shares). Backends that index attributes enumerate this, so an index covers exactly
+/// what the matcher checks.
+pub fn span_level_attributes(otlp: &OtlpSpan) -> impl Iterator<Item = &KeyValue> {
+    otlp.attributes
+        .iter()
+        .chain(otlp.events.iter().flat_map(|event| &event.attributes))
+        .chain(otlp.links.iter().flat_map(|link| &link.attributes))
 }
 
 /// Go's `strconv.ParseBool`.
