@@ -12,6 +12,8 @@
 //! - [`summary`], [`dependencies`]: shared computations so every backend gets them right.
 //! - [`store`]: [`store::TraceStore`], [`store::DependencyStore`], [`store::Purger`],
 //!   [`store::StoreLifecycle`] and the [`store::Backend`] bundle.
+//! - [`v1`]: Jaeger's v1 span model as a view of the stored OTLP spans, and v1 requests as
+//!   queries, for the v1 remote-storage API.
 //! - [`error`]: [`error::StoreError`], the one error type.
 
 pub mod attribute;
@@ -27,6 +29,7 @@ pub mod store;
 pub mod summary;
 pub mod testing;
 pub mod time;
+pub mod v1;
 
 pub use capabilities::Capabilities;
 pub use error::{ErrorKind, StoreError, StoreResult};

@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 
 use jaeger_remote_proto::otlp::trace::span::SpanKind;
 use jaeger_remote_proto::storage::v2 as proto;
+use prost_types::{Duration as ProtoDuration, Timestamp};
 
 use crate::attribute::query_value_text;
 use crate::error::StoreError;
@@ -90,29 +91,6 @@ impl TraceQuery {
                  (Capabilities declares no filter support); use the legacy query fields",
             ));
         }
-        let start_time_min =
-            UnixNanos::from_proto(parameters.start_time_min.as_ref(), "query.start_time_min")?;
-        let start_time_max =
-            UnixNanos::from_proto(parameters.start_time_max.as_ref(), "query.start_time_max")?;
-        if let (Some(min), Some(max)) = (start_time_min, start_time_max)
-            && max < min
-        {
-            return Err(StoreError::invalid_argument(
-                "query.start_time_max is before query.start_time_min",
-            ));
-        }
-        let duration_min =
-            duration_nanos_from_proto(parameters.duration_min.as_ref(), "query.duration_min")?;
-        let duration_max =
-            duration_nanos_from_proto(parameters.duration_max.as_ref(), "query.duration_max")?;
-        if let (Some(min), Some(max)) = (duration_min, duration_max)
-            && max < min
-        {
-            return Err(StoreError::invalid_argument(
-                "query.duration_max is less than query.duration_min",
-            ));
-        }
-        let search_depth = search_depth_from_proto(parameters.search_depth, limits)?;
         let mut attributes = Vec::with_capacity(parameters.attributes.len());
         for (index, pair) in parameters.attributes.iter().enumerate() {
             if pair.key.is_empty() {
@@ -125,10 +103,51 @@ impl TraceQuery {
                 value: query_value_text(pair.value.as_ref()),
             });
         }
+        Self::validated(
+            QueryFields {
+                service_name: parameters.service_name,
+                operation_name: parameters.operation_name,
+                attributes,
+                start_time_min: parameters.start_time_min.as_ref(),
+                start_time_max: parameters.start_time_max.as_ref(),
+                duration_min: parameters.duration_min.as_ref(),
+                duration_max: parameters.duration_max.as_ref(),
+                search_depth: parameters.search_depth,
+                search_depth_field: "query.search_depth",
+            },
+            limits,
+        )
+    }
+
+    /// Validates the fields every query API shares (times, durations, depth).
+    pub(crate) fn validated(
+        fields: QueryFields<'_>,
+        limits: QueryLimits,
+    ) -> Result<Self, StoreError> {
+        let start_time_min = UnixNanos::from_proto(fields.start_time_min, "query.start_time_min")?;
+        let start_time_max = UnixNanos::from_proto(fields.start_time_max, "query.start_time_max")?;
+        if let (Some(min), Some(max)) = (start_time_min, start_time_max)
+            && max < min
+        {
+            return Err(StoreError::invalid_argument(
+                "query.start_time_max is before query.start_time_min",
+            ));
+        }
+        let duration_min = duration_nanos_from_proto(fields.duration_min, "query.duration_min")?;
+        let duration_max = duration_nanos_from_proto(fields.duration_max, "query.duration_max")?;
+        if let (Some(min), Some(max)) = (duration_min, duration_max)
+            && max < min
+        {
+            return Err(StoreError::invalid_argument(
+                "query.duration_max is less than query.duration_min",
+            ));
+        }
+        let search_depth =
+            search_depth_from_proto(fields.search_depth, fields.search_depth_field, limits)?;
         Ok(Self {
-            service_name: non_empty(parameters.service_name),
-            operation_name: non_empty(parameters.operation_name),
-            attributes,
+            service_name: non_empty(fields.service_name),
+            operation_name: non_empty(fields.operation_name),
+            attributes: fields.attributes,
             start_time_min,
             start_time_max,
             duration_min,
@@ -138,8 +157,23 @@ impl TraceQuery {
     }
 }
 
+/// The fields of a search request, before validation, whichever API it came from.
+pub(crate) struct QueryFields<'a> {
+    pub(crate) service_name: String,
+    pub(crate) operation_name: String,
+    pub(crate) attributes: Vec<AttributeFilter>,
+    pub(crate) start_time_min: Option<&'a Timestamp>,
+    pub(crate) start_time_max: Option<&'a Timestamp>,
+    pub(crate) duration_min: Option<&'a ProtoDuration>,
+    pub(crate) duration_max: Option<&'a ProtoDuration>,
+    pub(crate) search_depth: i32,
+    /// How the request names its depth field (`query.search_depth`, `query.num_traces`).
+    pub(crate) search_depth_field: &'static str,
+}
+
 fn search_depth_from_proto(
     search_depth: i32,
+    field: &str,
     limits: QueryLimits,
 ) -> Result<NonZeroUsize, StoreError> {
     let Some(requested) = usize::try_from(search_depth)
@@ -150,7 +184,7 @@ fn search_depth_from_proto(
     };
     if requested > limits.max_search_depth {
         return Err(StoreError::invalid_argument(format!(
-            "query.search_depth {requested} is above the maximum of {}",
+            "{field} {requested} is above the maximum of {}",
             limits.max_search_depth
         )));
     }
