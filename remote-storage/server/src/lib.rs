@@ -1,9 +1,10 @@
-//! `jaeger-remote-storage`: a gRPC remote-storage server for Jaeger v2.
+//! `jaeger-remote-storage`: a gRPC remote-storage server for Jaeger v2 and v1.
 //!
 //! It serves Jaeger's `jaeger.storage.v2` TraceReader, DependencyReader and Capabilities, the
-//! OTLP TraceService (Export) for writes, gRPC health and reflection, an admin HTTP listener
-//! (readiness and Prometheus metrics) and, when asked, the test-only purge endpoint, all over
-//! one [`remote_storage_core::Backend`].
+//! OTLP TraceService (Export) for writes, Jaeger v1's `jaeger.storage.v1` API (the gRPC storage
+//! plugin API: span writers, reader, dependencies, capabilities), gRPC health and reflection, an
+//! admin HTTP listener (readiness and Prometheus metrics) and, when asked, the test-only purge
+//! endpoint, all over one [`remote_storage_core::Backend`].
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {

@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jaeger_remote_proto::otlp::collector::trace_service_server;
+use jaeger_remote_proto::storage::v1::{
+    dependencies_reader_plugin_server, plugin_capabilities_server, span_reader_plugin_server,
+    span_writer_plugin_server, streaming_span_writer_plugin_server,
+};
 use jaeger_remote_proto::storage::v2::{
     capabilities_server, dependency_reader_server, trace_reader_server,
 };
@@ -22,13 +26,19 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Health service names reported, besides the overall `""`. `TraceWriter` has no service of
-/// that name, but Jaeger's reference server reports it and tools may probe it.
-const SERVICE_NAMES: [&str; 5] = [
+/// that name, but Jaeger's reference server reports it and tools may probe it. The v1 names
+/// are those Jaeger's reference server reports for its v1 services.
+const SERVICE_NAMES: [&str; 10] = [
     trace_reader_server::SERVICE_NAME,
     dependency_reader_server::SERVICE_NAME,
     capabilities_server::SERVICE_NAME,
     "jaeger.storage.v2.TraceWriter",
     trace_service_server::SERVICE_NAME,
+    span_writer_plugin_server::SERVICE_NAME,
+    streaming_span_writer_plugin_server::SERVICE_NAME,
+    span_reader_plugin_server::SERVICE_NAME,
+    dependencies_reader_plugin_server::SERVICE_NAME,
+    plugin_capabilities_server::SERVICE_NAME,
 ];
 
 /// Shared readiness state.

@@ -768,7 +768,7 @@ async fn gzip_exports_are_accepted() {
 }
 
 #[tokio::test]
-async fn the_writer_port_serves_export_and_health_only() {
+async fn the_writer_port_serves_writers_and_health_only() {
     let server = start().await;
     let writer_addr = server.writer_addr.unwrap();
     assert_ne!(writer_addr, server.grpc_addr);
@@ -1057,6 +1057,11 @@ async fn reflection_lists_the_storage_services() {
         "jaeger.storage.v2.Capabilities",
         "opentelemetry.proto.collector.trace.v1.TraceService",
         "grpc.health.v1.Health",
+        "jaeger.storage.v1.SpanWriterPlugin",
+        "jaeger.storage.v1.StreamingSpanWriterPlugin",
+        "jaeger.storage.v1.SpanReaderPlugin",
+        "jaeger.storage.v1.DependenciesReaderPlugin",
+        "jaeger.storage.v1.PluginCapabilities",
     ] {
         assert!(
             names.contains(expected),

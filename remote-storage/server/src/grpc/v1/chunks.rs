@@ -1,0 +1,154 @@
+//! Splitting a trace into v1 `SpansResponseChunk`s: spans of one trace only, at most
+//! `max_items` spans (Jaeger's reference sends 1000) and about `max_bytes` encoded bytes each
+//! (well under the Go client's 4 MiB receive limit), never empty. Spans are translated lazily,
+//! one chunk at a time, so a huge trace is never held twice.
+
+use std::sync::Arc;
+
+use jaeger_remote_proto::api_v2 as v1;
+use jaeger_remote_proto::storage::v1::SpansResponseChunk;
+use prost::Message as _;
+use remote_storage_core::model::Resource;
+use remote_storage_core::v1::from_otlp::{process_from_resource, span_to_v1};
+use remote_storage_core::{Span, Trace};
+
+use crate::grpc::chunking::ChunkBudget;
+
+/// The chunks of one trace.
+pub(crate) fn v1_chunks(trace: &Trace, budget: ChunkBudget) -> V1Chunks<'_> {
+    V1Chunks {
+        remaining: trace.spans.iter(),
+        budget,
+        process: None,
+        carried: None,
+    }
+}
+
+/// Iterator over the chunks of one trace; see [`v1_chunks`].
+pub(crate) struct V1Chunks<'a> {
+    remaining: std::slice::Iter<'a, Span>,
+    budget: ChunkBudget,
+    /// The process of the last resource seen, built once per run of spans sharing it.
+    process: Option<(&'a Arc<Resource>, v1::Process)>,
+    /// A translated span that did not fit in the previous chunk, with its encoded size.
+    carried: Option<(v1::Span, usize)>,
+}
+
+impl<'a> V1Chunks<'a> {
+    fn next_translated(&mut self) -> Option<(v1::Span, usize)> {
+        if let Some(carried) = self.carried.take() {
+            return Some(carried);
+        }
+        let span: &'a Span = self.remaining.next()?;
+        let resource = span.resource();
+        let reuse = self
+            .process
+            .as_ref()
+            .is_some_and(|(current, _)| Arc::ptr_eq(current, resource));
+        if !reuse {
+            self.process = Some((resource, process_from_resource(resource.otlp())));
+        }
+        let (_, process) = self.process.as_ref()?;
+        let translated = span_to_v1(process, span.scope().otlp(), span.otlp());
+        let cost = field_len(translated.encoded_len());
+        Some((translated, cost))
+    }
+}
+
+impl Iterator for V1Chunks<'_> {
+    type Item = SpansResponseChunk;
+
+    fn next(&mut self) -> Option<SpansResponseChunk> {
+        let mut spans = Vec::new();
+        let mut bytes = 0;
+        while let Some((span, cost)) = self.next_translated() {
+            let full = spans.len() == self.budget.max_items.get()
+                || bytes + cost > self.budget.max_bytes.get();
+            if !spans.is_empty() && full {
+                self.carried = Some((span, cost));
+                break;
+            }
+            bytes += cost;
+            spans.push(span);
+        }
+        (!spans.is_empty()).then_some(SpansResponseChunk { spans })
+    }
+}
+
+/// Encoded size of a length-delimited field with a one-byte tag.
+fn field_len(payload_len: usize) -> usize {
+    1 + prost::length_delimiter_len(payload_len) + payload_len
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use remote_storage_core::TraceId;
+    use remote_storage_core::testing::{span, trace_of};
+
+    use super::*;
+
+    fn budget(max_items: usize, max_bytes: usize) -> ChunkBudget {
+        ChunkBudget {
+            max_items: NonZeroUsize::new(max_items).unwrap(),
+            max_bytes: NonZeroUsize::new(max_bytes).unwrap(),
+        }
+    }
+
+    fn trace(count: u8, name_len: usize) -> Trace {
+        trace_of(
+            (1..=count)
+                .map(|id| {
+                    let template = span(4, id, None, "svc", "op", 1, 2, false);
+                    let mut otlp = template.otlp().clone();
+                    otlp.name = "n".repeat(name_len);
+                    Span::new(
+                        Arc::clone(template.resource()),
+                        Arc::clone(template.scope()),
+                        otlp,
+                    )
+                    .unwrap()
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn chunks_respect_both_budgets_and_keep_every_span_in_order() {
+        let trace = trace(250, 100);
+        let by_count: Vec<usize> = v1_chunks(&trace, budget(100, usize::MAX))
+            .map(|chunk| chunk.spans.len())
+            .collect();
+        assert_eq!(by_count, [100, 100, 50]);
+
+        let chunks: Vec<SpansResponseChunk> = v1_chunks(&trace, budget(1000, 4096)).collect();
+        assert!(chunks.len() > 5, "{} chunks", chunks.len());
+        let mut ids = Vec::new();
+        for chunk in &chunks {
+            assert!(!chunk.spans.is_empty());
+            assert!(chunk.encoded_len() <= 4096, "{} bytes", chunk.encoded_len());
+            for span in &chunk.spans {
+                assert_eq!(span.trace_id, vec![4; 16]);
+                assert_eq!(span.process.as_ref().unwrap().service_name, "svc");
+                ids.push(span.span_id[7]);
+            }
+        }
+        let expected: Vec<u8> = (1..=250).collect();
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn an_oversized_span_goes_alone_and_an_empty_trace_yields_nothing() {
+        let trace = trace(3, 5000);
+        let sizes: Vec<usize> = v1_chunks(&trace, budget(1000, 1000))
+            .map(|chunk| chunk.spans.len())
+            .collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        let empty = Trace {
+            trace_id: TraceId([1; 16]),
+            spans: Vec::new(),
+        };
+        assert_eq!(v1_chunks(&empty, budget(10, 1000)).count(), 0);
+    }
+}
