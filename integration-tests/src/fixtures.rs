@@ -393,6 +393,26 @@ impl FixtureSet {
         })
     }
 
+    /// The same set with every trace replaced by `map(trace)` and `relabel(label)` as label;
+    /// the query cases are unchanged.
+    pub fn map_traces(
+        &self,
+        relabel: impl FnOnce(&str) -> String,
+        map: impl Fn(&OtlpTrace) -> anyhow::Result<OtlpTrace>,
+    ) -> anyhow::Result<Self> {
+        let mut traces = BTreeMap::new();
+        for (name, trace) in &self.traces {
+            let mapped = map(trace).with_context(|| format!("fixture {name}"))?;
+            traces.insert(name.clone(), mapped);
+        }
+        Ok(Self {
+            label: relabel(&self.label),
+            traces,
+            queries: self.queries.clone(),
+            dates: self.dates,
+        })
+    }
+
     /// Where the set comes from, for messages.
     pub fn label(&self) -> &str {
         &self.label

@@ -23,9 +23,9 @@ use jaeger_remote_proto::storage::v2::capabilities_client::CapabilitiesClient;
 use jaeger_remote_proto::storage::v2::dependency_reader_client::DependencyReaderClient;
 use jaeger_remote_proto::storage::v2::trace_reader_client::TraceReaderClient;
 use remote_storage_core::UnixNanos;
-use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Code, Request, Status, Streaming};
+use tonic::{Code, Request, Streaming};
+
+use crate::connection::{Connections, status_error};
 
 use crate::target::{
     AttributeEncoding, DependencyInfo, OperationInfo, OtlpTrace, SuiteTarget, TraceSearch,
@@ -101,79 +101,16 @@ impl GrpcTargetConfig {
 #[derive(Debug, Clone)]
 pub struct GrpcTarget {
     config: GrpcTargetConfig,
-    reader: Channel,
-    writer: Channel,
-    tenant: Option<(AsciiMetadataKey, AsciiMetadataValue)>,
-    http: reqwest::Client,
-}
-
-fn endpoint_uri(endpoint: &str, tls: bool) -> String {
-    if endpoint.contains("://") {
-        endpoint.to_owned()
-    } else if tls {
-        format!("https://{endpoint}")
-    } else {
-        format!("http://{endpoint}")
-    }
-}
-
-fn channel(endpoint: &str, config: &GrpcTargetConfig) -> anyhow::Result<Channel> {
-    let uri = endpoint_uri(endpoint, config.tls.is_some());
-    let mut builder = Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("invalid endpoint {endpoint:?}"))?
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(config.call_timeout);
-    if let Some(tls) = &config.tls {
-        let mut tls_config = ClientTlsConfig::new();
-        tls_config = match &tls.ca_pem {
-            Some(pem) => tls_config.ca_certificate(Certificate::from_pem(pem)),
-            None => tls_config.with_webpki_roots(),
-        };
-        if let Some(domain) = &tls.domain {
-            tls_config = tls_config.domain_name(domain.clone());
-        }
-        builder = builder
-            .tls_config(tls_config)
-            .with_context(|| format!("TLS configuration for {uri}"))?;
-    }
-    // Lazy, so a target can be built before the server is up (as Jaeger's client is).
-    Ok(builder.connect_lazy())
-}
-
-fn status_error(call: &str, status: Status) -> anyhow::Error {
-    anyhow::anyhow!("{call} failed: {:?}: {}", status.code(), status.message())
+    connections: Connections,
 }
 
 impl GrpcTarget {
     /// Builds the target; connections are opened lazily. Must be called inside a Tokio runtime.
     pub fn new(config: GrpcTargetConfig) -> anyhow::Result<Self> {
-        let reader = channel(&config.endpoint, &config)?;
-        let writer = match &config.writer_endpoint {
-            Some(writer_endpoint) => channel(writer_endpoint, &config)?,
-            None => reader.clone(),
-        };
-        let tenant = match &config.tenant {
-            Some((header, value)) => Some((
-                header
-                    .to_ascii_lowercase()
-                    .parse::<AsciiMetadataKey>()
-                    .with_context(|| format!("invalid tenant header name {header:?}"))?,
-                value
-                    .parse::<AsciiMetadataValue>()
-                    .with_context(|| format!("invalid tenant {value:?}"))?,
-            )),
-            None => None,
-        };
-        let http = reqwest::Client::builder()
-            .timeout(config.call_timeout)
-            .build()
-            .context("building the purger HTTP client")?;
+        let connections = Connections::open(&config)?;
         Ok(Self {
             config,
-            reader,
-            writer,
-            tenant,
-            http,
+            connections,
         })
     }
 
@@ -183,11 +120,7 @@ impl GrpcTarget {
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if let Some((key, value)) = &self.tenant {
-            request.metadata_mut().insert(key.clone(), value.clone());
-        }
-        request
+        self.connections.request(message)
     }
 
     fn encoding(&self) -> AttributeEncoding {
@@ -198,7 +131,7 @@ impl GrpcTarget {
     }
 
     async fn export(&self, resource_spans: Vec<ResourceSpans>) -> anyhow::Result<()> {
-        let mut client = TraceServiceClient::new(self.writer.clone());
+        let mut client = TraceServiceClient::new(self.connections.writer.clone());
         client
             .export(self.request(ExportTraceServiceRequest { resource_spans }))
             .await
@@ -232,7 +165,7 @@ impl GrpcTarget {
                 })
                 .collect(),
         };
-        let mut client = TraceReaderClient::new(self.reader.clone());
+        let mut client = TraceReaderClient::new(self.connections.reader.clone());
         let stream = client
             .get_traces(self.request(request))
             .await
@@ -362,7 +295,7 @@ impl SuiteTarget for GrpcTarget {
     }
 
     async fn get_services(&self) -> anyhow::Result<Vec<String>> {
-        let mut client = TraceReaderClient::new(self.reader.clone());
+        let mut client = TraceReaderClient::new(self.connections.reader.clone());
         let response = client
             .get_services(self.request(proto::GetServicesRequest {}))
             .await
@@ -375,7 +308,7 @@ impl SuiteTarget for GrpcTarget {
         service: &str,
         span_kind: &str,
     ) -> anyhow::Result<Vec<OperationInfo>> {
-        let mut client = TraceReaderClient::new(self.reader.clone());
+        let mut client = TraceReaderClient::new(self.connections.reader.clone());
         let response = client
             .get_operations(self.request(proto::GetOperationsRequest {
                 service: service.to_owned(),
@@ -398,7 +331,7 @@ impl SuiteTarget for GrpcTarget {
         if self.config.mode == WireMode::ViaJaeger && search.service_name.is_empty() {
             self.require_search_without_service().await?;
         }
-        let mut client = TraceReaderClient::new(self.reader.clone());
+        let mut client = TraceReaderClient::new(self.connections.reader.clone());
         let stream = client
             .find_traces(self.request(proto::FindTracesRequest {
                 query: Some(search.to_proto(self.encoding())),
@@ -417,7 +350,7 @@ impl SuiteTarget for GrpcTarget {
         if self.config.mode == WireMode::ViaJaeger && search.service_name.is_empty() {
             self.require_search_without_service().await?;
         }
-        let mut client = TraceReaderClient::new(self.reader.clone());
+        let mut client = TraceReaderClient::new(self.connections.reader.clone());
         let mut stream = match client
             .find_trace_summaries(self.request(proto::FindTraceSummariesRequest {
                 query: Some(search.to_proto(self.encoding())),
@@ -451,7 +384,7 @@ impl SuiteTarget for GrpcTarget {
     }
 
     async fn capabilities(&self) -> anyhow::Result<Option<proto::SearchCapabilities>> {
-        let mut client = CapabilitiesClient::new(self.reader.clone());
+        let mut client = CapabilitiesClient::new(self.connections.reader.clone());
         match client
             .get_capabilities(self.request(proto::GetCapabilitiesRequest {}))
             .await
@@ -467,7 +400,7 @@ impl SuiteTarget for GrpcTarget {
         start: UnixNanos,
         end: UnixNanos,
     ) -> anyhow::Result<Vec<DependencyInfo>> {
-        let mut client = DependencyReaderClient::new(self.reader.clone());
+        let mut client = DependencyReaderClient::new(self.connections.reader.clone());
         let response = client
             .get_dependencies(self.request(proto::GetDependenciesRequest {
                 start_time: Some(start.to_proto()),
@@ -489,21 +422,7 @@ impl SuiteTarget for GrpcTarget {
     }
 
     async fn purge(&self) -> anyhow::Result<()> {
-        let Some(url) = &self.config.purger_url else {
-            anyhow::bail!("no purger URL configured: cannot clean up between tests");
-        };
-        let response = self
-            .http
-            .post(url)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            let body = response.text().await.unwrap_or_default();
-            anyhow::bail!("POST {url} answered {status} (expected exactly 200): {body}");
-        }
-        Ok(())
+        self.connections.purge().await
     }
 }
 
@@ -571,18 +490,5 @@ mod tests {
         assert_eq!(resource.attributes.len(), 1);
         assert!(batches[0][0].schema_url.is_empty());
         assert!(batches[0][0].scope_spans[0].schema_url.is_empty());
-    }
-
-    #[test]
-    fn endpoints_without_scheme_get_one() {
-        assert_eq!(
-            endpoint_uri("localhost:17271", false),
-            "http://localhost:17271"
-        );
-        assert_eq!(
-            endpoint_uri("localhost:17271", true),
-            "https://localhost:17271"
-        );
-        assert_eq!(endpoint_uri("http://x:1", true), "http://x:1");
     }
 }

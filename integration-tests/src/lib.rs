@@ -5,6 +5,9 @@
 //! - [`in_process`]: [`InProcessTarget`], mode 1 (a [`remote_storage_core::Backend`] called
 //!   directly).
 //! - [`grpc`]: [`GrpcTarget`], modes 2 (direct) and 3 (via Jaeger) over gRPC.
+//! - [`v1`]: the suite over Jaeger's v1 API ([`V1GrpcTarget`]) and through the v1 model
+//!   in-process ([`V1InProcessTarget`]), with the fixtures as a v1 client expects them.
+//! - [`cross_api`]: [`CrossApiTarget`], writes through one API and reads through another.
 //! - [`fixtures`]: fixture sets in Jaeger's format, with Jaeger's date rewriting.
 //! - [`compare`]: trace comparison with the semantics of Jaeger's `trace_compare.go`.
 //! - [`options`]: opt-out capabilities, skip list and the waiting rule.
@@ -19,6 +22,8 @@
 
 pub mod behaviour;
 pub mod compare;
+mod connection;
+pub mod cross_api;
 pub mod fixtures;
 pub mod grpc;
 pub mod in_process;
@@ -26,13 +31,16 @@ pub mod options;
 pub mod runner;
 pub mod suite;
 pub mod target;
+pub mod v1;
 
+pub use cross_api::CrossApiTarget;
 pub use fixtures::FixtureSet;
 pub use grpc::{GrpcTarget, GrpcTargetConfig, TlsSettings, WireMode};
 pub use in_process::InProcessTarget;
 pub use options::{BackendChecks, Excused, ReferenceBackend, SpanOrder, SuiteOptions, WaitPolicy};
 pub use runner::{
-    CaseResult, Outcome, Progress, Report, SuiteRun, backend_trials, fixture_sets, libtest_trials,
-    new_runtime, run_in_process, run_libtest, run_suite,
+    CaseResult, Outcome, Progress, Report, SuiteRun, V1Path, backend_trials, fixture_sets,
+    libtest_trials, new_runtime, run_in_process, run_libtest, run_suite, v1_suite_run,
 };
 pub use target::{OtlpTrace, SuiteTarget, TraceSearch};
+pub use v1::{V1GrpcTarget, V1InProcessTarget, V1Writer};

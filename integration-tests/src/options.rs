@@ -22,6 +22,9 @@ pub struct Excused {
     /// Test-name substrings to skip, e.g. `Scope_Attributes` or `FindTraceSummaries`
     /// (matched against the full trial name, like Jaeger's `skipIfNeeded`).
     pub skip: Vec<String>,
+    /// Tests that cannot pass for a stated reason (e.g. what the v1 model cannot carry):
+    /// `(test-name substring, reason)`, reported with the reason.
+    pub explained: Vec<(String, String)>,
 }
 
 impl Excused {
@@ -37,12 +40,27 @@ impl Excused {
         self
     }
 
+    /// Adds an explained skip.
+    #[must_use]
+    pub fn explain(mut self, pattern: impl Into<String>, reason: impl Into<String>) -> Self {
+        self.explained.push((pattern.into(), reason.into()));
+        self
+    }
+
     /// The skip-list entry matching `test_name`, if any.
     pub fn skip_entry_for(&self, test_name: &str) -> Option<&str> {
         self.skip
             .iter()
             .map(String::as_str)
             .find(|pattern| !pattern.is_empty() && test_name.contains(pattern))
+    }
+
+    /// The reason of the explained skip matching `test_name`, if any.
+    pub fn explanation_for(&self, test_name: &str) -> Option<&str> {
+        self.explained
+            .iter()
+            .find(|(pattern, _)| !pattern.is_empty() && test_name.contains(pattern.as_str()))
+            .map(|(_, reason)| reason.as_str())
     }
 }
 

@@ -18,6 +18,7 @@ use crate::in_process::InProcessTarget;
 use crate::options::{BackendChecks, SuiteOptions};
 use crate::suite::{Executor, PlannedCase, plan};
 use crate::target::SuiteTarget;
+use crate::v1::V1InProcessTarget;
 
 /// One run of the whole suite: a target, a fixture set and options. Trial names are
 /// `<name>/<test>` (just `<test>` when `name` is empty).
@@ -137,11 +138,48 @@ pub fn fixture_sets() -> anyhow::Result<Vec<(String, Arc<FixtureSet>)>> {
     Ok(sets)
 }
 
+/// How a v1 run's data travels: on which side of the store the v1 model is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V1Path {
+    /// Written through v1 (and read through v1 or v2): the stored data is what v1 carried, so
+    /// searches for what v1 cannot carry are excused.
+    WrittenThroughV1,
+    /// Written through v2 and read through v1: everything is stored, every search must work.
+    ReadThroughV1,
+}
+
+/// A run whose target reads through the v1 model (its answers are compared with the fixtures
+/// after one pass through v1, see [`SuiteTarget::expected_back`]). When the writes go through
+/// v1, the searches the v1 model cannot serve ([`crate::v1::forced_losses`]) are skipped with
+/// their reason. Nothing else is.
+pub fn v1_suite_run(
+    name: String,
+    target: Arc<dyn SuiteTarget>,
+    fixtures: &Arc<FixtureSet>,
+    options: SuiteOptions,
+    path: V1Path,
+) -> anyhow::Result<SuiteRun> {
+    let mut options = options;
+    if path == V1Path::WrittenThroughV1 {
+        for loss in crate::v1::forced_losses(fixtures)? {
+            let pattern = format!("{name}/{}", loss.test_name);
+            options.excused = options.excused.explain(pattern, loss.reason);
+        }
+    }
+    Ok(SuiteRun {
+        name,
+        target,
+        fixtures: Arc::clone(fixtures),
+        options,
+    })
+}
+
 /// Runs the whole suite in-process against backends made by `make_backend` (one fresh backend
-/// per fixture set), as `libtest-mimic` trials named `<name>/<fixtures>/<test>`, then the
-/// backend checks of [`crate::behaviour`] as trials named `<name>/Backend/<Check>`, each on a
-/// fresh backend (see [`backend_trials`]). This is what a backend crate's
-/// `tests/conformance.rs` (`harness = false`) calls:
+/// per run), as `libtest-mimic` trials named `<name>/<fixtures>/<test>`, then through the v1
+/// model (`<name>/v1/<fixtures>/<test>`, see [`v1_suite_run`]), then the backend checks of
+/// [`crate::behaviour`] as trials named `<name>/Backend/<Check>`, each on a fresh backend (see
+/// [`backend_trials`]). This is what a backend crate's `tests/conformance.rs`
+/// (`harness = false`) calls:
 ///
 /// ```no_run
 /// use std::num::NonZeroUsize;
@@ -169,14 +207,25 @@ where
     let prepared = (|| -> anyhow::Result<(Arc<Runtime>, Vec<SuiteRun>)> {
         let runtime = new_runtime()?;
         let mut runs = Vec::new();
-        for (label, fixtures) in fixture_sets()? {
+        let sets = fixture_sets()?;
+        for (label, fixtures) in &sets {
             let backend = runtime.block_on(make_backend())?;
             runs.push(SuiteRun {
                 name: format!("{name}/{label}"),
                 target: Arc::new(InProcessTarget::new(backend)),
-                fixtures,
+                fixtures: Arc::clone(fixtures),
                 options: options.clone(),
             });
+        }
+        for (label, fixtures) in &sets {
+            let backend = runtime.block_on(make_backend())?;
+            runs.push(v1_suite_run(
+                format!("{name}/v1/{label}"),
+                Arc::new(V1InProcessTarget::new(backend)),
+                fixtures,
+                options.clone(),
+                V1Path::WrittenThroughV1,
+            )?);
         }
         Ok((runtime, runs))
     })();

@@ -176,6 +176,8 @@ pub fn plan(fixtures: &FixtureSet, excused: &Excused, prefix: &str) -> Vec<Plann
             };
             let skip_reason = if let Some(entry) = excused.skip_entry_for(&full_name) {
                 Some(format!("skip list entry {entry:?}"))
+            } else if let Some(reason) = excused.explanation_for(&full_name) {
+                Some(reason.to_owned())
             } else if kind == CaseKind::FindTracesWithoutServiceName
                 && excused.search_requires_service_name
             {
@@ -200,7 +202,11 @@ pub fn plan(fixtures: &FixtureSet, excused: &Excused, prefix: &str) -> Vec<Plann
 /// Runs planned cases against one target, with per-group setup and clean-up.
 pub(crate) struct Executor {
     target: Arc<dyn SuiteTarget>,
+    /// What the cases write.
     fixtures: Arc<FixtureSet>,
+    /// What the cases expect back: `fixtures` as the target reads them back
+    /// ([`SuiteTarget::expected_back`]), or why that could not be computed.
+    expected: Result<FixtureSet, String>,
     options: SuiteOptions,
     state: Mutex<ExecutorState>,
 }
@@ -217,12 +223,26 @@ impl Executor {
         fixtures: Arc<FixtureSet>,
         options: SuiteOptions,
     ) -> Self {
+        let expected = fixtures
+            .map_traces(
+                |label| label.to_owned(),
+                |trace| target.expected_back(trace),
+            )
+            .map_err(|error| format!("the expected fixtures cannot be computed: {error:#}"));
         Self {
             target,
             fixtures,
+            expected,
             options,
             state: Mutex::new(ExecutorState::default()),
         }
+    }
+
+    /// The fixtures as the target reads them back.
+    fn expected(&self) -> anyhow::Result<&FixtureSet> {
+        self.expected
+            .as_ref()
+            .map_err(|error| anyhow::anyhow!("{error}"))
     }
 
     /// Declares which cases will run, so that each group purges after its last one.
@@ -329,7 +349,7 @@ impl Executor {
     // ------------------------------------------------------------------ GetServices
 
     async fn get_services(&self) -> anyhow::Result<()> {
-        let expected: Vec<String> = services_of(self.fixtures.example_trace()?)
+        let expected: Vec<String> = services_of(self.expected()?.example_trace()?)
             .into_iter()
             .collect();
         let target = Arc::clone(&self.target);
@@ -355,7 +375,7 @@ impl Executor {
     // ------------------------------------------------------------------ GetOperations
 
     fn expected_operations(&self) -> anyhow::Result<(String, Vec<(String, String)>)> {
-        let example = self.fixtures.example_trace()?;
+        let example = self.expected()?.example_trace()?;
         let mut by_service: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
         for group in &example.resource_spans {
             let service = service_name(group.resource.as_ref());
@@ -523,7 +543,7 @@ impl Executor {
     }
 
     async fn get_trace(&self) -> anyhow::Result<()> {
-        let expected = self.fixtures.example_trace()?;
+        let expected = self.expected()?.example_trace()?;
         self.wait_for_trace(expected).await.map(drop)
     }
 
@@ -547,7 +567,8 @@ impl Executor {
     async fn get_large_trace(&self) -> anyhow::Result<()> {
         let large = repeated_span_trace(self.fixtures.example_trace()?, LARGE_TRACE_SPANS, 0)?;
         self.write(&large).await?;
-        self.wait_for_trace(&large).await.map(drop)
+        let expected = self.target.expected_back(&large)?;
+        self.wait_for_trace(&expected).await.map(drop)
     }
 
     async fn get_trace_with_duplicate_spans(&self) -> anyhow::Result<()> {
@@ -557,7 +578,9 @@ impl Executor {
             DUPLICATE_FREQUENCY,
         )?;
         self.write(&trace).await?;
-        let actual = self.wait_for_trace(&trace).await?;
+        let actual = self
+            .wait_for_trace(&self.target.expected_back(&trace)?)
+            .await?;
         let mut counts: BTreeMap<&[u8], usize> = BTreeMap::new();
         for span in actual.spans() {
             *counts.entry(span.span_id.as_slice()).or_default() += 1;
@@ -599,7 +622,7 @@ impl Executor {
             .context("query case out of range")?;
         let mut expected = Vec::new();
         for name in &case.expected_fixtures {
-            expected.push(self.fixtures.trace(name)?.clone());
+            expected.push(self.expected()?.trace(name)?.clone());
         }
         let expected_traces = expected.len();
         let expected_spans: usize = expected.iter().map(OtlpTrace::span_count).sum();
@@ -638,7 +661,7 @@ impl Executor {
     // ------------------------------------------------------------------ FindTraceSummaries
 
     async fn find_trace_summaries(&self) -> anyhow::Result<()> {
-        let example = self.fixtures.example_trace()?.clone();
+        let example = self.expected()?.example_trace()?.clone();
         let service = example
             .resource_spans
             .first()

@@ -199,6 +199,13 @@ pub trait SuiteTarget: Send + Sync + 'static {
 
     /// Deletes everything; returns once the storage is empty.
     async fn purge(&self) -> anyhow::Result<()>;
+
+    /// What reading back `written` yields through this target, when its model cannot carry
+    /// everything OTLP can (Jaeger's v1 model); the suite compares answers with this. The
+    /// default is `written` itself.
+    fn expected_back(&self, written: &OtlpTrace) -> anyhow::Result<OtlpTrace> {
+        Ok(written.clone())
+    }
 }
 
 /// Merges consecutive chunks of one trace as Jaeger's `jptrace.AggregateTraces` does: a chunk

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use storage_conformance::{
-    BackendChecks, Excused, FixtureSet, GrpcTarget, GrpcTargetConfig, Outcome, Progress, Report,
-    SuiteOptions, SuiteRun, TlsSettings, WaitPolicy, WireMode, run_suite,
+    BackendChecks, CrossApiTarget, Excused, FixtureSet, GrpcTarget, GrpcTargetConfig, Outcome,
+    Progress, Report, SuiteOptions, SuiteRun, SuiteTarget, TlsSettings, V1GrpcTarget, V1Path,
+    V1Writer, WaitPolicy, WireMode, run_suite, v1_suite_run,
 };
 
 /// Runs Jaeger's storage integration suite (ported to Rust) against a remote-storage server.
@@ -67,9 +68,21 @@ struct Cli {
     #[arg(long)]
     no_own_fixtures: bool,
 
-    /// Which of Jaeger's suites to imitate.
+    /// Which of Jaeger's suites to imitate (v2 API; with `--api v1` only the endpoints and
+    /// options apply).
     #[arg(long, value_enum, default_value_t = Mode::Direct)]
     mode: Mode,
+
+    /// Which storage API to certify: Jaeger v2's (`jaeger.storage.v2` + OTLP Export), Jaeger
+    /// v1's (`jaeger.storage.v1`, as Jaeger v1 components call it), or one written through one
+    /// API and read through the other.
+    #[arg(long, value_enum, default_value_t = Api::V2)]
+    api: Api,
+
+    /// How `--api v1` writes: one span per message over `WriteSpanStream` (Jaeger's collector
+    /// when the server declares streaming), or one `WriteSpan` call per span.
+    #[arg(long, value_enum, default_value_t = V1WriterArg::Stream)]
+    v1_writer: V1WriterArg,
 
     /// Skip tests whose name contains this text (repeatable), e.g. `Scope_Attributes`.
     #[arg(long, value_name = "PATTERN")]
@@ -114,7 +127,54 @@ enum Mode {
     ViaJaeger,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Api {
+    /// `jaeger.storage.v2` reads, OTLP Export writes.
+    V2,
+    /// `jaeger.storage.v1`: SpanWriterPlugin / StreamingSpanWriterPlugin writes,
+    /// SpanReaderPlugin and DependenciesReaderPlugin reads.
+    V1,
+    /// Writes through v1, reads through v2.
+    V1WriteV2Read,
+    /// Writes through v2 (OTLP Export), reads through v1.
+    V2WriteV1Read,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum V1WriterArg {
+    /// WriteSpanStream, one span per message.
+    Stream,
+    /// WriteSpan, one call per span.
+    Unary,
+}
+
 impl Cli {
+    fn target(&self) -> anyhow::Result<(Arc<dyn SuiteTarget>, Option<V1Path>)> {
+        let config = self.target_config()?;
+        let writer = match self.v1_writer {
+            V1WriterArg::Stream => V1Writer::Stream,
+            V1WriterArg::Unary => V1Writer::Unary,
+        };
+        let v2 = || -> anyhow::Result<Arc<dyn SuiteTarget>> {
+            Ok(Arc::new(GrpcTarget::new(config.clone())?))
+        };
+        let v1 = || -> anyhow::Result<Arc<dyn SuiteTarget>> {
+            Ok(Arc::new(V1GrpcTarget::new(&config, writer)?))
+        };
+        Ok(match self.api {
+            Api::V2 => (v2()?, None),
+            Api::V1 => (v1()?, Some(V1Path::WrittenThroughV1)),
+            Api::V1WriteV2Read => (
+                Arc::new(CrossApiTarget::new(v1()?, v2()?)),
+                Some(V1Path::WrittenThroughV1),
+            ),
+            Api::V2WriteV1Read => (
+                Arc::new(CrossApiTarget::new(v2()?, v1()?)),
+                Some(V1Path::ReadThroughV1),
+            ),
+        })
+    }
+
     fn target_config(&self) -> anyhow::Result<GrpcTargetConfig> {
         let tls = if self.tls || self.tls_ca.is_some() || self.tls_domain.is_some() {
             let ca_pem = match &self.tls_ca {
@@ -158,6 +218,7 @@ impl Cli {
                 get_operations_missing_span_kind: self.get_operations_missing_span_kind,
                 get_dependencies_missing_source: false,
                 skip: self.skip.clone(),
+                explained: Vec::new(),
             },
             wait: WaitPolicy {
                 iterations: self.wait_iterations,
@@ -205,36 +266,38 @@ fn print_progress(event: Progress<'_>) {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<Report> {
-    let config = cli.target_config()?;
-    let target = Arc::new(GrpcTarget::new(config)?);
+    let (target, v1_path) = cli.target()?;
     let options = cli.options();
     println!(
         "storage-conformance: {} — purger {}, waits up to {} × {:?}",
-        storage_conformance::SuiteTarget::describe(target.as_ref()),
+        target.describe(),
         cli.purger_url,
         options.wait.iterations,
         options.wait.interval
     );
     // Fail fast when nothing answers, instead of waiting out every test.
-    storage_conformance::SuiteTarget::get_services(target.as_ref())
-        .await
-        .with_context(|| {
-            format!(
-                "the server does not answer GetServices at {}: is it running?",
-                cli.endpoint
-            )
-        })?;
+    target.get_services().await.with_context(|| {
+        format!(
+            "the server does not answer GetServices at {}: is it running?",
+            cli.endpoint
+        )
+    })?;
     let select = |name: &str| {
         cli.run_only.is_empty() || cli.run_only.iter().any(|pattern| name.contains(pattern))
     };
     let mut report = Report::default();
     for (label, fixtures) in cli.fixture_sets()? {
         println!("storage-conformance: running with {}", fixtures.label());
-        let run = SuiteRun {
-            name: label,
-            target: target.clone(),
-            fixtures,
-            options: options.clone(),
+        let run = match v1_path {
+            None => SuiteRun {
+                name: label,
+                target: Arc::clone(&target),
+                fixtures,
+                options: options.clone(),
+            },
+            Some(path) => {
+                v1_suite_run(label, Arc::clone(&target), &fixtures, options.clone(), path)?
+            }
         };
         report.extend(run_suite(&run, &select, &mut print_progress).await);
     }

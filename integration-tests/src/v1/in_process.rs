@@ -1,0 +1,196 @@
+//! The suite through the v1 model in-process: a [`Backend`] written and read through the
+//! server's v1 translation (v1 requests as core queries, v1 spans to OTLP and back), with no
+//! transport in between, so every backend is certified for v1 clients without a server.
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use futures::TryStreamExt as _;
+use jaeger_remote_proto::otlp::trace::ResourceSpans;
+use jaeger_remote_proto::storage::v1 as proto;
+use jaeger_remote_proto::storage::v2 as proto_v2;
+use remote_storage_core::v1::from_otlp::{resource_spans_to_v1, spans_to_v1};
+use remote_storage_core::v1::requests::{
+    dependency_query, operation_query, trace_lookup, trace_query,
+};
+use remote_storage_core::v1::to_otlp::V1Batch;
+use remote_storage_core::{Backend, QueryLimits, Tenant, Trace, UnixNanos};
+
+use super::fixtures::trace_through_v1;
+use super::wire::{traces_from_chunks, v1_query};
+use crate::target::{
+    DependencyInfo, OperationInfo, OtlpTrace, SuiteTarget, TraceSearch, go_timestamp,
+};
+
+/// Runs the suite against a [`Backend`] through the v1 model, as the empty tenant.
+#[derive(Debug, Clone)]
+pub struct V1InProcessTarget {
+    backend: Backend,
+    tenant: Tenant,
+    limits: QueryLimits,
+}
+
+impl V1InProcessTarget {
+    /// Targets `backend` with the default query limits.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            tenant: Tenant::default(),
+            limits: QueryLimits::default(),
+        }
+    }
+}
+
+/// What the server streams for stored traces: each trace's spans in the v1 model, one chunk
+/// per trace, read back as a v1 client does.
+fn read_back(call: &str, traces: &[Trace]) -> anyhow::Result<Vec<OtlpTrace>> {
+    let chunks = traces
+        .iter()
+        .map(|trace| spans_to_v1(&trace.spans))
+        .collect();
+    traces_from_chunks(call, chunks)
+}
+
+#[async_trait]
+impl SuiteTarget for V1InProcessTarget {
+    fn describe(&self) -> String {
+        format!(
+            "in-process {} backend through the v1 model",
+            self.backend.name
+        )
+    }
+
+    async fn write_traces(&self, resource_spans: Vec<ResourceSpans>) -> anyhow::Result<()> {
+        let mut batch = V1Batch::new();
+        for (index, span) in resource_spans_to_v1(&resource_spans)
+            .into_iter()
+            .enumerate()
+        {
+            batch
+                .push(span)
+                .with_context(|| format!("v1 span #{index} refused"))?;
+        }
+        let decoded = batch.into_spans();
+        anyhow::ensure!(
+            decoded.rejected == 0,
+            "{} translated span(s) are invalid: {}",
+            decoded.rejected,
+            decoded.first_rejection.unwrap_or_default()
+        );
+        self.backend
+            .traces
+            .write_spans(&self.tenant, decoded.spans)
+            .await
+            .context("write_spans failed")
+    }
+
+    async fn get_traces(&self, trace_ids: &[[u8; 16]]) -> anyhow::Result<Vec<OtlpTrace>> {
+        let mut found = Vec::new();
+        for trace_id in trace_ids {
+            let lookup = trace_lookup(&proto::GetTraceRequest {
+                trace_id: trace_id.to_vec(),
+                start_time: Some(go_timestamp(None)),
+                end_time: Some(go_timestamp(None)),
+            })
+            .context("GetTrace request refused")?;
+            let traces: Vec<Trace> = self
+                .backend
+                .traces
+                .get_traces(&self.tenant, vec![lookup])
+                .await
+                .context("get_traces failed")?
+                .try_collect()
+                .await
+                .context("get_traces stream")?;
+            found.extend(read_back("GetTrace", &traces)?);
+        }
+        Ok(found)
+    }
+
+    async fn get_services(&self) -> anyhow::Result<Vec<String>> {
+        self.backend
+            .traces
+            .get_services(&self.tenant)
+            .await
+            .context("get_services failed")
+    }
+
+    async fn get_operations(
+        &self,
+        service: &str,
+        span_kind: &str,
+    ) -> anyhow::Result<Vec<OperationInfo>> {
+        let query = operation_query(proto::GetOperationsRequest {
+            service: service.to_owned(),
+            span_kind: span_kind.to_owned(),
+        })
+        .context("GetOperations request refused")?;
+        self.backend
+            .traces
+            .get_operations(&self.tenant, query)
+            .await
+            .context("get_operations failed")
+    }
+
+    async fn find_traces(&self, search: &TraceSearch) -> anyhow::Result<Vec<OtlpTrace>> {
+        let query = trace_query(Some(v1_query(search)), self.limits)
+            .context("FindTraces request refused")?;
+        let traces: Vec<Trace> = self
+            .backend
+            .traces
+            .find_traces(&self.tenant, query)
+            .await
+            .context("find_traces failed")?
+            .try_collect()
+            .await
+            .context("find_traces stream")?;
+        read_back("FindTraces", &traces)
+    }
+
+    async fn find_trace_summaries(
+        &self,
+        _search: &TraceSearch,
+    ) -> anyhow::Result<Option<Vec<proto_v2::TraceSummary>>> {
+        // v1 has no summaries: the suite computes them from FindTraces.
+        Ok(None)
+    }
+
+    async fn capabilities(&self) -> anyhow::Result<Option<proto_v2::SearchCapabilities>> {
+        Ok(None)
+    }
+
+    async fn get_dependencies(
+        &self,
+        start: UnixNanos,
+        end: UnixNanos,
+    ) -> anyhow::Result<Vec<DependencyInfo>> {
+        let query = dependency_query(proto::GetDependenciesRequest {
+            start_time: Some(start.to_proto()),
+            end_time: Some(end.to_proto()),
+        })
+        .context("GetDependencies request refused")?;
+        let links = self
+            .backend
+            .dependencies
+            .get_dependencies(&self.tenant, query)
+            .await
+            .context("get_dependencies failed")?;
+        Ok(links
+            .into_iter()
+            .map(|link| DependencyInfo {
+                parent: link.parent,
+                child: link.child,
+                call_count: link.call_count,
+                source: String::new(),
+            })
+            .collect())
+    }
+
+    async fn purge(&self) -> anyhow::Result<()> {
+        self.backend.purger.purge().await.context("purge failed")
+    }
+
+    /// Each trace after one pass through the v1 model, both ways.
+    fn expected_back(&self, written: &OtlpTrace) -> anyhow::Result<OtlpTrace> {
+        trace_through_v1(written)
+    }
+}
