@@ -1,5 +1,5 @@
 //! The suite through the v1 model in-process: a [`Backend`] written and read through the
-//! server's v1 translation (v1 requests as core queries, v1 spans to OTLP and back), with no
+//! server's v1 translation (v1 searches as core queries, v1 spans to OTLP and back), with no
 //! transport in between, so every backend is certified for v1 clients without a server.
 
 use anyhow::Context as _;
@@ -9,22 +9,23 @@ use jaeger_remote_proto::otlp::trace::ResourceSpans;
 use jaeger_remote_proto::storage::v1 as proto;
 use jaeger_remote_proto::storage::v2 as proto_v2;
 use remote_storage_core::v1::from_otlp::{resource_spans_to_v1, spans_to_v1};
-use remote_storage_core::v1::requests::{
-    dependency_query, operation_query, trace_lookup, trace_query,
-};
+use remote_storage_core::v1::requests::{trace_lookup, trace_query};
 use remote_storage_core::v1::to_otlp::V1Batch;
 use remote_storage_core::{Backend, QueryLimits, Tenant, Trace, UnixNanos};
 
 use super::fixtures::trace_through_v1;
 use super::wire::{traces_from_chunks, v1_query};
+use crate::in_process::InProcessTarget;
 use crate::target::{
     DependencyInfo, OperationInfo, OtlpTrace, SuiteTarget, TraceSearch, go_timestamp,
 };
 
-/// Runs the suite against a [`Backend`] through the v1 model, as the empty tenant.
+/// Runs the suite against a [`Backend`] through the v1 model, as the empty tenant. Services,
+/// operations, dependencies and purges have the same shape in both models and go through
+/// [`InProcessTarget`].
 #[derive(Debug, Clone)]
 pub struct V1InProcessTarget {
-    backend: Backend,
+    same_in_both: InProcessTarget,
     tenant: Tenant,
     limits: QueryLimits,
 }
@@ -33,10 +34,14 @@ impl V1InProcessTarget {
     /// Targets `backend` with the default query limits.
     pub fn new(backend: Backend) -> Self {
         Self {
-            backend,
+            same_in_both: InProcessTarget::new(backend),
             tenant: Tenant::default(),
             limits: QueryLimits::default(),
         }
+    }
+
+    fn backend(&self) -> &Backend {
+        self.same_in_both.backend()
     }
 }
 
@@ -55,7 +60,7 @@ impl SuiteTarget for V1InProcessTarget {
     fn describe(&self) -> String {
         format!(
             "in-process {} backend through the v1 model",
-            self.backend.name
+            self.backend().name
         )
     }
 
@@ -76,7 +81,7 @@ impl SuiteTarget for V1InProcessTarget {
             decoded.rejected,
             decoded.first_rejection.unwrap_or_default()
         );
-        self.backend
+        self.backend()
             .traces
             .write_spans(&self.tenant, decoded.spans)
             .await
@@ -93,7 +98,7 @@ impl SuiteTarget for V1InProcessTarget {
             })
             .context("GetTrace request refused")?;
             let traces: Vec<Trace> = self
-                .backend
+                .backend()
                 .traces
                 .get_traces(&self.tenant, vec![lookup])
                 .await
@@ -107,11 +112,7 @@ impl SuiteTarget for V1InProcessTarget {
     }
 
     async fn get_services(&self) -> anyhow::Result<Vec<String>> {
-        self.backend
-            .traces
-            .get_services(&self.tenant)
-            .await
-            .context("get_services failed")
+        self.same_in_both.get_services().await
     }
 
     async fn get_operations(
@@ -119,23 +120,14 @@ impl SuiteTarget for V1InProcessTarget {
         service: &str,
         span_kind: &str,
     ) -> anyhow::Result<Vec<OperationInfo>> {
-        let query = operation_query(proto::GetOperationsRequest {
-            service: service.to_owned(),
-            span_kind: span_kind.to_owned(),
-        })
-        .context("GetOperations request refused")?;
-        self.backend
-            .traces
-            .get_operations(&self.tenant, query)
-            .await
-            .context("get_operations failed")
+        self.same_in_both.get_operations(service, span_kind).await
     }
 
     async fn find_traces(&self, search: &TraceSearch) -> anyhow::Result<Vec<OtlpTrace>> {
         let query = trace_query(Some(v1_query(search)), self.limits)
             .context("FindTraces request refused")?;
         let traces: Vec<Trace> = self
-            .backend
+            .backend()
             .traces
             .find_traces(&self.tenant, query)
             .await
@@ -163,30 +155,11 @@ impl SuiteTarget for V1InProcessTarget {
         start: UnixNanos,
         end: UnixNanos,
     ) -> anyhow::Result<Vec<DependencyInfo>> {
-        let query = dependency_query(proto::GetDependenciesRequest {
-            start_time: Some(start.to_proto()),
-            end_time: Some(end.to_proto()),
-        })
-        .context("GetDependencies request refused")?;
-        let links = self
-            .backend
-            .dependencies
-            .get_dependencies(&self.tenant, query)
-            .await
-            .context("get_dependencies failed")?;
-        Ok(links
-            .into_iter()
-            .map(|link| DependencyInfo {
-                parent: link.parent,
-                child: link.child,
-                call_count: link.call_count,
-                source: String::new(),
-            })
-            .collect())
+        self.same_in_both.get_dependencies(start, end).await
     }
 
     async fn purge(&self) -> anyhow::Result<()> {
-        self.backend.purger.purge().await.context("purge failed")
+        self.same_in_both.purge().await
     }
 
     /// Each trace after one pass through the v1 model, both ways.

@@ -21,7 +21,7 @@ use super::{
 use crate::convert::{DecodedSpans, spans_from_resource_spans};
 use crate::error::StoreError;
 use crate::model::SERVICE_NAME_KEY;
-use crate::time::GO_ZERO_TIME_SECONDS;
+use crate::time::{GO_ZERO_TIME_SECONDS, UnixNanos};
 
 /// The resource attribute Jaeger's `hostname` process tag becomes.
 const HOST_NAME_KEY: &str = "host.name";
@@ -518,31 +518,16 @@ fn value_from_tag(tag: &v1::KeyValue) -> Option<AnyValue> {
 /// A span or log time: absent, Go's zero time (year 1) or earlier means unset (0); otherwise it
 /// must not be before 1970 and its nanoseconds must be in range.
 fn start_nanos(timestamp: Option<&Timestamp>, field: &str) -> Result<u64, StoreError> {
-    let Some(timestamp) = timestamp else {
-        return Ok(0);
-    };
-    if timestamp.seconds <= GO_ZERO_TIME_SECONDS && timestamp.nanos == 0 {
-        return Ok(0);
-    }
-    let nanos = u64::try_from(timestamp.nanos)
-        .ok()
-        .filter(|nanos| *nanos < NANOS_PER_SECOND)
-        .ok_or_else(|| {
-            StoreError::invalid_argument(format!(
-                "{field}.nanos must be in 0..1e9, got {}",
-                timestamp.nanos
-            ))
-        })?;
-    let seconds = u64::try_from(timestamp.seconds).map_err(|_| {
-        StoreError::invalid_argument(format!(
+    if let Some(timestamp) = timestamp
+        && timestamp.seconds < 0
+        && timestamp.seconds > GO_ZERO_TIME_SECONDS
+    {
+        return Err(StoreError::invalid_argument(format!(
             "{field} must not be before 1970-01-01T00:00:00Z, got {} seconds",
             timestamp.seconds
-        ))
-    })?;
-    seconds
-        .checked_mul(NANOS_PER_SECOND)
-        .and_then(|whole| whole.checked_add(nanos))
-        .ok_or_else(|| StoreError::invalid_argument(format!("{field} is beyond year 2554")))
+        )));
+    }
+    Ok(UnixNanos::from_proto(timestamp, field)?.map_or(0, |time| time.0))
 }
 
 fn duration_nanos(duration: Option<&ProtoDuration>, field: &str) -> Result<u64, StoreError> {

@@ -108,7 +108,7 @@ fn span_cost(previous: Option<&Span>, span: &Span, span_len: usize) -> usize {
 }
 
 /// Encoded size of a length-delimited field with a one-byte tag.
-fn field_len(payload_len: usize) -> usize {
+pub(crate) fn field_len(payload_len: usize) -> usize {
     1 + prost::length_delimiter_len(payload_len) + payload_len
 }
 

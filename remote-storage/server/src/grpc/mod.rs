@@ -9,6 +9,7 @@ mod otlp;
 pub(crate) mod rpc_metrics;
 mod status;
 mod trace_reader;
+mod trace_streaming;
 mod traces_encoding;
 mod v1;
 

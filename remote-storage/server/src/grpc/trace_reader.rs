@@ -1,8 +1,8 @@
 //! `jaeger.storage.v2.TraceReader`: a thin adapter from the RPCs to [`TraceStore`].
 //!
-//! Streams are produced by a spawned task feeding a small bounded channel: the task pulls
-//! traces from the backend only as fast as the client reads, and stops as soon as the client
-//! is gone.
+//! Streams are produced by a spawned task feeding a small bounded channel (see
+//! [`super::trace_streaming`]): the task pulls from the backend only as fast as the client
+//! reads, and stops as soon as the client is gone.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use jaeger_remote_proto::storage::v2::{
     GetServicesRequest, GetServicesResponse, GetTracesRequest,
 };
 use remote_storage_core::{
-    OperationQuery, SummaryStream, TraceLookup, TraceQuery, TraceStore, TraceStream,
+    OperationQuery, SummaryStream, Trace, TraceLookup, TraceQuery, TraceStore,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -25,18 +25,12 @@ use tracing::{Instrument as _, debug, instrument};
 
 use super::chunking::{ChunkBudget, SummaryBatcher, trace_chunks};
 use super::status::store_error_to_status;
+use super::trace_streaming::{ChunkStream, Chunker, STREAM_CHANNEL_CAPACITY, stream_trace_chunks};
 use crate::config::ServerLimits;
 use crate::tenancy::tenant_of;
 
-/// Chunks buffered ahead of the client: enough to overlap encoding with sending, small enough
-/// that a slow client holds back the backend instead of filling memory.
-const STREAM_CHANNEL_CAPACITY: usize = 2;
-
 /// Most summaries in one FindTraceSummaries response chunk.
 const SUMMARIES_PER_CHUNK: NonZeroUsize = NonZeroUsize::new(100).unwrap();
-
-/// Items of a streamed response.
-type ChunkStream<T> = ReceiverStream<Result<T, Status>>;
 
 /// Serves TraceReader over one backend's [`TraceStore`].
 #[derive(Clone)]
@@ -86,7 +80,11 @@ impl TraceReader for TraceReaderService {
             .get_traces(&tenant, lookups)
             .await
             .map_err(store_error_to_status)?;
-        Ok(Response::new(stream_traces(traces, self.trace_budget())))
+        Ok(Response::new(stream_trace_chunks(
+            None,
+            traces,
+            OtlpChunker(self.trace_budget()),
+        )))
     }
 
     #[instrument(skip_all, fields(tenant))]
@@ -141,7 +139,11 @@ impl TraceReader for TraceReaderService {
             .find_traces(&tenant, query)
             .await
             .map_err(store_error_to_status)?;
-        Ok(Response::new(stream_traces(traces, self.trace_budget())))
+        Ok(Response::new(stream_trace_chunks(
+            None,
+            traces,
+            OtlpChunker(self.trace_budget()),
+        )))
     }
 
     #[instrument(skip_all, fields(tenant))]
@@ -191,36 +193,6 @@ impl TraceReader for TraceReaderService {
     }
 }
 
-/// Streams whole traces as budgeted chunks from a spawned task.
-fn stream_traces(mut traces: TraceStream, budget: ChunkBudget) -> ChunkStream<EncodedTracesData> {
-    let (sender, receiver) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
-    let task = async move {
-        loop {
-            // Waiting on the backend also watches the client, so a hung-up client stops a
-            // slow search at once.
-            let next = tokio::select! {
-                next = traces.next() => next,
-                () = sender.closed() => return debug!("client went away; stream stopped"),
-            };
-            let trace = match next {
-                None => return,
-                Some(Ok(trace)) => trace,
-                Some(Err(store_error)) => {
-                    let _ = sender.send(Err(store_error_to_status(store_error))).await;
-                    return;
-                }
-            };
-            for chunk in trace_chunks(&trace, budget) {
-                if sender.send(Ok(chunk)).await.is_err() {
-                    return debug!("client went away; stream stopped");
-                }
-            }
-        }
-    };
-    tokio::spawn(task.in_current_span());
-    ReceiverStream::new(receiver)
-}
-
 /// Streams summaries in batches from a spawned task.
 fn stream_summaries(
     mut summaries: SummaryStream,
@@ -259,99 +231,14 @@ fn stream_summaries(
     ReceiverStream::new(receiver)
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
+/// v2 chunks: encoded `TracesData` within the budget (see [`trace_chunks`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OtlpChunker(pub(crate) ChunkBudget);
 
-    use futures::stream;
-    use remote_storage_core::testing::{span, trace_of};
-    use remote_storage_core::{StoreError, StoreResult, Trace};
-    use tokio::sync::oneshot;
-    use tonic::Code;
+impl Chunker for OtlpChunker {
+    type Chunk = EncodedTracesData;
 
-    use super::*;
-
-    /// Fires when dropped, i.e. when the producing task let go of the backend stream.
-    struct DropSignal(Option<oneshot::Sender<()>>);
-
-    impl Drop for DropSignal {
-        fn drop(&mut self) {
-            if let Some(sender) = self.0.take() {
-                let _ = sender.send(());
-            }
-        }
-    }
-
-    fn budget() -> ChunkBudget {
-        ChunkBudget {
-            max_items: NonZeroUsize::new(2).unwrap(),
-            max_bytes: NonZeroUsize::new(1 << 20).unwrap(),
-        }
-    }
-
-    /// An endless backend stream holding `signal`.
-    fn endless_traces(signal: DropSignal) -> TraceStream {
-        stream::repeat_with(move || {
-            let _held = &signal;
-            Ok(trace_of(vec![span(1, 1, None, "svc", "op", 1, 2, false)]))
-        })
-        .boxed()
-    }
-
-    #[tokio::test]
-    async fn the_producer_stops_when_the_client_goes_away() {
-        let (sender, dropped) = oneshot::channel();
-        let mut chunks = stream_traces(endless_traces(DropSignal(Some(sender))), budget());
-        assert!(chunks.next().await.unwrap().is_ok());
-        drop(chunks);
-        tokio::time::timeout(Duration::from_secs(10), dropped)
-            .await
-            .expect("the producer task stopped")
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_producer_waiting_on_the_backend_also_stops() {
-        let (sender, dropped) = oneshot::channel();
-        let signal = DropSignal(Some(sender));
-        let silent: TraceStream = stream::pending::<StoreResult<Trace>>()
-            .map(move |item| {
-                let _held = &signal;
-                item
-            })
-            .boxed();
-        drop(stream_traces(silent, budget()));
-        tokio::time::timeout(Duration::from_secs(10), dropped)
-            .await
-            .expect("the producer task stopped")
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn traces_are_chunked_and_backend_errors_end_the_stream() {
-        let three_spans = trace_of(vec![
-            span(1, 1, None, "svc", "a", 1, 2, false),
-            span(1, 2, None, "svc", "b", 1, 2, false),
-            span(1, 3, None, "svc", "c", 1, 2, false),
-        ]);
-        let items: Vec<StoreResult<Trace>> = vec![
-            Ok(three_spans),
-            Err(StoreError::unavailable("backend gone", "connection reset")),
-            Ok(trace_of(vec![span(
-                2, 1, None, "svc", "never", 1, 2, false,
-            )])),
-        ];
-        let received: Vec<Result<EncodedTracesData, Status>> =
-            stream_traces(stream::iter(items).boxed(), budget())
-                .collect()
-                .await;
-        assert_eq!(
-            received.len(),
-            3,
-            "two chunks, then the error, then nothing"
-        );
-        assert!(received[0].is_ok() && received[1].is_ok());
-        let status = received[2].as_ref().unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable);
+    fn chunks<'a>(&self, trace: &'a Trace) -> impl Iterator<Item = EncodedTracesData> + Send + 'a {
+        trace_chunks(trace, self.0)
     }
 }

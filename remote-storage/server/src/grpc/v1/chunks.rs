@@ -12,7 +12,20 @@ use remote_storage_core::model::Resource;
 use remote_storage_core::v1::from_otlp::{process_from_resource, span_to_v1};
 use remote_storage_core::{Span, Trace};
 
-use crate::grpc::chunking::ChunkBudget;
+use crate::grpc::chunking::{ChunkBudget, field_len};
+use crate::grpc::trace_streaming::Chunker;
+
+/// v1 chunks within a budget, for [`crate::grpc::trace_streaming::stream_trace_chunks`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct V1Chunker(pub(crate) ChunkBudget);
+
+impl Chunker for V1Chunker {
+    type Chunk = SpansResponseChunk;
+
+    fn chunks<'a>(&self, trace: &'a Trace) -> impl Iterator<Item = SpansResponseChunk> + Send + 'a {
+        v1_chunks(trace, self.0)
+    }
+}
 
 /// The chunks of one trace.
 pub(crate) fn v1_chunks(trace: &Trace, budget: ChunkBudget) -> V1Chunks<'_> {
@@ -73,11 +86,6 @@ impl Iterator for V1Chunks<'_> {
         }
         (!spans.is_empty()).then_some(SpansResponseChunk { spans })
     }
-}
-
-/// Encoded size of a length-delimited field with a one-byte tag.
-fn field_len(payload_len: usize) -> usize {
-    1 + prost::length_delimiter_len(payload_len) + payload_len
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `SpanReaderPlugin`: the v1 reads, over the same [`TraceStore`] as the v2 TraceReader.
 //!
-//! Streams come from a spawned task feeding a small bounded channel, as in the v2 reader: the
-//! backend is read only as fast as the client takes chunks, and not at all once it is gone.
+//! Streams come from [`stream_trace_chunks`], as in the v2 reader: the backend is read only as
+//! fast as the client takes chunks, and not at all once it is gone.
 
 use std::sync::Arc;
 
@@ -11,27 +11,23 @@ use jaeger_remote_proto::storage::v1::{
     GetOperationsResponse, GetServicesRequest, GetServicesResponse, GetTraceRequest, Operation,
     SpansResponseChunk, span_reader_plugin_server::SpanReaderPlugin,
 };
+use remote_storage_core::TraceStore;
 use remote_storage_core::v1::requests::{operation_query, trace_lookup, trace_query};
-use remote_storage_core::{Trace, TraceStore, TraceStream};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::{Instrument as _, debug, instrument};
+use tracing::instrument;
 
-use super::chunks::v1_chunks;
+use super::chunks::V1Chunker;
 use crate::config::ServerLimits;
 use crate::grpc::chunking::ChunkBudget;
 use crate::grpc::status::store_error_to_status;
+use crate::grpc::trace_streaming::{self, stream_trace_chunks};
 use crate::tenancy::tenant_of;
 
 /// Jaeger's v1 client recognises an unknown trace only by this exact message (it then answers
 /// "trace not found" itself instead of an error).
 pub(crate) const TRACE_NOT_FOUND: &str = "trace not found";
 
-/// Chunks buffered ahead of the client (as in the v2 reader).
-const STREAM_CHANNEL_CAPACITY: usize = 2;
-
-type ChunkStream = ReceiverStream<Result<SpansResponseChunk, Status>>;
+type ChunkStream = trace_streaming::ChunkStream<SpansResponseChunk>;
 
 /// Serves SpanReaderPlugin over one backend's [`TraceStore`].
 #[derive(Clone)]
@@ -78,10 +74,10 @@ impl SpanReaderPlugin for SpanReaderService {
             Some(Err(store_error)) => return Err(store_error_to_status(store_error)),
             Some(Ok(_)) | None => return Err(Status::not_found(TRACE_NOT_FOUND)),
         };
-        Ok(Response::new(stream_chunks(
+        Ok(Response::new(stream_trace_chunks(
             Some(first),
             traces,
-            self.budget(),
+            V1Chunker(self.budget()),
         )))
     }
 
@@ -148,7 +144,11 @@ impl SpanReaderPlugin for SpanReaderService {
             .find_traces(&tenant, query)
             .await
             .map_err(store_error_to_status)?;
-        Ok(Response::new(stream_chunks(None, traces, self.budget())))
+        Ok(Response::new(stream_trace_chunks(
+            None,
+            traces,
+            V1Chunker(self.budget()),
+        )))
     }
 
     #[instrument(skip_all, fields(tenant))]
@@ -170,44 +170,4 @@ impl SpanReaderPlugin for SpanReaderService {
             .collect();
         Ok(Response::new(FindTraceIDsResponse { trace_ids }))
     }
-}
-
-/// Streams `first` (when given) and then every trace of `traces` as v1 chunks, each trace's
-/// chunks consecutive, from a spawned task.
-fn stream_chunks(
-    first: Option<Trace>,
-    mut traces: TraceStream,
-    budget: ChunkBudget,
-) -> ChunkStream {
-    let (sender, receiver) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
-    let task = async move {
-        let mut pending = first;
-        loop {
-            let trace = match pending.take() {
-                Some(trace) => trace,
-                None => {
-                    // Waiting on the backend also watches the client.
-                    let next = tokio::select! {
-                        next = traces.next() => next,
-                        () = sender.closed() => return debug!("client went away; stream stopped"),
-                    };
-                    match next {
-                        None => return,
-                        Some(Ok(trace)) => trace,
-                        Some(Err(store_error)) => {
-                            let _ = sender.send(Err(store_error_to_status(store_error))).await;
-                            return;
-                        }
-                    }
-                }
-            };
-            for chunk in v1_chunks(&trace, budget) {
-                if sender.send(Ok(chunk)).await.is_err() {
-                    return debug!("client went away; stream stopped");
-                }
-            }
-        }
-    };
-    tokio::spawn(task.in_current_span());
-    ReceiverStream::new(receiver)
 }
