@@ -104,6 +104,14 @@ impl Interceptor for TenancyGuard {
     }
 }
 
+/// The tenant the guard attached to a request, also recorded as the `tenant` field of the
+/// current tracing span (the handlers declare it).
+pub(crate) fn recorded_tenant_of<T>(request: &Request<T>) -> Result<Tenant, Status> {
+    let tenant = tenant_of(request)?;
+    tracing::Span::current().record("tenant", tenant.name());
+    Ok(tenant)
+}
+
 /// The tenant the guard attached to a request.
 pub(crate) fn tenant_of<T>(request: &Request<T>) -> Result<Tenant, Status> {
     request

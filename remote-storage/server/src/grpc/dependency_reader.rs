@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::status::store_error_to_status;
-use crate::tenancy::tenant_of;
+use crate::tenancy::recorded_tenant_of;
 
 /// Serves DependencyReader.
 #[derive(Clone)]
@@ -32,8 +32,7 @@ impl DependencyReader for DependencyReaderService {
         &self,
         request: Request<GetDependenciesRequest>,
     ) -> Result<Response<GetDependenciesResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query =
             DependencyQuery::from_proto(request.into_inner()).map_err(store_error_to_status)?;
         let dependencies = self

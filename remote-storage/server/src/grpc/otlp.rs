@@ -16,7 +16,7 @@ use tracing::{debug, instrument};
 
 use super::status::store_error_to_status;
 use crate::metrics::{RejectReason, ServerMetrics};
-use crate::tenancy::tenant_of;
+use crate::tenancy::recorded_tenant_of;
 
 /// Serves OTLP Export into one backend.
 #[derive(Clone)]
@@ -38,8 +38,7 @@ impl TraceService for OtlpTraceService {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let resource_spans = request.into_inner().resource_spans;
         // Validation walks every span and attribute of a possibly huge batch: keep it off the
         // async workers.

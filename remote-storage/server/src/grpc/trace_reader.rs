@@ -27,7 +27,7 @@ use super::chunking::{ChunkBudget, SummaryBatcher, trace_chunks};
 use super::status::store_error_to_status;
 use super::trace_streaming::{ChunkStream, Chunker, STREAM_CHANNEL_CAPACITY, stream_trace_chunks};
 use crate::config::ServerLimits;
-use crate::tenancy::tenant_of;
+use crate::tenancy::recorded_tenant_of;
 
 /// Most summaries in one FindTraceSummaries response chunk.
 const SUMMARIES_PER_CHUNK: NonZeroUsize = NonZeroUsize::new(100).unwrap();
@@ -70,8 +70,7 @@ impl TraceReader for TraceReaderService {
         &self,
         request: Request<GetTracesRequest>,
     ) -> Result<Response<Self::GetTracesStream>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let lookups =
             TraceLookup::from_proto(request.into_inner()).map_err(store_error_to_status)?;
         tracing::Span::current().record("traces", lookups.len());
@@ -92,8 +91,7 @@ impl TraceReader for TraceReaderService {
         &self,
         request: Request<GetServicesRequest>,
     ) -> Result<Response<GetServicesResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let services = self
             .traces
             .get_services(&tenant)
@@ -107,8 +105,7 @@ impl TraceReader for TraceReaderService {
         &self,
         request: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query =
             OperationQuery::from_proto(request.into_inner()).map_err(store_error_to_status)?;
         let operations = self
@@ -130,8 +127,7 @@ impl TraceReader for TraceReaderService {
         &self,
         request: Request<FindTracesRequest>,
     ) -> Result<Response<Self::FindTracesStream>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query = TraceQuery::from_proto(request.into_inner().query, self.limits.query)
             .map_err(store_error_to_status)?;
         let traces = self
@@ -151,8 +147,7 @@ impl TraceReader for TraceReaderService {
         &self,
         request: Request<FindTraceIDsRequest>,
     ) -> Result<Response<FindTraceIDsResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query = TraceQuery::from_proto(request.into_inner().query, self.limits.query)
             .map_err(store_error_to_status)?;
         let trace_ids = self
@@ -175,8 +170,7 @@ impl TraceReader for TraceReaderService {
         &self,
         request: Request<FindTraceSummariesRequest>,
     ) -> Result<Response<Self::FindTraceSummariesStream>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query = TraceQuery::from_proto(request.into_inner().query, self.limits.query)
             .map_err(store_error_to_status)?;
         // An unsupporting backend fails here, before any chunk: the client then falls back to

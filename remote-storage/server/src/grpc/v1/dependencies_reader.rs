@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::grpc::status::store_error_to_status;
-use crate::tenancy::tenant_of;
+use crate::tenancy::recorded_tenant_of;
 
 /// Serves DependenciesReaderPlugin.
 #[derive(Clone)]
@@ -34,8 +34,7 @@ impl DependenciesReaderPlugin for DependenciesReaderService {
         &self,
         request: Request<GetDependenciesRequest>,
     ) -> Result<Response<GetDependenciesResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query = dependency_query(request.into_inner()).map_err(store_error_to_status)?;
         let dependencies = self
             .dependencies

@@ -21,7 +21,7 @@ use crate::config::ServerLimits;
 use crate::grpc::chunking::ChunkBudget;
 use crate::grpc::status::store_error_to_status;
 use crate::grpc::trace_streaming::{self, stream_trace_chunks};
-use crate::tenancy::tenant_of;
+use crate::tenancy::recorded_tenant_of;
 
 /// Jaeger's v1 client recognises an unknown trace only by this exact message (it then answers
 /// "trace not found" itself instead of an error).
@@ -59,8 +59,7 @@ impl SpanReaderPlugin for SpanReaderService {
         &self,
         request: Request<GetTraceRequest>,
     ) -> Result<Response<Self::GetTraceStream>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let lookup = trace_lookup(request.get_ref()).map_err(store_error_to_status)?;
         tracing::Span::current().record("trace_id", tracing::field::display(lookup.trace_id));
         let mut traces = self
@@ -86,8 +85,7 @@ impl SpanReaderPlugin for SpanReaderService {
         &self,
         request: Request<GetServicesRequest>,
     ) -> Result<Response<GetServicesResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let services = self
             .traces
             .get_services(&tenant)
@@ -101,8 +99,7 @@ impl SpanReaderPlugin for SpanReaderService {
         &self,
         request: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query = operation_query(request.into_inner()).map_err(store_error_to_status)?;
         let operations = self
             .traces
@@ -135,8 +132,7 @@ impl SpanReaderPlugin for SpanReaderService {
         &self,
         request: Request<FindTracesRequest>,
     ) -> Result<Response<Self::FindTracesStream>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query = trace_query(request.into_inner().query, self.limits.query)
             .map_err(store_error_to_status)?;
         let traces = self
@@ -156,8 +152,7 @@ impl SpanReaderPlugin for SpanReaderService {
         &self,
         request: Request<FindTraceIDsRequest>,
     ) -> Result<Response<FindTraceIDsResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let query = trace_query(request.into_inner().query, self.limits.query)
             .map_err(store_error_to_status)?;
         let trace_ids = self

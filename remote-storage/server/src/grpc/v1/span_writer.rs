@@ -24,7 +24,7 @@ use tracing::{debug, instrument, warn};
 
 use crate::grpc::status::store_error_to_status;
 use crate::metrics::{RejectReason, ServerMetrics};
-use crate::tenancy::tenant_of;
+use crate::tenancy::{recorded_tenant_of, tenant_of};
 
 /// Most stream messages translated and stored together: whatever has already arrived, up to
 /// this many, so a busy stream is written in batches and a quiet one span by span.
@@ -67,8 +67,7 @@ impl SpanWriterPlugin for SpanWriterService {
         &self,
         request: Request<WriteSpanRequest>,
     ) -> Result<Response<WriteSpanResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         self.metrics.spans_received(1);
         let mut batch = V1Batch::new();
         let added = match request.into_inner().span {
@@ -141,8 +140,7 @@ impl StreamingSpanWriterPlugin for SpanWriterService {
         &self,
         request: Request<Streaming<WriteSpanRequest>>,
     ) -> Result<Response<WriteSpanResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        tracing::Span::current().record("tenant", tenant.name());
+        let tenant = recorded_tenant_of(&request)?;
         let mut messages = request.into_inner().ready_chunks(STREAM_BATCH_SPANS);
         let mut received: u64 = 0;
         let mut refusals = Refusals::default();
