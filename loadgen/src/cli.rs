@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
 
 /// OTLP/gRPC load generator and query benchmark for jaeger-remote-storage (or any OTLP
-/// `TraceService` + `jaeger.storage.v2.TraceReader` server).
+/// `TraceService` + `jaeger.storage.v2.TraceReader` server), with a Jaeger v1 mode.
 ///
 /// Load: builds a deterministic tracegen-like workload (traces of 1 SERVER root + 9 CLIENT
 /// children, 11 string attributes per span from 97 keys x 1000 values, 10 services), encodes a
@@ -14,12 +15,29 @@ use clap::Parser;
 /// patched in (no protobuf encoding in the timed loop). Every trace of a run has its own ID:
 /// 8 bytes derived from --run-id, then the trace's sequence number.
 ///
+/// v1 mode (--api v1): the same workload sent the way a Jaeger v1 collector writes to a grpc
+/// storage (jaeger.storage.v1): every span translated to a v1 span with its process (by the
+/// server's own OTLP -> v1 translation) and encoded as one WriteSpanRequest BEFORE the clock
+/// starts, then written over --concurrency long-lived StreamingSpanWriterPlugin.WriteSpanStream
+/// streams, one span per message, each stream closed at the end and its answer checked
+/// (--v1-writer stream, after one Capabilities call), or one SpanWriterPlugin.WriteSpan call per
+/// span with --concurrency calls in flight (--v1-writer unary). A stream answers once, when it
+/// is closed, so stream runs report spans/s and spans per server CPU-second but no latency; a
+/// stream's spans count as accepted only when its final answer is OK. Unary runs report the
+/// WriteSpan latency. --verify then reads every trace back through the v2 reader and one trace
+/// through v1 GetTrace, which must equal the spans sent; --queries times the v1 reads (see
+/// below). --rate is not available in v1 mode.
+///
 /// Query mode (--queries [K]): after the load (or instead of it, with --no-load) discovers a
 /// service, operation, tag, duration and trace ID from the stored data and times K repetitions
 /// each of FindTraces by service, service+operation, service+tag, service+duration range and tag
 /// without service, FindTraceSummaries, GetServices, GetOperations, GetDependencies over the
 /// query window and GetTraces of one trace and of a large trace (--large-trace-spans),
-/// printing p50/p99/max in ms and how many traces/spans each returned.
+/// printing p50/p99/max in ms and how many traces/spans each returned. With --api v1 it times
+/// Jaeger v1's reads instead, with the same discovered parameters: v1 FindTraces by service and
+/// by service+tag, GetServices, GetOperations, GetTrace of one trace and of the large trace,
+/// and, for comparison, v2 GetTraces of the large trace (the large trace is written through
+/// OTLP Export in both modes).
 ///
 /// Exit status: 0 on success, 1 when --verify finds a mismatch, 2 on bad flags, 3 on other
 /// errors (cannot connect, discovery failed, ...), 4 when a load accepted no span at all.
@@ -29,12 +47,26 @@ use clap::Parser;
 ///   loadgen --spans 200000 --verify --json out.json
 ///   loadgen --rate 50000 --duration 60s --batch-size 500
 ///   loadgen --no-load --queries 50
+///   loadgen --api v1 --spans 1000000 --verify --server-pid $(pidof jaeger-remote-storage)
+///   loadgen --api v1 --v1-writer unary --spans 100000 --concurrency 16
+///   loadgen --api v1 --no-load --queries 50
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, verbatim_doc_comment)]
 pub(crate) struct Args {
-    /// OTLP gRPC endpoint (HOST:PORT or http://HOST:PORT).
+    /// gRPC endpoint the spans are written to (HOST:PORT or http://HOST:PORT): OTLP Export,
+    /// or the jaeger.storage.v1 writers with --api v1.
     #[arg(long, default_value = "127.0.0.1:17271")]
     pub(crate) endpoint: String,
+
+    /// The API to write (and, with --queries, read) through: v2 = OTLP Export and
+    /// jaeger.storage.v2 reads; v1 = Jaeger v1's jaeger.storage.v1 writers and reader.
+    #[arg(long, value_enum, default_value_t = Api::V2)]
+    pub(crate) api: Api,
+
+    /// With --api v1: how spans are written, as Jaeger v1 does when the server offers streaming
+    /// (stream: --concurrency WriteSpanStream streams) or not (unary: one WriteSpan per span).
+    #[arg(long, value_enum, default_value_t = V1Writer::Stream)]
+    pub(crate) v1_writer: V1Writer,
 
     /// TraceReader endpoint for --verify and --queries (default: --endpoint).
     #[arg(long)]
@@ -49,14 +81,16 @@ pub(crate) struct Args {
     pub(crate) spans: Option<u64>,
 
     /// Export requests in flight at once (closed loop), or at most in flight (with --rate).
+    /// With --api v1: open WriteSpanStream streams, or WriteSpan calls in flight.
     #[arg(long, default_value_t = 4)]
     pub(crate) concurrency: usize,
 
-    /// HTTP/2 connections; requests are spread over them round-robin.
+    /// HTTP/2 connections; requests (v1: streams, calls) are spread over them round-robin.
     #[arg(long, default_value_t = 1)]
     pub(crate) connections: usize,
 
-    /// Spans per Export request (a multiple of 10).
+    /// Spans per Export request (a multiple of 10). With --api v1, the spans a stream or
+    /// worker takes from the workload at a time; each span is still its own message.
     #[arg(long, default_value_t = 1000)]
     pub(crate) batch_size: usize,
 
@@ -85,7 +119,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) server_pid: Option<u32>,
 
-    /// Gzip-compress Export requests.
+    /// Gzip-compress Export requests (v1: every message).
     #[arg(long)]
     pub(crate) gzip: bool,
 
@@ -98,7 +132,8 @@ pub(crate) struct Args {
     pub(crate) tenant_header: String,
 
     /// After the load, read every sent trace back with GetTraces and compare the exact span
-    /// count with the spans accepted; exit 1 on mismatch.
+    /// count with the spans accepted; with --api v1 also read the run's first trace with v1
+    /// GetTrace and compare it with the spans sent. Exit 1 on mismatch.
     #[arg(long)]
     pub(crate) verify: bool,
 
@@ -123,8 +158,8 @@ pub(crate) struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) query_lookback: Option<Duration>,
 
-    /// With --queries: first write one trace of this many spans and time GetTraces of it
-    /// (0 = skip).
+    /// With --queries: first write one trace of this many spans and time GetTraces (v1:
+    /// GetTrace) of it (0 = skip).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) large_trace_spans: u32,
 
@@ -139,4 +174,23 @@ pub(crate) struct Args {
     /// Seconds between progress lines on stderr (0 = none).
     #[arg(long, default_value_t = 5)]
     pub(crate) progress: u64,
+}
+
+/// The API spans are written and read through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Api {
+    /// Jaeger v1's `jaeger.storage.v1` (`SPAN_STORAGE_TYPE=grpc`).
+    V1,
+    /// OTLP Export and `jaeger.storage.v2`.
+    V2,
+}
+
+/// How `--api v1` writes spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum V1Writer {
+    /// `StreamingSpanWriterPlugin.WriteSpanStream`: long-lived streams, one span per message.
+    Stream,
+    /// `SpanWriterPlugin.WriteSpan`: one call per span.
+    Unary,
 }

@@ -1,12 +1,15 @@
-//! An OTLP `TraceService/Export` client that sends already-encoded request bytes.
+//! A gRPC client that sends already-encoded request messages, unary or client-streaming.
 //!
-//! The request side of [`RawExportCodec`] copies the pre-encoded `ExportTraceServiceRequest`
-//! bytes into the gRPC frame as they are, so the timed loop never runs prost's encoder.
+//! The request side of [`RawCodec`] copies pre-encoded message bytes into the gRPC frame as
+//! they are, so the timed loop never runs prost's encoder; the response is decoded with prost.
+
+use std::marker::PhantomData;
 
 use bytes::{BufMut as _, Bytes};
+use futures::Stream;
 use http::uri::PathAndQuery;
 use jaeger_remote_proto::otlp::collector::ExportTraceServiceResponse;
-use prost::Message as _;
+use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Status, client::Grpc};
@@ -15,28 +18,34 @@ use crate::conn::{MAX_MESSAGE_BYTES, Tenant};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// Sends [`Bytes`] verbatim; decodes `ExportTraceServiceResponse`.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RawExportCodec;
+/// Sends [`Bytes`] verbatim; decodes a `R` response.
+#[derive(Debug)]
+pub(crate) struct RawCodec<R>(PhantomData<fn() -> R>);
+
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RawEncoder;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ResponseDecoder;
+#[derive(Debug)]
+pub(crate) struct ResponseDecoder<R>(PhantomData<fn() -> R>);
 
-impl Codec for RawExportCodec {
+impl<R: Message + Default + Send + 'static> Codec for RawCodec<R> {
     type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
+    type Decode = R;
     type Encoder = RawEncoder;
-    type Decoder = ResponseDecoder;
+    type Decoder = ResponseDecoder<R>;
 
     fn encoder(&mut self) -> Self::Encoder {
         RawEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ResponseDecoder
+        ResponseDecoder(PhantomData)
     }
 }
 
@@ -50,25 +59,26 @@ impl Encoder for RawEncoder {
     }
 }
 
-impl Decoder for ResponseDecoder {
-    type Item = ExportTraceServiceResponse;
+impl<R: Message + Default> Decoder for ResponseDecoder<R> {
+    type Item = R;
     type Error = Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        ExportTraceServiceResponse::decode(src)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("cannot decode ExportTraceServiceResponse: {e}")))
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
+        R::decode(src).map(Some).map_err(|e| {
+            Status::internal(format!("cannot decode {}: {e}", std::any::type_name::<R>()))
+        })
     }
 }
 
-/// A cheap-to-clone Export client over one channel.
+/// A cheap-to-clone client over one channel that sends pre-encoded messages with the tenant
+/// header.
 #[derive(Debug, Clone)]
-pub(crate) struct ExportClient {
+pub(crate) struct RawClient {
     grpc: Grpc<Channel>,
     tenant: Tenant,
 }
 
-impl ExportClient {
+impl RawClient {
     pub(crate) fn new(channel: Channel, gzip: bool, tenant: Tenant) -> Self {
         let mut grpc = Grpc::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -81,18 +91,51 @@ impl ExportClient {
         Self { grpc, tenant }
     }
 
+    async fn ready(&mut self) -> Result<(), Status> {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))
+    }
+
     /// Sends one pre-encoded `ExportTraceServiceRequest`.
     pub(crate) async fn export(
         &mut self,
         body: Bytes,
     ) -> Result<ExportTraceServiceResponse, Status> {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        self.unary(EXPORT_PATH, body).await
+    }
+
+    /// Calls the unary method `path` (`/package.Service/Method`) with one pre-encoded message.
+    pub(crate) async fn unary<R: Message + Default + Send + Sync + 'static>(
+        &mut self,
+        path: &'static str,
+        body: Bytes,
+    ) -> Result<R, Status> {
+        self.ready().await?;
         let req = self.tenant.request(body);
         self.grpc
-            .unary(req, PathAndQuery::from_static(EXPORT_PATH), RawExportCodec)
+            .unary(req, PathAndQuery::from_static(path), RawCodec::default())
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Calls the client-streaming method `path` with pre-encoded messages, pulled from
+    /// `messages` as the connection's flow control allows; returns the single response, which
+    /// arrives after `messages` ends.
+    pub(crate) async fn client_streaming<R, S>(
+        &mut self,
+        path: &'static str,
+        messages: S,
+    ) -> Result<R, Status>
+    where
+        R: Message + Default + Send + Sync + 'static,
+        S: Stream<Item = Bytes> + Send + 'static,
+    {
+        self.ready().await?;
+        let req = self.tenant.request(messages);
+        self.grpc
+            .client_streaming(req, PathAndQuery::from_static(path), RawCodec::default())
             .await
             .map(tonic::Response::into_inner)
     }

@@ -24,7 +24,8 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-use crate::codec::ExportClient;
+use crate::cli::Api;
+use crate::codec::RawClient;
 use crate::conn::{self, Tenant};
 use crate::queries::{self, QueryConfig};
 use crate::run::{self, LoadConfig};
@@ -278,7 +279,7 @@ fn workload(total: u64, batch: usize) -> Workload {
 async fn load(fake: &Fake, total: u64, rate: Option<f64>, tenant: &Tenant) -> run::LoadResult {
     let addr = serve(fake.clone()).await;
     let channel = conn::connect(&addr.to_string()).await.unwrap();
-    let clients = vec![ExportClient::new(channel.clone(), true, tenant.clone())];
+    let clients = vec![RawClient::new(channel.clone(), true, tenant.clone())];
     let w = workload(total, 500);
     let tpr = w.traces_per_request();
     let prefix = workload::run_prefix(5);
@@ -368,7 +369,7 @@ async fn server_errors_are_counted_by_code() {
     let channel = conn::connect(&addr.to_string()).await.unwrap();
     let r = run::run(
         workload(2_000, 500),
-        vec![ExportClient::new(channel, false, Tenant::default())],
+        vec![RawClient::new(channel, false, Tenant::default())],
         LoadConfig {
             concurrency: 2,
             duration: None,
@@ -403,6 +404,7 @@ async fn query_mode_discovers_parameters_and_drains_streams() {
             lookback: Duration::from_secs(7200),
             large_trace: None,
         },
+        Api::V2,
     )
     .await
     .unwrap();

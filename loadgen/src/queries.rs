@@ -3,7 +3,8 @@
 //! The parameters are discovered from the data itself (a service from `GetServices`, preferring
 //! the loadgen workload's first service, one of its operations, and one span of a trace found
 //! by `FindTraces`: its first string attribute, its duration and its trace ID), so the mode works
-//! against any populated store, not only right after a load.
+//! against any populated store, not only right after a load. The discovery always reads through
+//! v2; with `--api v1` the timed queries are Jaeger v1's (`v1_queries`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -25,7 +26,9 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
+use crate::cli::Api;
 use crate::conn::{MAX_MESSAGE_BYTES, Tenant};
+use crate::v1_queries;
 use crate::workload::service_name;
 
 /// How the queries are run.
@@ -68,10 +71,10 @@ pub(crate) struct QueryResult {
 
 /// What a query returned.
 #[derive(Debug, Clone, Copy, Default)]
-struct Tally {
-    traces: u64,
-    spans: u64,
-    items: u64,
+pub(crate) struct Tally {
+    pub(crate) traces: u64,
+    pub(crate) spans: u64,
+    pub(crate) items: u64,
 }
 
 /// The parameters the queries use, discovered from the stored data.
@@ -85,19 +88,21 @@ pub(crate) struct Target {
     pub(crate) duration_max_ms: f64,
     pub(crate) trace_id: String,
     #[serde(skip)]
-    trace_id_bytes: Vec<u8>,
+    pub(crate) trace_id_bytes: Vec<u8>,
     #[serde(skip)]
     duration_min: Duration,
     #[serde(skip)]
     duration_max: Duration,
 }
 
-struct Ctx {
+/// What every query needs: the clients, the tenant, the settings and the Find* time window.
+pub(crate) struct Ctx {
+    pub(crate) channel: Channel,
     client: TraceReaderClient<Channel>,
     dependencies: DependencyReaderClient<Channel>,
-    tenant: Tenant,
-    cfg: QueryConfig,
-    window: (prost_types::Timestamp, prost_types::Timestamp),
+    pub(crate) tenant: Tenant,
+    pub(crate) cfg: QueryConfig,
+    pub(crate) window: (prost_types::Timestamp, prost_types::Timestamp),
 }
 
 fn timestamp(t: SystemTime) -> prost_types::Timestamp {
@@ -122,6 +127,21 @@ impl Ctx {
                 self.tenant
                     .request(FindTracesRequest { query: Some(query) }),
             )
+            .await?
+            .into_inner();
+        drain_traces(stream).await
+    }
+
+    /// v2 GetTraces of one trace.
+    pub(crate) async fn get_trace(&self, trace_id: &[u8]) -> Result<Tally, Status> {
+        let mut client = self.client.clone();
+        let stream = client
+            .get_traces(self.tenant.request(GetTracesRequest {
+                query: vec![GetTraceParams {
+                    trace_id: trace_id.to_vec(),
+                    ..Default::default()
+                }],
+            }))
             .await?
             .into_inner();
         drain_traces(stream).await
@@ -246,7 +266,8 @@ async fn discover(ctx: &Ctx) -> Result<Target> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of an ID.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -267,7 +288,9 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1e3
 }
 
-async fn time_query<F, Fut>(
+/// Runs `run` up to `reps` times (see [`QueryConfig::budget`]) and reports its latency and what
+/// its last successful repetition returned.
+pub(crate) async fn time_query<F, Fut>(
     name: &str,
     reps: u32,
     budget: Option<Duration>,
@@ -331,14 +354,16 @@ where
     Ok(result)
 }
 
-/// Discovers the parameters and times every query `cfg.reps` times.
+/// Discovers the parameters and times every query of `api` `cfg.reps` times.
 pub(crate) async fn run(
     channel: Channel,
     tenant: Tenant,
     cfg: QueryConfig,
+    api: Api,
 ) -> Result<(Target, Vec<QueryResult>)> {
     let now = SystemTime::now();
     let ctx = Ctx {
+        channel: channel.clone(),
         client: TraceReaderClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
@@ -355,10 +380,19 @@ pub(crate) async fn run(
         cfg,
     };
     let target = discover(&ctx).await?;
+    let results = match api {
+        Api::V2 => v2_queries(&ctx, &target).await?,
+        Api::V1 => v1_queries::run(&ctx, &target).await?,
+    };
+    Ok((target, results))
+}
+
+/// The v2 query set.
+async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
     let reps = ctx.cfg.reps;
     let budget = ctx.cfg.budget;
-    let t = &target;
-    let c = &ctx;
+    let t = target;
+    let c = ctx;
     let mut out = Vec::new();
 
     out.push(
@@ -470,38 +504,18 @@ pub(crate) async fn run(
         .await?,
     );
     out.push(
-        time_query("GetTraces one trace", reps, budget, || async {
-            let mut client = c.client.clone();
-            let stream = client
-                .get_traces(c.tenant.request(GetTracesRequest {
-                    query: vec![GetTraceParams {
-                        trace_id: t.trace_id_bytes.clone(),
-                        ..Default::default()
-                    }],
-                }))
-                .await?
-                .into_inner();
-            drain_traces(stream).await
+        time_query("GetTraces one trace", reps, budget, || {
+            c.get_trace(&t.trace_id_bytes)
         })
         .await?,
     );
-    if let Some(large_trace_id) = c.cfg.large_trace.clone() {
+    if let Some(large_trace_id) = &c.cfg.large_trace {
         out.push(
-            time_query("GetTraces large trace", reps, budget, || async {
-                let mut client = c.client.clone();
-                let stream = client
-                    .get_traces(c.tenant.request(GetTracesRequest {
-                        query: vec![GetTraceParams {
-                            trace_id: large_trace_id.clone(),
-                            ..Default::default()
-                        }],
-                    }))
-                    .await?
-                    .into_inner();
-                drain_traces(stream).await
+            time_query("GetTraces large trace", reps, budget, || {
+                c.get_trace(large_trace_id)
             })
             .await?,
         );
     }
-    Ok((target, out))
+    Ok(out)
 }

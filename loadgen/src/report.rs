@@ -7,11 +7,12 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::cli::Api;
 use crate::queries::{QueryResult, Target};
-use crate::run::LoadResult;
+use crate::run::{LoadResult, Sender};
 use crate::verify::VerifyResult;
 
-/// Export latency percentiles in milliseconds.
+/// Request latency percentiles in milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Latency {
     pub(crate) p50_ms: f64,
@@ -24,6 +25,9 @@ pub(crate) struct Latency {
 /// The load phase.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct LoadReport {
+    /// The RPC that carried the spans.
+    pub(crate) sender: Sender,
+    /// Export requests, WriteSpan calls or WriteSpanStream streams.
     pub(crate) requests_sent: u64,
     pub(crate) requests_ok: u64,
     pub(crate) spans_sent: u64,
@@ -31,8 +35,9 @@ pub(crate) struct LoadReport {
     pub(crate) spans_rejected: u64,
     pub(crate) wall_seconds: f64,
     pub(crate) spans_per_second: f64,
-    /// Latency of successful Export calls (from the intended send time with --rate).
-    pub(crate) latency: Latency,
+    /// Latency of successful requests (from the intended send time with --rate); `None` for
+    /// streams, which answer once, when closed.
+    pub(crate) latency: Option<Latency>,
     pub(crate) server_cpu_seconds: Option<f64>,
     pub(crate) spans_per_server_cpu_second: Option<u64>,
     /// Failed requests by gRPC code.
@@ -57,6 +62,7 @@ impl LoadReport {
             }
         };
         Self {
+            sender: r.sender,
             requests_sent: r.requests_sent,
             requests_ok: r.requests_ok,
             spans_sent: r.spans_sent,
@@ -68,7 +74,7 @@ impl LoadReport {
             } else {
                 0.0
             },
-            latency: Latency {
+            latency: r.sender.has_latency().then(|| Latency {
                 p50_ms: q(0.5),
                 p99_ms: q(0.99),
                 p999_ms: q(0.999),
@@ -78,7 +84,7 @@ impl LoadReport {
                     h.max() as f64 / 1e3
                 },
                 mean_ms: h.mean() / 1e3,
-            },
+            }),
             server_cpu_seconds,
             // Rounded to an integer; the value is far below u64::MAX and never negative.
             spans_per_server_cpu_second: server_cpu_seconds
@@ -96,6 +102,8 @@ pub(crate) struct WorkloadReport {
     pub(crate) seed: u64,
     pub(crate) run_id: u64,
     pub(crate) batch_size: usize,
+    /// What the spans were pre-encoded as.
+    pub(crate) encoding: &'static str,
     pub(crate) distinct_requests: usize,
     pub(crate) bytes_per_span: f64,
     pub(crate) encoded_mb: f64,
@@ -106,6 +114,7 @@ pub(crate) struct WorkloadReport {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Report {
     pub(crate) endpoint: String,
+    pub(crate) api: Api,
     pub(crate) concurrency: usize,
     pub(crate) connections: usize,
     pub(crate) rate: Option<f64>,
@@ -119,11 +128,12 @@ pub(crate) struct Report {
 
 pub(crate) fn workload_text(w: &WorkloadReport) -> String {
     format!(
-        "workload: seed {} run-id {}, {} distinct pre-encoded requests of up to {} spans, \
+        "workload: seed {} run-id {}, {} distinct pre-encoded {} of up to {} spans, \
          {:.1} bytes/span encoded, {:.1} MB in memory, built in {:.2} s",
         w.seed,
         w.run_id,
         w.distinct_requests,
+        w.encoding,
         w.batch_size,
         w.bytes_per_span,
         w.encoded_mb,
@@ -141,16 +151,37 @@ pub(crate) fn load_text(l: &LoadReport) -> String {
     );
     let _ = writeln!(
         s,
-        "requests:          {} sent, {} ok",
-        l.requests_sent, l.requests_ok
+        "requests:          {} {} sent, {} ok",
+        l.requests_sent,
+        l.sender.request_name(),
+        l.requests_ok
     );
     let _ = writeln!(s, "wall seconds:      {:.3}", l.wall_seconds);
     let _ = writeln!(s, "spans/s:           {:.0}", l.spans_per_second);
-    let _ = writeln!(
-        s,
-        "export latency:    p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms  max {:.2} ms  mean {:.2} ms",
-        l.latency.p50_ms, l.latency.p99_ms, l.latency.p999_ms, l.latency.max_ms, l.latency.mean_ms
-    );
+    match &l.latency {
+        Some(latency) => {
+            let _ = writeln!(
+                s,
+                "{:<19}p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms  max {:.2} ms  mean {:.2} ms",
+                match l.sender {
+                    Sender::V1WriteSpan => "WriteSpan latency:",
+                    _ => "export latency:",
+                },
+                latency.p50_ms,
+                latency.p99_ms,
+                latency.p999_ms,
+                latency.max_ms,
+                latency.mean_ms
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "latency:           none (a stream answers once, when closed; spans count as \
+                 accepted when their stream's answer is OK)"
+            );
+        }
+    }
     if let Some(cpu) = l.server_cpu_seconds {
         let _ = writeln!(s, "server CPU:        {cpu:.2} s");
     }
@@ -169,7 +200,7 @@ pub(crate) fn load_text(l: &LoadReport) -> String {
 }
 
 pub(crate) fn verify_text(v: &VerifyResult) -> String {
-    format!(
+    let mut s = format!(
         "verify: {}: {} spans in {} of {} traces stored, {} expected (accepted){}, {} read-back(s)",
         if v.ok { "OK" } else { "MISMATCH" },
         v.stored_spans,
@@ -182,7 +213,18 @@ pub(crate) fn verify_text(v: &VerifyResult) -> String {
             String::new()
         },
         v.attempts
-    )
+    );
+    if let Some(check) = &v.v1_get_trace {
+        let _ = write!(
+            s,
+            "\nverify: v1 GetTrace of trace {}: {} spans read, {} sent: {}",
+            check.trace_id,
+            check.read_spans,
+            check.sent_spans,
+            check.difference.as_deref().unwrap_or("identical")
+        );
+    }
+    s
 }
 
 pub(crate) fn queries_text(target: &Target, results: &[QueryResult], depth: i32) -> String {

@@ -6,6 +6,11 @@
 //! spans is grouped into one `ResourceSpans` per service and encoded once into a [`Template`].
 //! In the timed loop a template is copied and its trace IDs are overwritten in place
 //! ([`Template::render`]), so nothing is re-encoded and every sent trace has its own ID.
+//!
+//! [`Workload`] is generic over what a request is pre-encoded as ([`RequestTemplate`]): an OTLP
+//! Export request by default, or another encoding of the same generated request built with
+//! [`Workload::build_with`] and [`Template::new`] (loadgen's v1 mode encodes one `WriteSpan`
+//! message per span).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -107,7 +112,8 @@ pub struct WorkloadConfig {
     pub now_unix_nanos: u64,
 }
 
-/// One pre-encoded `ExportTraceServiceRequest` with the positions of its trace IDs.
+/// Pre-encoded request bytes (an `ExportTraceServiceRequest` unless built with
+/// [`Template::new`]) with the positions of their trace IDs.
 #[derive(Debug, Clone)]
 pub struct Template {
     bytes: Bytes,
@@ -116,21 +122,74 @@ pub struct Template {
     spans: u64,
 }
 
-impl Template {
+/// What a [`Workload`] holds per request: one pre-encoded form of a generated request.
+pub trait RequestTemplate {
     /// Spans in this request.
-    pub fn spans(&self) -> u64 {
+    fn spans(&self) -> u64;
+    /// Encoded size in bytes.
+    fn encoded_len(&self) -> usize;
+}
+
+impl RequestTemplate for Template {
+    fn spans(&self) -> u64 {
         self.spans
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl Template {
+    /// Wraps encoded bytes holding `spans` spans whose trace IDs are the generated `ids` (as
+    /// [`build_request`] returns them: trace `t` of the request has `ids[t]`). Each ID must be
+    /// encoded as a protobuf field 1 of 16 bytes (`0x0A 0x10` then the ID: a span's or a
+    /// reference's `trace_id` in OTLP and in Jaeger's model), and exactly `id_positions` such
+    /// fields must be found.
+    pub fn new(bytes: Vec<u8>, ids: &[Vec<u8>], spans: u64, id_positions: usize) -> Result<Self> {
+        let lookup: HashMap<[u8; 16], u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Ok((id.as_slice().try_into()?, u32::try_from(i)?)))
+            .collect::<Result<_>>()
+            .context("template trace IDs")?;
+        if lookup.len() != ids.len() {
+            bail!("template trace IDs collided");
+        }
+        // A random 16-byte ID that also matches the tag pattern elsewhere is astronomically
+        // unlikely, and the count check below catches it anyway.
+        let mut id_offsets = Vec::with_capacity(id_positions);
+        let mut i = 0;
+        while i + 18 <= bytes.len() {
+            if bytes[i] == 0x0A
+                && bytes[i + 1] == 0x10
+                && let Some(&t) = bytes[i + 2..i + 18]
+                    .try_into()
+                    .ok()
+                    .and_then(|k: [u8; 16]| lookup.get(&k))
+            {
+                id_offsets.push((i + 2, t));
+                i += 18;
+                continue;
+            }
+            i += 1;
+        }
+        ensure!(
+            id_offsets.len() == id_positions,
+            "found {} trace-ID positions, expected {id_positions}",
+            id_offsets.len()
+        );
+        Ok(Self {
+            bytes: Bytes::from(bytes),
+            id_offsets,
+            spans,
+        })
     }
 
     /// Traces in this request.
     #[cfg(test)]
     pub fn traces(&self) -> u64 {
         self.spans / SPANS_PER_TRACE as u64
-    }
-
-    /// Encoded size in bytes.
-    pub fn encoded_len(&self) -> usize {
-        self.bytes.len()
     }
 
     /// The request bytes with the trace IDs of request number `seq` patched in: trace `t`
@@ -163,17 +222,28 @@ pub fn run_prefix(run_id: u64) -> [u8; 8] {
 
 /// The pre-encoded ring plus the optional smaller last request of a `--spans` run.
 #[derive(Debug)]
-pub struct Workload {
-    ring: Vec<Template>,
-    tail: Option<Template>,
+pub struct Workload<T = Template> {
+    ring: Vec<T>,
+    tail: Option<T>,
     /// Requests in the run (`None` = unbounded).
     max_requests: Option<u64>,
     traces_per_request: u64,
 }
 
 impl Workload {
-    /// Generates and encodes the whole workload.
+    /// Generates the whole workload and encodes it as OTLP Export requests.
     pub fn build(cfg: &WorkloadConfig) -> Result<Self> {
+        Self::build_with(cfg, encode_export)
+    }
+}
+
+impl<T: RequestTemplate> Workload<T> {
+    /// Generates the whole workload and pre-encodes each request with `encode`, which gets the
+    /// generated request and its trace IDs (see [`build_request`]).
+    pub fn build_with(
+        cfg: &WorkloadConfig,
+        mut encode: impl FnMut(ExportTraceServiceRequest, Vec<Vec<u8>>) -> Result<T>,
+    ) -> Result<Self> {
         ensure!(
             cfg.batch_size >= SPANS_PER_TRACE && cfg.batch_size.is_multiple_of(SPANS_PER_TRACE),
             "--batch-size must be a positive multiple of {SPANS_PER_TRACE} (spans per trace)"
@@ -194,11 +264,16 @@ impl Workload {
             Some(f) => u64::try_from(cfg.ring.max(1))?.min(f),
             None => u64::try_from(cfg.ring.max(1))?,
         };
+        let mut build = |index: u64, spans: usize| {
+            let (request, ids) = build_request(cfg, index, spans);
+            encode(request, ids)
+                .with_context(|| format!("encoding request {index} (seed {})", cfg.seed))
+        };
         let ring = (0..ring_len)
-            .map(|i| build_template(cfg, i, cfg.batch_size))
+            .map(|i| build(i, cfg.batch_size))
             .collect::<Result<Vec<_>>>()?;
         let tail = if tail_spans > 0 {
-            Some(build_template(cfg, u64::MAX, usize::try_from(tail_spans)?)?)
+            Some(build(u64::MAX, usize::try_from(tail_spans)?)?)
         } else {
             None
         };
@@ -212,7 +287,7 @@ impl Workload {
     }
 
     /// The template of request number `seq`, or `None` past the end of a `--spans` run.
-    pub fn template(&self, seq: u64) -> Option<&Template> {
+    pub fn template(&self, seq: u64) -> Option<&T> {
         if let Some(max) = self.max_requests {
             if seq >= max {
                 return None;
@@ -242,22 +317,13 @@ impl Workload {
 
     /// Total encoded bytes held in memory.
     pub fn encoded_bytes(&self) -> usize {
-        self.ring
-            .iter()
-            .chain(&self.tail)
-            .map(Template::encoded_len)
-            .sum()
+        self.ring.iter().chain(&self.tail).map(T::encoded_len).sum()
     }
 
     /// Average encoded bytes per span over all templates.
     #[allow(clippy::cast_precision_loss)]
     pub fn bytes_per_span(&self) -> f64 {
-        let spans: u64 = self
-            .ring
-            .iter()
-            .chain(&self.tail)
-            .map(Template::spans)
-            .sum();
+        let spans: u64 = self.ring.iter().chain(&self.tail).map(T::spans).sum();
         self.encoded_bytes() as f64 / spans.max(1) as f64
     }
 }
@@ -393,47 +459,11 @@ pub fn build_request(
     (ExportTraceServiceRequest { resource_spans }, ids)
 }
 
-fn build_template(cfg: &WorkloadConfig, index: u64, spans: usize) -> Result<Template> {
-    let (req, ids) = build_request(cfg, index, spans);
-    let bytes = req.encode_to_vec();
-    let lookup: HashMap<[u8; 16], u32> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| Ok((id.as_slice().try_into()?, u32::try_from(i)?)))
-        .collect::<Result<_>>()
-        .context("template trace IDs")?;
-    if lookup.len() != ids.len() {
-        bail!("template trace IDs collided (seed {})", cfg.seed);
-    }
-    // Span.trace_id is field 1, length-delimited: tag 0x0A then length 16 then the ID. A random
-    // 16-byte ID that also matches the tag pattern elsewhere is astronomically unlikely, and the
-    // count check below catches it anyway.
-    let mut id_offsets = Vec::with_capacity(spans);
-    let mut i = 0;
-    while i + 18 <= bytes.len() {
-        if bytes[i] == 0x0A
-            && bytes[i + 1] == 0x10
-            && let Some(&t) = bytes[i + 2..i + 18]
-                .try_into()
-                .ok()
-                .and_then(|k: [u8; 16]| lookup.get(&k))
-        {
-            id_offsets.push((i + 2, t));
-            i += 18;
-            continue;
-        }
-        i += 1;
-    }
-    ensure!(
-        id_offsets.len() == spans,
-        "found {} trace-ID positions for {spans} spans",
-        id_offsets.len()
-    );
-    Ok(Template {
-        bytes: Bytes::from(bytes),
-        id_offsets,
-        spans: spans as u64,
-    })
+/// The default encoding: the request as one OTLP `ExportTraceServiceRequest`, where each span
+/// holds its trace ID once.
+fn encode_export(request: ExportTraceServiceRequest, ids: Vec<Vec<u8>>) -> Result<Template> {
+    let spans = ids.len() * SPANS_PER_TRACE;
+    Template::new(request.encode_to_vec(), &ids, spans as u64, spans)
 }
 
 #[cfg(test)]

@@ -166,6 +166,12 @@ pub fn resource_spans_from_v1(
 /// Reads a v1 trace ID: 16 bytes (high then low 64 bits, as OTLP), or 8 bytes for a 64-bit ID
 /// (high bits zero), as Jaeger's decoder accepts.
 pub fn trace_id_from_v1(bytes: &[u8], field: &str) -> Result<Vec<u8>, StoreError> {
+    trace_id_bytes(bytes, || field.to_owned())
+}
+
+/// [`trace_id_from_v1`] naming the field only when it is malformed, so that valid spans pay
+/// nothing for the names of their references' fields.
+fn trace_id_bytes(bytes: &[u8], field: impl FnOnce() -> String) -> Result<Vec<u8>, StoreError> {
     match bytes.len() {
         16 => Ok(bytes.to_vec()),
         8 => {
@@ -174,17 +180,19 @@ pub fn trace_id_from_v1(bytes: &[u8], field: &str) -> Result<Vec<u8>, StoreError
             Ok(padded)
         }
         other => Err(StoreError::invalid_argument(format!(
-            "{field} must be 16 bytes (or 8 for a 64-bit trace ID), got {other} bytes"
+            "{} must be 16 bytes (or 8 for a 64-bit trace ID), got {other} bytes",
+            field()
         ))),
     }
 }
 
-fn span_id_from_v1(bytes: &[u8], field: &str) -> Result<Vec<u8>, StoreError> {
+fn span_id_from_v1(bytes: &[u8], field: impl FnOnce() -> String) -> Result<Vec<u8>, StoreError> {
     if bytes.len() == 8 {
         Ok(bytes.to_vec())
     } else {
         Err(StoreError::invalid_argument(format!(
-            "{field} must be 8 bytes, got {} bytes",
+            "{} must be 8 bytes, got {} bytes",
+            field(),
             bytes.len()
         )))
     }
@@ -227,12 +235,13 @@ fn resource_from_process(process: Option<&v1::Process>) -> OtlpResource {
     if !process.service_name.is_empty() {
         put(
             &mut attributes,
-            SERVICE_NAME_KEY,
+            SERVICE_NAME_KEY.to_owned(),
             string_value(&process.service_name),
         );
     }
     for tag in &process.tags {
-        put(&mut attributes, &tag.key, value_from_tag(tag));
+        let (key, value) = attribute_from_tag(tag.clone());
+        put(&mut attributes, key, value);
     }
     if let Some(hostname) = find(&attributes, HOSTNAME_TAG).cloned()
         && find(&attributes, HOST_NAME_KEY).is_none()
@@ -269,7 +278,7 @@ fn span_from_v1(span: v1::Span) -> Result<OtlpSpan, StoreError> {
             "span.trace_id must not be all zeros",
         ));
     }
-    let span_id = span_id_from_v1(&span.span_id, "span.span_id")?;
+    let span_id = span_id_from_v1(&span.span_id, || "span.span_id".to_owned())?;
     if span_id.iter().all(|byte| *byte == 0) {
         return Err(StoreError::invalid_argument(
             "span.span_id must not be all zeros",
@@ -278,14 +287,12 @@ fn span_from_v1(span: v1::Span) -> Result<OtlpSpan, StoreError> {
     let mut references = Vec::with_capacity(span.references.len());
     for (index, reference) in span.references.iter().enumerate() {
         references.push((
-            trace_id_from_v1(
-                &reference.trace_id,
-                &format!("span.references[{index}].trace_id"),
-            )?,
-            span_id_from_v1(
-                &reference.span_id,
-                &format!("span.references[{index}].span_id"),
-            )?,
+            trace_id_bytes(&reference.trace_id, || {
+                format!("span.references[{index}].trace_id")
+            })?,
+            span_id_from_v1(&reference.span_id, || {
+                format!("span.references[{index}].span_id")
+            })?,
             reference.ref_type,
         ));
     }
@@ -300,8 +307,10 @@ fn span_from_v1(span: v1::Span) -> Result<OtlpSpan, StoreError> {
     }
 
     let mut attributes = Vec::with_capacity(span.tags.len() + 1);
-    for tag in &span.tags {
-        put(&mut attributes, &tag.key, value_from_tag(tag));
+    // The span is owned: its tags' keys and values move into the attributes uncopied.
+    for tag in span.tags {
+        let (key, value) = attribute_from_tag(tag);
+        put(&mut attributes, key, value);
     }
     let kind = match take(&mut attributes, SPAN_KIND_TAG) {
         Some(value) => kind_from_text(str_of(value.as_ref())),
@@ -486,8 +495,9 @@ fn event_from_log(log: v1::Log, index: usize) -> Result<Event, StoreError> {
         &format!("span.logs[{index}].timestamp"),
     )?;
     let mut attributes = Vec::with_capacity(log.fields.len());
-    for field in &log.fields {
-        put(&mut attributes, &field.key, value_from_tag(field));
+    for field in log.fields {
+        let (key, value) = attribute_from_tag(field);
+        put(&mut attributes, key, value);
     }
     let name = take(&mut attributes, EVENT_NAME_FIELD)
         .map(|value| str_of(value.as_ref()).to_owned())
@@ -500,19 +510,20 @@ fn event_from_log(log: v1::Log, index: usize) -> Result<Event, StoreError> {
     })
 }
 
-/// A v1 tag's typed value; an unknown type becomes a string saying so, as in Jaeger.
-fn value_from_tag(tag: &v1::KeyValue) -> Option<AnyValue> {
+/// A v1 tag's key and typed value, moved out of the tag; an unknown type becomes a string
+/// saying so, as in Jaeger.
+fn attribute_from_tag(tag: v1::KeyValue) -> (String, Option<AnyValue>) {
     let value = match v1::ValueType::try_from(tag.v_type) {
-        Ok(v1::ValueType::String) => any_value::Value::StringValue(tag.v_str.clone()),
+        Ok(v1::ValueType::String) => any_value::Value::StringValue(tag.v_str),
         Ok(v1::ValueType::Bool) => any_value::Value::BoolValue(tag.v_bool),
         Ok(v1::ValueType::Int64) => any_value::Value::IntValue(tag.v_int64),
         Ok(v1::ValueType::Float64) => any_value::Value::DoubleValue(tag.v_float64),
-        Ok(v1::ValueType::Binary) => any_value::Value::BytesValue(tag.v_binary.clone()),
+        Ok(v1::ValueType::Binary) => any_value::Value::BytesValue(tag.v_binary),
         Err(_) => {
             any_value::Value::StringValue(format!("<Unknown Jaeger TagType \"{}\">", tag.v_type))
         }
     };
-    Some(AnyValue { value: Some(value) })
+    (tag.key, Some(AnyValue { value: Some(value) }))
 }
 
 /// A span or log time: absent, Go's zero time (year 1) or earlier means unset (0); otherwise it
@@ -596,11 +607,11 @@ fn take(attributes: &mut Vec<KeyValue>, key: &str) -> Option<Option<AnyValue>> {
 }
 
 /// pdata's `Map.Put*`: replaces the value of an existing key in place, else appends.
-fn put(attributes: &mut Vec<KeyValue>, key: &str, value: Option<AnyValue>) {
+fn put(attributes: &mut Vec<KeyValue>, key: String, value: Option<AnyValue>) {
     match attributes.iter_mut().find(|attribute| attribute.key == key) {
         Some(existing) => existing.value = value,
         None => attributes.push(KeyValue {
-            key: key.to_owned(),
+            key,
             value,
             ..Default::default()
         }),
