@@ -412,12 +412,7 @@ impl SuiteTarget for GrpcTarget {
             .into_inner()
             .dependencies
             .into_iter()
-            .map(|link| DependencyInfo {
-                parent: link.parent,
-                child: link.child,
-                call_count: link.call_count,
-                source: link.source,
-            })
+            .map(DependencyInfo::from)
             .collect())
     }
 

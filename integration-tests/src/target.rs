@@ -148,6 +148,28 @@ pub struct DependencyInfo {
     pub source: String,
 }
 
+impl From<proto::Dependency> for DependencyInfo {
+    fn from(link: proto::Dependency) -> Self {
+        Self {
+            parent: link.parent,
+            child: link.child,
+            call_count: link.call_count,
+            source: link.source,
+        }
+    }
+}
+
+impl From<jaeger_remote_proto::api_v2::DependencyLink> for DependencyInfo {
+    fn from(link: jaeger_remote_proto::api_v2::DependencyLink) -> Self {
+        Self {
+            parent: link.parent,
+            child: link.child,
+            call_count: link.call_count,
+            source: link.source,
+        }
+    }
+}
+
 /// One operation of a service.
 pub type OperationInfo = Operation;
 

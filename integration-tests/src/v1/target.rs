@@ -275,12 +275,7 @@ impl SuiteTarget for V1GrpcTarget {
             .into_inner()
             .dependencies
             .into_iter()
-            .map(|link| DependencyInfo {
-                parent: link.parent,
-                child: link.child,
-                call_count: link.call_count,
-                source: link.source,
-            })
+            .map(DependencyInfo::from)
             .collect())
     }
 
