@@ -393,11 +393,9 @@ impl FixtureSet {
         })
     }
 
-    /// The same set with every trace replaced by `map(trace)` and `relabel(label)` as label;
-    /// the query cases are unchanged.
+    /// The same set with every trace replaced by `map(trace)`; the query cases are unchanged.
     pub fn map_traces(
         &self,
-        relabel: impl FnOnce(&str) -> String,
         map: impl Fn(&OtlpTrace) -> anyhow::Result<OtlpTrace>,
     ) -> anyhow::Result<Self> {
         let mut traces = BTreeMap::new();
@@ -406,7 +404,7 @@ impl FixtureSet {
             traces.insert(name.clone(), mapped);
         }
         Ok(Self {
-            label: relabel(&self.label),
+            label: self.label.clone(),
             traces,
             queries: self.queries.clone(),
             dates: self.dates,

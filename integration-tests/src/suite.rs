@@ -224,10 +224,7 @@ impl Executor {
         options: SuiteOptions,
     ) -> Self {
         let expected = fixtures
-            .map_traces(
-                |label| label.to_owned(),
-                |trace| target.expected_back(trace),
-            )
+            .map_traces(|trace| target.expected_back(trace))
             .map_err(|error| format!("the expected fixtures cannot be computed: {error:#}"));
         Self {
             target,

@@ -2,7 +2,7 @@
 //!
 //! A v1 client sends OTLP fixtures translated to the v1 model and reads answers translated
 //! back, so what it can expect is each fixture after one pass through v1
-//! ([`through_v1`]): the losses listed in [`remote_storage_core::v1`] are forced by the model,
+//! ([`trace_through_v1`], what a v1 target's `expected_back` gives): the losses listed in [`remote_storage_core::v1`] are forced by the model,
 //! not by the server. A search is excused only when the model loses what it looks for: a
 //! searched tag that a fixture holds nowhere but in scope or link attributes, which v1 has no
 //! place for ([`forced_losses`]). Nothing else is skipped.
@@ -21,14 +21,6 @@ pub fn trace_through_v1(trace: &OtlpTrace) -> anyhow::Result<OtlpTrace> {
     let resource_spans = resource_spans_from_v1(spans)
         .map_err(|error| anyhow::anyhow!("does not translate back from v1: {error}"))?;
     Ok(OtlpTrace::new(resource_spans))
-}
-
-/// The fixture set as a v1 client can expect it back (every trace through [`trace_through_v1`]).
-pub fn through_v1(fixtures: &FixtureSet) -> anyhow::Result<FixtureSet> {
-    fixtures.map_traces(
-        |label| format!("{label}, through the v1 model"),
-        trace_through_v1,
-    )
 }
 
 /// A search the v1 model cannot serve, and why.
@@ -141,8 +133,8 @@ mod tests {
     #[test]
     fn fixtures_through_v1_are_stable() {
         let fixtures = FixtureSet::own().unwrap();
-        let once = through_v1(&fixtures).unwrap();
-        let twice = through_v1(&once).unwrap();
+        let once = fixtures.map_traces(trace_through_v1).unwrap();
+        let twice = once.map_traces(trace_through_v1).unwrap();
         for name in once.query_fixture_names() {
             assert_eq!(
                 once.trace(name).unwrap(),

@@ -10,7 +10,7 @@ use jaeger_remote_proto::storage::v1 as proto;
 use jaeger_remote_proto::storage::v2 as proto_v2;
 use remote_storage_core::v1::from_otlp::{resource_spans_to_v1, spans_to_v1};
 use remote_storage_core::v1::requests::{trace_lookup, trace_query};
-use remote_storage_core::v1::to_otlp::V1Batch;
+use remote_storage_core::v1::to_otlp::resource_spans_from_v1;
 use remote_storage_core::{Backend, QueryLimits, Tenant, Trace, UnixNanos};
 
 use super::fixtures::trace_through_v1;
@@ -64,28 +64,11 @@ impl SuiteTarget for V1InProcessTarget {
         )
     }
 
+    /// Translated to v1 as a v1 client sends it, then back to OTLP as the server stores it.
     async fn write_traces(&self, resource_spans: Vec<ResourceSpans>) -> anyhow::Result<()> {
-        let mut batch = V1Batch::new();
-        for (index, span) in resource_spans_to_v1(&resource_spans)
-            .into_iter()
-            .enumerate()
-        {
-            batch
-                .push(span)
-                .with_context(|| format!("v1 span #{index} refused"))?;
-        }
-        let decoded = batch.into_spans();
-        anyhow::ensure!(
-            decoded.rejected == 0,
-            "{} translated span(s) are invalid: {}",
-            decoded.rejected,
-            decoded.first_rejection.unwrap_or_default()
-        );
-        self.backend()
-            .traces
-            .write_spans(&self.tenant, decoded.spans)
-            .await
-            .context("write_spans failed")
+        let stored = resource_spans_from_v1(resource_spans_to_v1(&resource_spans))
+            .context("the v1 spans were refused")?;
+        self.same_in_both.write_traces(stored).await
     }
 
     async fn get_traces(&self, trace_ids: &[[u8; 16]]) -> anyhow::Result<Vec<OtlpTrace>> {

@@ -3,8 +3,8 @@
 //!
 //! - [`V1GrpcTarget`]: the suite over gRPC, shaped as Jaeger v1's storage client calls it.
 //! - [`V1InProcessTarget`]: the same through the v1 model against a backend in-process.
-//! - [`through_v1`] / [`forced_losses`]: the fixtures as a v1 client can expect them back, and
-//!   the searches the v1 model cannot serve (the only tests a v1 run skips).
+//! - [`trace_through_v1`] / [`forced_losses`]: a fixture as a v1 client can expect it back,
+//!   and the searches the v1 model cannot serve (the only tests a v1 run skips).
 //! - [`wire`]: v1 searches and the splitting of streamed spans into traces.
 
 mod fixtures;
@@ -12,6 +12,6 @@ mod in_process;
 mod target;
 pub mod wire;
 
-pub use fixtures::{ForcedLoss, forced_losses, through_v1, trace_through_v1};
+pub use fixtures::{ForcedLoss, forced_losses, trace_through_v1};
 pub use in_process::V1InProcessTarget;
 pub use target::{V1GrpcTarget, V1Writer};

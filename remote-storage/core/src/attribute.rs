@@ -166,6 +166,14 @@ fn value_json(value: Option<&Value>) -> serde_json::Value {
     }
 }
 
+/// The value of an attribute, when it has one.
+pub fn attribute_value(attribute: &KeyValue) -> Option<&Value> {
+    attribute
+        .value
+        .as_ref()
+        .and_then(|value| value.value.as_ref())
+}
+
 /// Finds the first attribute with `key` in a list.
 pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
     attributes.iter().find(|attribute| attribute.key == key)

@@ -84,7 +84,7 @@ impl fmt::Debug for UnixNanos {
 }
 
 /// Reads an optional protobuf duration as nanoseconds; absent and zero are `None`, a negative
-/// duration is refused.
+/// duration or one whose `nanos` is out of range is refused.
 pub fn duration_nanos_from_proto(
     duration: Option<&ProtoDuration>,
     field: &str,
@@ -103,6 +103,11 @@ pub fn duration_nanos_from_proto(
             "{field} must not be negative"
         )));
     };
+    if nanos >= NANOS_PER_SECOND {
+        return Err(StoreError::invalid_argument(format!(
+            "{field}.nanos must be in 0..1e9, got {nanos}"
+        )));
+    }
     Ok(Some(
         seconds
             .saturating_mul(NANOS_PER_SECOND)
@@ -168,5 +173,11 @@ mod tests {
             nanos: 0,
         };
         assert!(duration_nanos_from_proto(Some(&negative), "d").is_err());
+        let malformed = ProtoDuration {
+            seconds: 1,
+            nanos: 1_000_000_000,
+        };
+        let error = duration_nanos_from_proto(Some(&malformed), "d").unwrap_err();
+        assert!(error.to_string().contains("d.nanos"), "{error}");
     }
 }

@@ -9,15 +9,16 @@ use jaeger_remote_proto::otlp::resource::Resource as OtlpResource;
 use jaeger_remote_proto::otlp::trace::{
     ResourceSpans, Span as OtlpSpan, span::Event, span::Link, span::SpanKind, status::StatusCode,
 };
-use prost_types::{Duration as ProtoDuration, Timestamp};
+use prost_types::Duration as ProtoDuration;
 
 use super::{
     ERROR_TAG, EVENT_NAME_FIELD, FLAG_SAMPLED, OTLP_FLAG_SAMPLED, REF_TYPE_ATTRIBUTE,
     REF_TYPE_CHILD_OF, RESOURCE_NO_SERVICE_NAME, SCOPE_NAME_TAG, SCOPE_VERSION_TAG, SPAN_KIND_TAG,
     STATUS_CODE_TAG, STATUS_DESCRIPTION_TAG, TRACE_STATE_TAG, WARNINGS_ATTRIBUTE,
 };
-use crate::attribute::any_value_text;
-use crate::model::{SERVICE_NAME_KEY, Span, span_kind_name};
+use crate::attribute::{any_value_text, attribute_value};
+use crate::model::{Resource, SERVICE_NAME_KEY, Span, span_kind_name};
+use crate::time::UnixNanos;
 
 /// The v1 process of an OTLP resource: `service.name` becomes the service name (a non-string
 /// one reads as `""`), every other attribute a process tag, in order. A resource without any
@@ -33,7 +34,7 @@ pub fn process_from_resource(resource: &OtlpResource) -> v1::Process {
     let mut tags = Vec::with_capacity(resource.attributes.len());
     for attribute in &resource.attributes {
         if attribute.key == SERVICE_NAME_KEY {
-            if let Some(any_value::Value::StringValue(name)) = value_of(attribute) {
+            if let Some(any_value::Value::StringValue(name)) = attribute_value(attribute) {
                 service_name.clone_from(name);
             }
             continue;
@@ -61,7 +62,7 @@ pub fn span_to_v1(
         } else {
             0
         },
-        start_time: Some(timestamp(span.start_time_unix_nano)),
+        start_time: Some(UnixNanos(span.start_time_unix_nano).to_proto()),
         duration: Some(duration(span.start_time_unix_nano, span.end_time_unix_nano)),
         tags,
         logs: span.events.iter().map(log_from_event).collect(),
@@ -71,34 +72,56 @@ pub fn span_to_v1(
     }
 }
 
-/// Stored spans in the v1 model, in order. The process of each resource is built once and
-/// shared by the consecutive spans that carry the same resource.
+/// Stored spans in the v1 model, in order (see [`V1Spans`]).
 pub fn spans_to_v1<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<v1::Span> {
-    let mut converted = Vec::new();
-    let mut current: Option<(&Arc<crate::model::Resource>, v1::Process)> = None;
-    for span in spans {
-        let process = match &current {
-            Some((resource, process)) if Arc::ptr_eq(resource, span.resource()) => process,
-            _ => {
-                let process = process_from_resource(span.resource().otlp());
-                &current.insert((span.resource(), process)).1
-            }
-        };
-        converted.push(span_to_v1(process, span.scope().otlp(), span.otlp()));
+    V1Spans::new(spans).collect()
+}
+
+/// Stored spans translated one by one, lazily; the process of a resource is built once and
+/// reused by the consecutive spans that share that resource.
+pub struct V1Spans<'a, I> {
+    spans: I,
+    process: Option<(&'a Arc<Resource>, v1::Process)>,
+}
+
+impl<'a, I: Iterator<Item = &'a Span>> V1Spans<'a, I> {
+    /// Translates `spans`.
+    pub fn new(spans: impl IntoIterator<IntoIter = I>) -> Self {
+        Self {
+            spans: spans.into_iter(),
+            process: None,
+        }
     }
-    converted
+}
+
+impl<'a, I: Iterator<Item = &'a Span>> Iterator for V1Spans<'a, I> {
+    type Item = v1::Span;
+
+    fn next(&mut self) -> Option<v1::Span> {
+        let span = self.spans.next()?;
+        let resource = span.resource();
+        let reusable = self
+            .process
+            .as_ref()
+            .is_some_and(|(current, _)| Arc::ptr_eq(current, resource));
+        if !reusable {
+            self.process = Some((resource, process_from_resource(resource.otlp())));
+        }
+        let (_, process) = self.process.as_ref()?;
+        Some(span_to_v1(process, span.scope().otlp(), span.otlp()))
+    }
 }
 
 /// OTLP resource groups in the v1 model, in order, as a v1 client sees them. A resource without
 /// attributes and without scope groups yields nothing.
 pub fn resource_spans_to_v1(resource_spans: &[ResourceSpans]) -> Vec<v1::Span> {
+    let default_resource = OtlpResource::default();
+    let default_scope = InstrumentationScope::default();
     let mut converted = Vec::new();
     for group in resource_spans {
-        let default_resource = OtlpResource::default();
         let resource = group.resource.as_ref().unwrap_or(&default_resource);
         let process = process_from_resource(resource);
         for scope_group in &group.scope_spans {
-            let default_scope = InstrumentationScope::default();
             let scope = scope_group.scope.as_ref().unwrap_or(&default_scope);
             for span in &scope_group.spans {
                 converted.push(span_to_v1(&process, scope, span));
@@ -140,16 +163,10 @@ fn tag_from_value(key: &str, value: Option<&AnyValue>) -> v1::KeyValue {
             tag.v_type = v1::ValueType::String.into();
             tag.v_str.clone_from(text);
         }
-        other => {
+        // Arrays, maps and empty values.
+        _ => {
             tag.v_type = v1::ValueType::String.into();
-            tag.v_str = any_value_text(
-                other
-                    .map(|value| AnyValue {
-                        value: Some(value.clone()),
-                    })
-                    .as_ref(),
-            )
-            .into_owned();
+            tag.v_str = any_value_text(value).into_owned();
         }
     }
     tag
@@ -162,13 +179,6 @@ fn string_tag(key: &str, text: &str) -> v1::KeyValue {
         v_str: text.to_owned(),
         ..Default::default()
     }
-}
-
-fn value_of(attribute: &KeyValue) -> Option<&any_value::Value> {
-    attribute
-        .value
-        .as_ref()
-        .and_then(|value| value.value.as_ref())
 }
 
 /// The span's tags in Jaeger's order (scope, attributes, kind, status code, error, status
@@ -184,7 +194,7 @@ fn span_tags(scope: &InstrumentationScope, span: &OtlpSpan) -> (Vec<v1::KeyValue
     let mut warnings = Vec::new();
     for attribute in &span.attributes {
         if attribute.key == WARNINGS_ATTRIBUTE
-            && let Some(any_value::Value::ArrayValue(list)) = value_of(attribute)
+            && let Some(any_value::Value::ArrayValue(list)) = attribute_value(attribute)
         {
             warnings.extend(
                 list.values
@@ -228,8 +238,8 @@ fn span_tags(scope: &InstrumentationScope, span: &OtlpSpan) -> (Vec<v1::KeyValue
 /// the link says `opentracing.ref_type = child_of`, else FOLLOWS_FROM. A link to the parent
 /// itself only sets the first reference's type.
 fn references(span: &OtlpSpan) -> Vec<v1::SpanRef> {
-    let has_parent =
-        !span.parent_span_id.is_empty() && span.parent_span_id.iter().any(|byte| *byte != 0);
+    // An empty or all-zero parent ID means no parent, as pdata reads it.
+    let has_parent = span.parent_span_id.iter().any(|byte| *byte != 0);
     let mut references = Vec::with_capacity(span.links.len() + usize::from(has_parent));
     if has_parent {
         references.push(v1::SpanRef {
@@ -260,7 +270,7 @@ fn references(span: &OtlpSpan) -> Vec<v1::SpanRef> {
 fn ref_type_of(link: &Link) -> v1::SpanRefType {
     let child_of = link.attributes.iter().any(|attribute| {
         attribute.key == REF_TYPE_ATTRIBUTE
-            && matches!(value_of(attribute), Some(any_value::Value::StringValue(text)) if text == REF_TYPE_CHILD_OF)
+            && matches!(attribute_value(attribute), Some(any_value::Value::StringValue(text)) if text == REF_TYPE_CHILD_OF)
     });
     if child_of {
         v1::SpanRefType::ChildOf
@@ -282,19 +292,12 @@ fn log_from_event(event: &Event) -> v1::Log {
     }
     fields.extend(event.attributes.iter().map(tag_from_attribute));
     v1::Log {
-        timestamp: Some(timestamp(event.time_unix_nano)),
+        timestamp: Some(UnixNanos(event.time_unix_nano).to_proto()),
         fields,
     }
 }
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
-
-fn timestamp(unix_nanos: u64) -> Timestamp {
-    Timestamp {
-        seconds: i64::try_from(unix_nanos / NANOS_PER_SECOND).unwrap_or(i64::MAX),
-        nanos: i32::try_from(unix_nanos % NANOS_PER_SECOND).unwrap_or(0),
-    }
-}
 
 /// `end − start`, negative when the end precedes the start (as Go's `time.Sub`).
 fn duration(start: u64, end: u64) -> ProtoDuration {
@@ -319,6 +322,7 @@ fn duration(start: u64, end: u64) -> ProtoDuration {
 mod tests {
     use jaeger_remote_proto::otlp::common::{ArrayValue, KeyValueList};
     use jaeger_remote_proto::otlp::trace::Status;
+    use prost_types::Timestamp;
 
     use super::*;
 

@@ -38,8 +38,6 @@ pub mod from_otlp;
 pub mod requests;
 pub mod to_otlp;
 
-pub use jaeger_remote_proto::api_v2 as model;
-
 /// `Process.service_name` of a resource without any attribute.
 pub const RESOURCE_NO_SERVICE_NAME: &str = "OTLPResourceNoServiceName";
 /// Tag holding the instrumentation scope's name.

@@ -52,7 +52,7 @@ pub fn trace_query(
 /// A v1 GetTrace: one trace, by a 16-byte ID (or an 8-byte one, high bits zero), with optional
 /// time hints.
 pub fn trace_lookup(request: &proto::GetTraceRequest) -> Result<TraceLookup, StoreError> {
-    let bytes = trace_id_from_v1(&request.trace_id, "trace_id")?;
+    let bytes = trace_id_from_v1(&request.trace_id, || "trace_id".to_owned())?;
     let trace_id = TraceId::from_bytes(&bytes, "trace_id")?;
     Ok(TraceLookup {
         trace_id,

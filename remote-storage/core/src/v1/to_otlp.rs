@@ -10,7 +10,7 @@ use jaeger_remote_proto::otlp::trace::{
     ResourceSpans, ScopeSpans, Span as OtlpSpan, Status, span::Event, span::Link, span::SpanKind,
     status::StatusCode,
 };
-use prost_types::{Duration as ProtoDuration, Timestamp};
+use prost_types::Timestamp;
 
 use super::{
     ERROR_TAG, EVENT_NAME_FIELD, FLAG_SAMPLED, HTTP_STATUS_CODE_TAG, HTTP_STATUS_MESSAGE_TAG,
@@ -18,10 +18,11 @@ use super::{
     RESOURCE_NO_SERVICE_NAME, SCOPE_NAME_TAG, SCOPE_VERSION_TAG, SPAN_KIND_TAG, STATUS_CODE_TAG,
     STATUS_DESCRIPTION_TAG, TRACE_STATE_TAG, WARNINGS_ATTRIBUTE,
 };
+use crate::attribute::{attribute_value, find_attribute};
 use crate::convert::{DecodedSpans, spans_from_resource_spans};
 use crate::error::StoreError;
 use crate::model::SERVICE_NAME_KEY;
-use crate::time::{GO_ZERO_TIME_SECONDS, UnixNanos};
+use crate::time::{GO_ZERO_TIME_SECONDS, UnixNanos, duration_nanos_from_proto};
 
 /// The resource attribute Jaeger's `hostname` process tag becomes.
 const HOST_NAME_KEY: &str = "host.name";
@@ -31,8 +32,6 @@ const HOSTNAME_TAG: &str = "hostname";
 const JAEGER_VERSION_TAG: &str = "jaeger.version";
 /// OpenCensus' exporter version attribute, `Jaeger-<version>`.
 const EXPORTER_VERSION_KEY: &str = "opencensus.exporterversion";
-
-const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// Translates v1 spans into OTLP resource groups: spans with an identical process share a
 /// resource, and within it spans with the same `otel.scope.name`/`otel.scope.version` share a
@@ -44,7 +43,6 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 #[derive(Debug, Default)]
 pub struct V1Batch {
     groups: Vec<ResourceGroup>,
-    spans: usize,
 }
 
 #[derive(Debug)]
@@ -67,14 +65,9 @@ impl V1Batch {
         Self::default()
     }
 
-    /// Spans added so far.
-    pub fn len(&self) -> usize {
-        self.spans
-    }
-
     /// Whether no span was added.
     pub fn is_empty(&self) -> bool {
-        self.spans == 0
+        self.groups.is_empty()
     }
 
     /// Validates and adds one span.
@@ -97,24 +90,18 @@ impl V1Batch {
                 self.groups.len() - 1
             }
         };
-        let Some(group) = self.groups.get_mut(group_index) else {
-            return Err(StoreError::invalid_argument(
-                "span: internal grouping error",
-            ));
-        };
-        match group
-            .scopes
+        let scopes = &mut self.groups[group_index].scopes;
+        match scopes
             .iter_mut()
             .find(|existing| existing.name == scope.0 && existing.version == scope.1)
         {
             Some(existing) => existing.spans.push(otlp),
-            None => group.scopes.push(ScopeGroup {
+            None => scopes.push(ScopeGroup {
                 name: scope.0,
                 version: scope.1,
                 spans: vec![otlp],
             }),
         }
-        self.spans += 1;
         Ok(())
     }
 
@@ -164,14 +151,12 @@ pub fn resource_spans_from_v1(
 }
 
 /// Reads a v1 trace ID: 16 bytes (high then low 64 bits, as OTLP), or 8 bytes for a 64-bit ID
-/// (high bits zero), as Jaeger's decoder accepts.
-pub fn trace_id_from_v1(bytes: &[u8], field: &str) -> Result<Vec<u8>, StoreError> {
-    trace_id_bytes(bytes, || field.to_owned())
-}
-
-/// [`trace_id_from_v1`] naming the field only when it is malformed, so that valid spans pay
-/// nothing for the names of their references' fields.
-fn trace_id_bytes(bytes: &[u8], field: impl FnOnce() -> String) -> Result<Vec<u8>, StoreError> {
+/// (high bits zero), as Jaeger's decoder accepts. `field` names it in the error, and is called
+/// only then, so valid spans pay nothing for their references' field names.
+pub fn trace_id_from_v1(
+    bytes: &[u8],
+    field: impl FnOnce() -> String,
+) -> Result<Vec<u8>, StoreError> {
     match bytes.len() {
         16 => Ok(bytes.to_vec()),
         8 => {
@@ -243,8 +228,8 @@ fn resource_from_process(process: Option<&v1::Process>) -> OtlpResource {
         let (key, value) = attribute_from_tag(tag.clone());
         put(&mut attributes, key, value);
     }
-    if let Some(hostname) = find(&attributes, HOSTNAME_TAG).cloned()
-        && find(&attributes, HOST_NAME_KEY).is_none()
+    if let Some(hostname) = find_attribute(&attributes, HOSTNAME_TAG).cloned()
+        && find_attribute(&attributes, HOST_NAME_KEY).is_none()
     {
         attributes.push(KeyValue {
             key: HOST_NAME_KEY.to_owned(),
@@ -253,8 +238,8 @@ fn resource_from_process(process: Option<&v1::Process>) -> OtlpResource {
         });
         remove(&mut attributes, HOSTNAME_TAG);
     }
-    if let Some(version) = find(&attributes, JAEGER_VERSION_TAG).cloned()
-        && find(&attributes, EXPORTER_VERSION_KEY).is_none()
+    if let Some(version) = find_attribute(&attributes, JAEGER_VERSION_TAG).cloned()
+        && find_attribute(&attributes, EXPORTER_VERSION_KEY).is_none()
     {
         let text = format!("Jaeger-{}", str_of(version.value.as_ref()));
         attributes.push(KeyValue {
@@ -272,7 +257,7 @@ fn resource_from_process(process: Option<&v1::Process>) -> OtlpResource {
 
 /// One span's fields (its process and scope tags already taken out).
 fn span_from_v1(span: v1::Span) -> Result<OtlpSpan, StoreError> {
-    let trace_id = trace_id_from_v1(&span.trace_id, "span.trace_id")?;
+    let trace_id = trace_id_from_v1(&span.trace_id, || "span.trace_id".to_owned())?;
     if trace_id.iter().all(|byte| *byte == 0) {
         return Err(StoreError::invalid_argument(
             "span.trace_id must not be all zeros",
@@ -287,7 +272,7 @@ fn span_from_v1(span: v1::Span) -> Result<OtlpSpan, StoreError> {
     let mut references = Vec::with_capacity(span.references.len());
     for (index, reference) in span.references.iter().enumerate() {
         references.push((
-            trace_id_bytes(&reference.trace_id, || {
+            trace_id_from_v1(&reference.trace_id, || {
                 format!("span.references[{index}].trace_id")
             })?,
             span_id_from_v1(&reference.span_id, || {
@@ -297,7 +282,7 @@ fn span_from_v1(span: v1::Span) -> Result<OtlpSpan, StoreError> {
         ));
     }
     let start = start_nanos(span.start_time.as_ref(), "span.start_time")?;
-    let length = duration_nanos(span.duration.as_ref(), "span.duration")?;
+    let length = duration_nanos_from_proto(span.duration.as_ref(), "span.duration")?.unwrap_or(0);
     let end = start.checked_add(length).ok_or_else(|| {
         StoreError::invalid_argument("span.start_time + span.duration is beyond year 2554")
     })?;
@@ -407,7 +392,7 @@ fn take_status(attributes: &mut Vec<KeyValue>, kind: SpanKind) -> Option<Status>
     let mut explicit = false;
 
     let error_is_true = matches!(
-        find(attributes, ERROR_TAG).and_then(|attribute| value_of(attribute)),
+        find_attribute(attributes, ERROR_TAG).and_then(attribute_value),
         Some(any_value::Value::BoolValue(true))
     );
     if error_is_true {
@@ -416,7 +401,7 @@ fn take_status(attributes: &mut Vec<KeyValue>, kind: SpanKind) -> Option<Status>
         explicit = true;
         if let Some(description) = take(attributes, STATUS_DESCRIPTION_TAG) {
             message = str_of(description.as_ref()).to_owned();
-        } else if let Some(http_message) = find(attributes, HTTP_STATUS_MESSAGE_TAG) {
+        } else if let Some(http_message) = find_attribute(attributes, HTTP_STATUS_MESSAGE_TAG) {
             message = str_of(http_message.value.as_ref()).to_owned();
         }
     }
@@ -434,7 +419,7 @@ fn take_status(attributes: &mut Vec<KeyValue>, kind: SpanKind) -> Option<Status>
             }
         }
     } else if !explicit
-        && let Some(http_code) = find(attributes, HTTP_STATUS_CODE_TAG)
+        && let Some(http_code) = find_attribute(attributes, HTTP_STATUS_CODE_TAG)
         && let Some(number) = http_code_of(http_code.value.as_ref())
     {
         let derived = status_from_http(number, kind);
@@ -442,7 +427,7 @@ fn take_status(attributes: &mut Vec<KeyValue>, kind: SpanKind) -> Option<Status>
             explicit = true;
             code = derived;
         }
-        if let Some(http_message) = find(attributes, HTTP_STATUS_MESSAGE_TAG) {
+        if let Some(http_message) = find_attribute(attributes, HTTP_STATUS_MESSAGE_TAG) {
             message = str_of(http_message.value.as_ref()).to_owned();
         }
     }
@@ -541,37 +526,6 @@ fn start_nanos(timestamp: Option<&Timestamp>, field: &str) -> Result<u64, StoreE
     Ok(UnixNanos::from_proto(timestamp, field)?.map_or(0, |time| time.0))
 }
 
-fn duration_nanos(duration: Option<&ProtoDuration>, field: &str) -> Result<u64, StoreError> {
-    let Some(duration) = duration else {
-        return Ok(0);
-    };
-    let (Ok(seconds), Ok(nanos)) = (
-        u64::try_from(duration.seconds),
-        u64::try_from(duration.nanos),
-    ) else {
-        return Err(StoreError::invalid_argument(format!(
-            "{field} must not be negative, got {}s {}ns",
-            duration.seconds, duration.nanos
-        )));
-    };
-    if nanos >= NANOS_PER_SECOND {
-        return Err(StoreError::invalid_argument(format!(
-            "{field}.nanos must be in 0..1e9, got {nanos}"
-        )));
-    }
-    seconds
-        .checked_mul(NANOS_PER_SECOND)
-        .and_then(|whole| whole.checked_add(nanos))
-        .ok_or_else(|| StoreError::invalid_argument(format!("{field} is too long")))
-}
-
-fn value_of(attribute: &KeyValue) -> Option<&any_value::Value> {
-    attribute
-        .value
-        .as_ref()
-        .and_then(|value| value.value.as_ref())
-}
-
 /// pdata's `Value.Str()`: the string, or `""` for any other type.
 fn str_of(value: Option<&AnyValue>) -> &str {
     match value.and_then(|value| value.value.as_ref()) {
@@ -588,10 +542,6 @@ fn string_any(text: &str) -> AnyValue {
 
 fn string_value(text: &str) -> Option<AnyValue> {
     Some(string_any(text))
-}
-
-fn find<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
-    attributes.iter().find(|attribute| attribute.key == key)
 }
 
 fn remove(attributes: &mut Vec<KeyValue>, key: &str) {

@@ -80,7 +80,6 @@ impl TraceReader for TraceReaderService {
             .await
             .map_err(store_error_to_status)?;
         Ok(Response::new(stream_trace_chunks(
-            None,
             traces,
             OtlpChunker(self.trace_budget()),
         )))
@@ -136,7 +135,6 @@ impl TraceReader for TraceReaderService {
             .await
             .map_err(store_error_to_status)?;
         Ok(Response::new(stream_trace_chunks(
-            None,
             traces,
             OtlpChunker(self.trace_budget()),
         )))

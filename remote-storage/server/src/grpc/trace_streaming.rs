@@ -28,34 +28,27 @@ pub(crate) trait Chunker: Send + 'static {
     fn chunks<'a>(&self, trace: &'a Trace) -> impl Iterator<Item = Self::Chunk> + Send + 'a;
 }
 
-/// Streams `first` (when given), then every trace of `traces`, each as `chunker`'s chunks. A
-/// backend error ends the stream with its status.
+/// Streams every trace of `traces`, each as `chunker`'s chunks. A backend error ends the stream
+/// with its status.
 pub(crate) fn stream_trace_chunks<C: Chunker>(
-    first: Option<Trace>,
     mut traces: TraceStream,
     chunker: C,
 ) -> ChunkStream<C::Chunk> {
     let (sender, receiver) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
     let task = async move {
-        let mut pending = first;
         loop {
-            let trace = match pending.take() {
-                Some(trace) => trace,
-                None => {
-                    // Waiting on the backend also watches the client, so a hung-up client
-                    // stops a slow search at once.
-                    let next = tokio::select! {
-                        next = traces.next() => next,
-                        () = sender.closed() => return debug!("client went away; stream stopped"),
-                    };
-                    match next {
-                        None => return,
-                        Some(Ok(trace)) => trace,
-                        Some(Err(store_error)) => {
-                            let _ = sender.send(Err(store_error_to_status(store_error))).await;
-                            return;
-                        }
-                    }
+            // Waiting on the backend also watches the client, so a hung-up client stops a
+            // slow search at once.
+            let next = tokio::select! {
+                next = traces.next() => next,
+                () = sender.closed() => return debug!("client went away; stream stopped"),
+            };
+            let trace = match next {
+                None => return,
+                Some(Ok(trace)) => trace,
+                Some(Err(store_error)) => {
+                    let _ = sender.send(Err(store_error_to_status(store_error))).await;
+                    return;
                 }
             };
             for chunk in chunker.chunks(&trace) {
@@ -118,7 +111,6 @@ mod tests {
     async fn the_producer_stops_when_the_client_goes_away() {
         let (sender, dropped) = oneshot::channel();
         let mut chunks = stream_trace_chunks(
-            None,
             endless_traces(DropSignal(Some(sender))),
             OtlpChunker(budget()),
         );
@@ -140,7 +132,7 @@ mod tests {
                 item
             })
             .boxed();
-        drop(stream_trace_chunks(None, silent, OtlpChunker(budget())));
+        drop(stream_trace_chunks(silent, OtlpChunker(budget())));
         tokio::time::timeout(Duration::from_secs(10), dropped)
             .await
             .expect("the producer task stopped")
@@ -162,7 +154,7 @@ mod tests {
             )])),
         ];
         let received: Vec<Result<EncodedTracesData, Status>> =
-            stream_trace_chunks(None, stream::iter(items).boxed(), OtlpChunker(budget()))
+            stream_trace_chunks(stream::iter(items).boxed(), OtlpChunker(budget()))
                 .collect()
                 .await;
         assert_eq!(

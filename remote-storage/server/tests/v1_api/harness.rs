@@ -92,6 +92,19 @@ pub(crate) async fn span_writer(addr: SocketAddr) -> SpanWriterPluginClient<Chan
     SpanWriterPluginClient::new(channel(addr).await)
 }
 
+/// The services v1 `GetServices` lists, sorted.
+pub(crate) async fn v1_services(addr: SocketAddr) -> Vec<String> {
+    let mut services = span_reader(addr)
+        .await
+        .get_services(GetServicesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
+    services.sort();
+    services
+}
+
 pub(crate) async fn stream_writer(addr: SocketAddr) -> StreamingSpanWriterPluginClient<Channel> {
     StreamingSpanWriterPluginClient::new(channel(addr).await)
 }

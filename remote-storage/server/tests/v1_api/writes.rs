@@ -86,14 +86,10 @@ async fn services_and_operations_fill_both_the_typed_and_the_deprecated_lists() 
     .await;
     let mut reader = span_reader(server.grpc_addr).await;
 
-    let mut services = reader
-        .get_services(GetServicesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .services;
-    services.sort();
-    assert_eq!(services, ["checkout", "payments"]);
+    assert_eq!(
+        v1_services(server.grpc_addr).await,
+        ["checkout", "payments"]
+    );
 
     // Jaeger reads `operations` (kinds as lower-case words, "" for none); older clients read
     // `operationNames`, where each name appears once even when it has several kinds.
@@ -258,13 +254,7 @@ async fn malformed_write_span_requests_name_the_field_and_lose_nothing() {
     let kept = joined(get_trace(&mut reader, trace_id(0x31)).await.unwrap());
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].operation_name, "kept");
-    let services = reader
-        .get_services(GetServicesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .services;
-    assert_eq!(services, ["good-svc"]);
+    assert_eq!(v1_services(server.grpc_addr).await, ["good-svc"]);
     server.stop().await.unwrap();
 }
 

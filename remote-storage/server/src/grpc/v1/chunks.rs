@@ -3,13 +3,11 @@
 //! (well under the Go client's 4 MiB receive limit), never empty. Spans are translated lazily,
 //! one chunk at a time, so a huge trace is never held twice.
 
-use std::sync::Arc;
+use std::iter::Peekable;
 
-use jaeger_remote_proto::api_v2 as v1;
 use jaeger_remote_proto::storage::v1::SpansResponseChunk;
 use prost::Message as _;
-use remote_storage_core::model::Resource;
-use remote_storage_core::v1::from_otlp::{process_from_resource, span_to_v1};
+use remote_storage_core::v1::from_otlp::V1Spans;
 use remote_storage_core::{Span, Trace};
 
 use crate::grpc::chunking::{ChunkBudget, field_len};
@@ -30,42 +28,15 @@ impl Chunker for V1Chunker {
 /// The chunks of one trace.
 pub(crate) fn v1_chunks(trace: &Trace, budget: ChunkBudget) -> V1Chunks<'_> {
     V1Chunks {
-        remaining: trace.spans.iter(),
+        spans: V1Spans::new(&trace.spans).peekable(),
         budget,
-        process: None,
-        carried: None,
     }
 }
 
 /// Iterator over the chunks of one trace; see [`v1_chunks`].
 pub(crate) struct V1Chunks<'a> {
-    remaining: std::slice::Iter<'a, Span>,
+    spans: Peekable<V1Spans<'a, std::slice::Iter<'a, Span>>>,
     budget: ChunkBudget,
-    /// The process of the last resource seen, built once per run of spans sharing it.
-    process: Option<(&'a Arc<Resource>, v1::Process)>,
-    /// A translated span that did not fit in the previous chunk, with its encoded size.
-    carried: Option<(v1::Span, usize)>,
-}
-
-impl<'a> V1Chunks<'a> {
-    fn next_translated(&mut self) -> Option<(v1::Span, usize)> {
-        if let Some(carried) = self.carried.take() {
-            return Some(carried);
-        }
-        let span: &'a Span = self.remaining.next()?;
-        let resource = span.resource();
-        let reuse = self
-            .process
-            .as_ref()
-            .is_some_and(|(current, _)| Arc::ptr_eq(current, resource));
-        if !reuse {
-            self.process = Some((resource, process_from_resource(resource.otlp())));
-        }
-        let (_, process) = self.process.as_ref()?;
-        let translated = span_to_v1(process, span.scope().otlp(), span.otlp());
-        let cost = field_len(translated.encoded_len());
-        Some((translated, cost))
-    }
 }
 
 impl Iterator for V1Chunks<'_> {
@@ -74,15 +45,16 @@ impl Iterator for V1Chunks<'_> {
     fn next(&mut self) -> Option<SpansResponseChunk> {
         let mut spans = Vec::new();
         let mut bytes = 0;
-        while let Some((span, cost)) = self.next_translated() {
+        // A span that does not fit stays in `self.spans` for the next chunk.
+        while let Some(span) = self.spans.peek() {
+            let cost = field_len(span.encoded_len());
             let full = spans.len() == self.budget.max_items.get()
                 || bytes + cost > self.budget.max_bytes.get();
             if !spans.is_empty() && full {
-                self.carried = Some((span, cost));
                 break;
             }
             bytes += cost;
-            spans.push(span);
+            spans.extend(self.spans.next());
         }
         (!spans.is_empty()).then_some(SpansResponseChunk { spans })
     }
@@ -91,6 +63,7 @@ impl Iterator for V1Chunks<'_> {
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroUsize;
+    use std::sync::Arc;
 
     use remote_storage_core::TraceId;
     use remote_storage_core::testing::{span, trace_of};

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, stream};
 use jaeger_remote_proto::storage::v1::{
     FindTraceIDsRequest, FindTraceIDsResponse, FindTracesRequest, GetOperationsRequest,
     GetOperationsResponse, GetServicesRequest, GetServicesResponse, GetTraceRequest, Operation,
@@ -73,8 +73,8 @@ impl SpanReaderPlugin for SpanReaderService {
             Some(Err(store_error)) => return Err(store_error_to_status(store_error)),
             Some(Ok(_)) | None => return Err(Status::not_found(TRACE_NOT_FOUND)),
         };
+        let traces = stream::iter([Ok(first)]).chain(traces).boxed();
         Ok(Response::new(stream_trace_chunks(
-            Some(first),
             traces,
             V1Chunker(self.budget()),
         )))
@@ -141,7 +141,6 @@ impl SpanReaderPlugin for SpanReaderService {
             .await
             .map_err(store_error_to_status)?;
         Ok(Response::new(stream_trace_chunks(
-            None,
             traces,
             V1Chunker(self.budget()),
         )))

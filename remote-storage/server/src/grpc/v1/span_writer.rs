@@ -47,10 +47,10 @@ impl SpanWriterService {
 
     /// Stores translated spans; a backend failure is counted and returned as its status.
     async fn store(&self, tenant: &Tenant, decoded: DecodedSpans) -> Result<(), Status> {
-        let count = u64::try_from(decoded.spans.len()).unwrap_or(u64::MAX);
         if decoded.spans.is_empty() {
             return Ok(());
         }
+        let count = u64::try_from(decoded.spans.len()).unwrap_or(u64::MAX);
         if let Err(store_error) = self.traces.write_spans(tenant, decoded.spans).await {
             self.metrics
                 .spans_rejected(RejectReason::WriteFailed, count);
@@ -70,11 +70,7 @@ impl SpanWriterPlugin for SpanWriterService {
         let tenant = recorded_tenant_of(&request)?;
         self.metrics.spans_received(1);
         let mut batch = V1Batch::new();
-        let added = match request.into_inner().span {
-            Some(span) => batch.push(span),
-            None => Err(StoreError::invalid_argument("span is required")),
-        };
-        if let Err(refusal) = added {
+        if let Err(refusal) = add_message(&mut batch, request.into_inner().span) {
             self.metrics.spans_rejected(RejectReason::Invalid, 1);
             return Err(store_error_to_status(refusal));
         }
@@ -95,7 +91,15 @@ impl SpanWriterPlugin for SpanWriterService {
     }
 }
 
-/// What a stream refused so far.
+/// Adds the span of one request message; a message without a span is refused.
+fn add_message(batch: &mut V1Batch, span: Option<v1::Span>) -> Result<(), StoreError> {
+    match span {
+        Some(span) => batch.push(span),
+        None => Err(StoreError::invalid_argument("span is required")),
+    }
+}
+
+/// What a stream refused.
 #[derive(Debug, Default)]
 struct Refusals {
     count: u64,
@@ -103,13 +107,6 @@ struct Refusals {
 }
 
 impl Refusals {
-    fn add(&mut self, message_index: u64, refusal: &StoreError) {
-        self.count += 1;
-        if self.first.is_none() {
-            self.first = Some(format!("message #{message_index}: {refusal}"));
-        }
-    }
-
     fn merge(&mut self, later: Refusals) {
         self.count += later.count;
         if self.first.is_none() {
@@ -118,19 +115,20 @@ impl Refusals {
     }
 }
 
-/// Translates one batch of stream messages, counting the refused ones.
-fn translate(spans: Vec<(u64, Option<v1::Span>)>, refusals: &mut Refusals) -> DecodedSpans {
+/// Translates one batch of stream messages (numbered within the stream) and says which were
+/// refused.
+fn translate(spans: Vec<(u64, Option<v1::Span>)>) -> (DecodedSpans, Refusals) {
     let mut batch = V1Batch::new();
+    let mut refusals = Refusals::default();
     for (message_index, span) in spans {
-        let added = match span {
-            Some(span) => batch.push(span),
-            None => Err(StoreError::invalid_argument("span is required")),
-        };
-        if let Err(refusal) = added {
-            refusals.add(message_index, &refusal);
+        if let Err(refusal) = add_message(&mut batch, span) {
+            refusals.count += 1;
+            refusals
+                .first
+                .get_or_insert_with(|| format!("message #{message_index}: {refusal}"));
         }
     }
-    batch.into_spans()
+    (batch.into_spans(), refusals)
 }
 
 #[tonic::async_trait]
@@ -161,27 +159,20 @@ impl StreamingSpanWriterPlugin for SpanWriterService {
             }
             self.metrics
                 .spans_received(u64::try_from(spans.len()).unwrap_or(u64::MAX));
-            let refused_before = refusals.count;
-            let decoded = if spans.len() >= BLOCKING_TRANSLATION_SPANS {
-                let (decoded, batch_refusals) = tokio::task::spawn_blocking(move || {
-                    let mut batch_refusals = Refusals::default();
-                    let decoded = translate(spans, &mut batch_refusals);
-                    (decoded, batch_refusals)
-                })
-                .await
-                .map_err(|join_error| {
-                    Status::internal(format!("span translation did not complete: {join_error}"))
-                })?;
-                refusals.merge(batch_refusals);
-                decoded
+            let (decoded, batch_refusals) = if spans.len() >= BLOCKING_TRANSLATION_SPANS {
+                tokio::task::spawn_blocking(move || translate(spans))
+                    .await
+                    .map_err(|join_error| {
+                        Status::internal(format!("span translation did not complete: {join_error}"))
+                    })?
             } else {
-                translate(spans, &mut refusals)
+                translate(spans)
             };
-            let newly_refused = refusals.count - refused_before;
-            if newly_refused > 0 {
+            if batch_refusals.count > 0 {
                 self.metrics
-                    .spans_rejected(RejectReason::Invalid, newly_refused);
+                    .spans_rejected(RejectReason::Invalid, batch_refusals.count);
             }
+            refusals.merge(batch_refusals);
             self.store(&tenant, decoded).await?;
             if let Some(status) = broken {
                 // The stream broke (client gone, malformed frame): what arrived before is stored.
