@@ -3,6 +3,7 @@
 # environment to use it:
 #
 #   eval "$(scripts/postgres-test-env.sh)"      # start if needed, export CONFORMANCE_POSTGRES_URL
+#   eval "$(scripts/postgres-test-env.sh start)" # the same
 #   scripts/postgres-test-env.sh stop           # stop the private cluster
 #
 # If CONFORMANCE_POSTGRES_URL (or DATABASE_URL) is already set and reachable, nothing is started.
@@ -58,6 +59,14 @@ reachable() {
     command -v psql >/dev/null 2>&1 || return 1
     PGCONNECT_TIMEOUT=3 psql "$url" -Atqc 'SELECT 1' >/dev/null 2>&1
 }
+
+case "${1:-start}" in
+    start | stop) ;;
+    *)
+        echo "usage: $0 [start|stop]" >&2
+        exit 2
+        ;;
+esac
 
 if [[ "${1:-start}" == "stop" ]]; then
     if BIN="$(find_bin_dir)" && [[ -f "$DATA_DIR/PG_VERSION" ]]; then

@@ -86,10 +86,31 @@ impl Connections {
     }
 }
 
-/// A failed call, with its code and message.
+/// A failed call, with its code and message; typed so that a test can ask for the code
+/// ([`crate::target::is_invalid_argument`]).
 pub(crate) fn status_error(call: &str, status: Status) -> anyhow::Error {
-    anyhow::anyhow!("{call} failed: {:?}: {}", status.code(), status.message())
+    anyhow::Error::new(RpcFailure {
+        call: call.to_owned(),
+        code: status.code(),
+        message: status.message().to_owned(),
+    })
 }
+
+/// A gRPC call answered with an error status.
+#[derive(Debug)]
+pub(crate) struct RpcFailure {
+    call: String,
+    pub(crate) code: tonic::Code,
+    message: String,
+}
+
+impl std::fmt::Display for RpcFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {:?}: {}", self.call, self.code, self.message)
+    }
+}
+
+impl std::error::Error for RpcFailure {}
 
 fn endpoint_uri(endpoint: &str, tls: bool) -> String {
     if endpoint.contains("://") {

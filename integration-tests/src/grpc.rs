@@ -176,16 +176,23 @@ impl GrpcTarget {
     }
 
     async fn require_search_without_service(&self) -> anyhow::Result<()> {
+        // Jaeger's query service answers its own client INVALID_ARGUMENT.
+        let refusal = |reason: &str| {
+            status_error(
+                "FindTraces",
+                tonic::Status::invalid_argument(format!(
+                    "Jaeger's query service refuses a search without service name: {reason}"
+                )),
+            )
+        };
         match self.capabilities().await? {
             Some(search) if search.without_service_name => Ok(()),
-            Some(_) => anyhow::bail!(
-                "Jaeger's query service refuses a search without service name: GetCapabilities \
-                 answers search.without_service_name = false"
-            ),
-            None => anyhow::bail!(
-                "Jaeger's query service refuses a search without service name: the server does \
-                 not serve jaeger.storage.v2.Capabilities (UNIMPLEMENTED)"
-            ),
+            Some(_) => Err(refusal(
+                "GetCapabilities answers search.without_service_name = false",
+            )),
+            None => Err(refusal(
+                "the server does not serve jaeger.storage.v2.Capabilities (UNIMPLEMENTED)",
+            )),
         }
     }
 }

@@ -173,13 +173,14 @@ impl SuiteTarget for InProcessTarget {
             .get_dependencies(&self.tenant, DependencyQuery { start, end })
             .await
             .context("get_dependencies failed")?;
+        let source = self.backend.capabilities.dependency_source;
         Ok(links
             .into_iter()
             .map(|link| DependencyInfo {
                 parent: link.parent,
                 child: link.child,
                 call_count: link.call_count,
-                source: String::new(),
+                source: source.to_owned(),
             })
             .collect())
     }

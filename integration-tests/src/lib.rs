@@ -8,9 +8,10 @@
 //! - [`v1`]: the suite over Jaeger's v1 API ([`V1GrpcTarget`]) and through the v1 model
 //!   in-process ([`V1InProcessTarget`]), with the fixtures as a v1 client expects them.
 //! - [`cross_api`]: [`CrossApiTarget`], writes through one API and reads through another.
+//! - [`environment`]: `CONFORMANCE_<NAME>_URL`, where a backend's tests find their service.
 //! - [`fixtures`]: fixture sets in Jaeger's format, with Jaeger's date rewriting.
 //! - [`compare`]: trace comparison with the semantics of Jaeger's `trace_compare.go`.
-//! - [`options`]: opt-out capabilities, skip list and the waiting rule.
+//! - [`options`]: what the storage declares ([`Capabilities`]), skip list, the waiting rule.
 //! - [`suite`]: the tests.
 //! - [`runner`]: `libtest-mimic` trials, direct runs, reports and JUnit.
 //! - [`behaviour`]: in-process checks of a [`remote_storage_core::Backend`]'s trait contract
@@ -24,6 +25,7 @@ pub mod behaviour;
 pub mod compare;
 mod connection;
 pub mod cross_api;
+pub mod environment;
 pub mod fixtures;
 pub mod grpc;
 pub mod in_process;
@@ -37,10 +39,11 @@ pub use cross_api::CrossApiTarget;
 pub use fixtures::FixtureSet;
 pub use grpc::{GrpcTarget, GrpcTargetConfig, TlsSettings, WireMode};
 pub use in_process::InProcessTarget;
-pub use options::{BackendChecks, Excused, ReferenceBackend, SpanOrder, SuiteOptions, WaitPolicy};
+pub use options::{Excused, ReferenceBackend, SuiteOptions, WaitPolicy};
+pub use remote_storage_core::{Capabilities, Rewrites, SpanOrder, Visibility};
 pub use runner::{
     CaseResult, Outcome, Progress, Report, SuiteRun, V1Path, backend_trials, fixture_sets,
     libtest_trials, new_runtime, run_in_process, run_libtest, run_suite, v1_suite_run,
 };
-pub use target::{OtlpTrace, SuiteTarget, TraceSearch};
+pub use target::{OtlpTrace, SuiteTarget, TraceSearch, is_invalid_argument};
 pub use v1::{V1GrpcTarget, V1InProcessTarget, V1Writer};

@@ -1,24 +1,18 @@
-//! Suite options: opt-out capabilities, the skip list, the waiting rule and the options of
-//! the in-process backend checks ([`crate::behaviour`]).
+//! Suite options: what the storage declares (its [`Capabilities`]), the skip list, the
+//! waiting rule and the reference backend of the in-process backend checks
+//! ([`crate::behaviour`]).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use remote_storage_core::Backend;
+use remote_storage_core::{Backend, Capabilities, Visibility};
 
-/// What a backend cannot do. The default (all `false`, empty skip list) runs every test, as
-/// Jaeger's zero-value `Capabilities` does; a backend lists only its gaps.
+/// Tests not run, by name. The default (empty) runs every test: what a backend cannot do is
+/// declared in its [`Capabilities`], which changes what the tests expect, not which run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Excused {
-    /// Searches need a service name: `FindTracesWithoutServiceName` is skipped.
-    pub search_requires_service_name: bool,
-    /// GetOperations answers without span kinds: only operation names are compared and the
-    /// kind-filter sub-test is skipped.
-    pub get_operations_missing_span_kind: bool,
-    /// Dependency links carry source `"jaeger"` instead of `""`.
-    pub get_dependencies_missing_source: bool,
     /// Test-name substrings to skip, e.g. `Scope_Attributes` or `FindTraceSummaries`
     /// (matched against the full trial name, like Jaeger's `skipIfNeeded`).
     pub skip: Vec<String>,
@@ -75,11 +69,11 @@ pub struct WaitPolicy {
 }
 
 impl WaitPolicy {
-    /// 200 × 50 ms: for in-process backends and in-process servers, where writes are visible
-    /// at once.
-    pub const IN_PROCESS: Self = Self {
-        iterations: 200,
-        interval: Duration::from_millis(50),
+    /// One poll, no waiting: for a storage whose writes are readable when the write returns
+    /// ([`Visibility::OnReturn`]), which the suite then checks strictly.
+    pub const NONE: Self = Self {
+        iterations: 0,
+        interval: Duration::ZERO,
     };
 
     /// 100 × 1 s, as Jaeger: for external servers.
@@ -91,6 +85,21 @@ impl WaitPolicy {
     /// Worst-case wait.
     pub fn budget(&self) -> Duration {
         self.interval.saturating_mul(self.iterations)
+    }
+
+    /// The wait a declared [`Visibility`] allows: none when writes are readable on return,
+    /// else polls 50 ms apart (or closer) over the stated refresh bound.
+    pub fn for_visibility(visibility: Visibility) -> Self {
+        let bound = visibility.delay();
+        if bound.is_zero() {
+            return Self::NONE;
+        }
+        let interval = bound.min(Duration::from_millis(50));
+        let polls = bound.as_nanos().div_ceil(interval.as_nanos());
+        Self {
+            iterations: u32::try_from(polls).unwrap_or(u32::MAX),
+            interval,
+        }
     }
 }
 
@@ -131,65 +140,46 @@ impl std::fmt::Debug for ReferenceBackend {
     }
 }
 
-/// In which order a backend returns the spans of a trace.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SpanOrder {
-    /// In the order they were written (memory, PostgreSQL): the checks compare span order, and
-    /// summaries' "first stored wins" tie-breaks.
-    #[default]
-    AsWritten,
-    /// In an order of the backend's own (LSM: key order). The contract allows it; the checks
-    /// then compare the spans of a trace as a multiset.
-    Any,
-}
-
-/// Options of the in-process backend checks (`<name>/Backend/<Check>` trials, see
-/// [`crate::behaviour`]). The default runs every check that needs no declaration.
-#[derive(Debug, Clone, Default)]
-pub struct BackendChecks {
-    /// An identical re-sent batch (an Export retry) adds no spans, while identical copies
-    /// inside one batch are all kept. LSM and PostgreSQL promise this; the memory backend, like
-    /// Jaeger's reference store, keeps the copy. On: `Backend/Idempotent_rewrite` runs; off:
-    /// `Backend/Rewrite_keeps_copies` runs instead and the other checks expect the copies.
-    pub idempotent_writes: bool,
-    /// Whether spans come back in write order.
-    pub span_order: SpanOrder,
-    /// The backend whose answers this one must equal on a generated dataset; `None` skips
-    /// `Backend/Equivalent_to_reference`.
-    pub reference: Option<ReferenceBackend>,
-}
-
 /// All knobs of one suite run.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
-    /// Opt-outs and skip list (the skip list applies to the backend checks too).
+    /// What the storage declares: it changes what the tests expect (a refusal instead of
+    /// results for an undeclared query shape, names only for operations without kinds…) and
+    /// which backend checks apply.
+    pub capabilities: Capabilities,
+    /// Skip list.
     pub excused: Excused,
     /// The waiting rule.
     pub wait: WaitPolicy,
-    /// Options of the in-process backend checks; unused over gRPC.
-    pub backend_checks: BackendChecks,
+    /// The backend whose answers this one must equal on a generated dataset; `None` skips
+    /// `Backend/Equivalent_to_reference`. In-process backend checks only.
+    pub reference: Option<ReferenceBackend>,
 }
 
 impl SuiteOptions {
-    /// Nothing excused, in-process waiting.
-    pub fn in_process() -> Self {
+    /// For a storage that declares `capabilities`: nothing skipped, and a written span must
+    /// be readable within the declared visibility (at once for [`Visibility::OnReturn`]).
+    pub fn declared(capabilities: Capabilities) -> Self {
         Self {
+            capabilities,
             excused: Excused::none(),
-            wait: WaitPolicy::IN_PROCESS,
-            backend_checks: BackendChecks::default(),
+            wait: WaitPolicy::for_visibility(capabilities.visibility),
+            reference: None,
         }
     }
 
-    /// Nothing excused, Jaeger's waiting.
+    /// For a server of unknown declaration, as Jaeger's suite runs: every shape expected,
+    /// Jaeger's waiting.
     pub fn external() -> Self {
         Self {
+            capabilities: Capabilities::FULL,
             excused: Excused::none(),
             wait: WaitPolicy::EXTERNAL,
-            backend_checks: BackendChecks::default(),
+            reference: None,
         }
     }
 
-    /// Replaces the opt-outs.
+    /// Replaces the skip list.
     #[must_use]
     pub fn with_excused(mut self, excused: Excused) -> Self {
         self.excused = excused;
@@ -203,32 +193,11 @@ impl SuiteOptions {
         self
     }
 
-    /// Declares that an identical re-sent batch adds no spans
-    /// ([`BackendChecks::idempotent_writes`]).
-    #[must_use]
-    pub fn with_idempotent_writes(mut self, idempotent: bool) -> Self {
-        self.backend_checks.idempotent_writes = idempotent;
-        self
-    }
-
-    /// Declares in which order the spans of a trace come back ([`BackendChecks::span_order`]).
-    #[must_use]
-    pub fn with_span_order(mut self, order: SpanOrder) -> Self {
-        self.backend_checks.span_order = order;
-        self
-    }
-
     /// Compares the backend with `reference` in `Backend/Equivalent_to_reference`.
     #[must_use]
     pub fn with_reference(mut self, reference: ReferenceBackend) -> Self {
-        self.backend_checks.reference = Some(reference);
+        self.reference = Some(reference);
         self
-    }
-}
-
-impl Default for SuiteOptions {
-    fn default() -> Self {
-        Self::in_process()
     }
 }
 
@@ -296,6 +265,23 @@ mod tests {
             Some("Scope_Attributes")
         );
         assert_eq!(excused.skip_entry_for("GetServices"), None);
+    }
+
+    #[test]
+    fn the_wait_follows_the_declared_visibility() {
+        assert_eq!(
+            WaitPolicy::for_visibility(Visibility::OnReturn),
+            WaitPolicy::NONE
+        );
+        let refresh = WaitPolicy::for_visibility(Visibility::WithinRefresh(Duration::from_secs(1)));
+        assert_eq!(refresh.interval, Duration::from_millis(50));
+        assert_eq!(refresh.budget(), Duration::from_secs(1));
+        let short =
+            WaitPolicy::for_visibility(Visibility::WithinRefresh(Duration::from_millis(20)));
+        assert_eq!(
+            (short.iterations, short.interval),
+            (1, Duration::from_millis(20))
+        );
     }
 
     #[test]

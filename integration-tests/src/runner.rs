@@ -12,10 +12,10 @@ use tokio::runtime::Runtime;
 
 use anyhow::Context as _;
 
-use crate::behaviour::{Check, CheckContext, Needs, checks};
+use crate::behaviour::{Check, CheckContext, checks};
 use crate::fixtures::{FixtureSet, JAEGER_FIXTURES_ENV, upstream_fixtures_dir};
 use crate::in_process::InProcessTarget;
-use crate::options::{BackendChecks, SuiteOptions};
+use crate::options::{ReferenceBackend, SuiteOptions};
 use crate::suite::{Executor, PlannedCase, plan};
 use crate::target::SuiteTarget;
 use crate::v1::V1InProcessTarget;
@@ -181,20 +181,19 @@ pub fn v1_suite_run(
 /// [`backend_trials`]). This is what a backend crate's `tests/conformance.rs`
 /// (`harness = false`) calls:
 ///
+/// `options.capabilities` must be what the backends declare (their `CAPABILITIES`); a
+/// backend declaring anything else fails the run, so the suite never tests a declaration the
+/// backend does not make.
+///
 /// ```no_run
-/// use std::num::NonZeroUsize;
 /// use std::process::ExitCode;
 /// use storage_conformance::{SuiteOptions, run_in_process};
 ///
 /// fn main() -> ExitCode {
 ///     run_in_process(
 ///         "memory",
-///         || async {
-///             Ok(backend_memory::open(backend_memory::MemoryConfig {
-///                 max_traces: NonZeroUsize::new(100_000).unwrap(),
-///             }))
-///         },
-///         SuiteOptions::in_process(),
+///         || async { Ok(backend_memory::open(backend_memory::MemoryConfig::default())) },
+///         SuiteOptions::declared(backend_memory::CAPABILITIES),
 ///     )
 /// }
 /// ```
@@ -208,8 +207,13 @@ where
         let runtime = new_runtime()?;
         let mut runs = Vec::new();
         let sets = fixture_sets()?;
-        for (label, fixtures) in &sets {
+        let open = || -> anyhow::Result<Backend> {
             let backend = runtime.block_on(make_backend())?;
+            ensure_declared(&backend, &options)?;
+            Ok(backend)
+        };
+        for (label, fixtures) in &sets {
+            let backend = open()?;
             runs.push(SuiteRun {
                 name: format!("{name}/{label}"),
                 target: Arc::new(InProcessTarget::new(backend)),
@@ -218,7 +222,7 @@ where
             });
         }
         for (label, fixtures) in &sets {
-            let backend = runtime.block_on(make_backend())?;
+            let backend = open()?;
             runs.push(v1_suite_run(
                 format!("{name}/v1/{label}"),
                 Arc::new(V1InProcessTarget::new(backend)),
@@ -244,10 +248,23 @@ where
     }
 }
 
+/// Fails unless `backend` declares what the options say.
+fn ensure_declared(backend: &Backend, options: &SuiteOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        backend.capabilities == options.capabilities,
+        "the {} backend declares {:?}, but the suite was told {:?}: pass the backend's own \
+         CAPABILITIES to SuiteOptions::declared",
+        backend.name,
+        backend.capabilities,
+        options.capabilities
+    );
+    Ok(())
+}
+
 /// The backend checks of [`crate::behaviour::checks`] as trials named `<name>/Backend/<Check>`,
-/// each on a fresh backend from `make_backend` (closed afterwards). A check is skipped when the
-/// skip list names it or when it needs what `options.backend_checks` does not declare
-/// (idempotent writes, a reference backend).
+/// each on a fresh backend from `make_backend` (closed afterwards). A check about another
+/// declaration than `options.capabilities` is left out; one is skipped when the skip list names
+/// it or when it needs a reference backend and none is given.
 pub fn backend_trials<F, Fut>(
     runtime: &Arc<Runtime>,
     name: &str,
@@ -262,25 +279,16 @@ where
         .into_iter()
         .filter_map(|check| {
             let trial_name = format!("{name}/{}", check.trial_name());
-            let declared = &options.backend_checks;
-            // A check about the other write semantics does not apply at all: it is not a skip.
-            let applies = match check.needs {
-                Needs::IdempotentWrites => declared.idempotent_writes,
-                Needs::CopyingWrites => !declared.idempotent_writes,
-                Needs::Nothing | Needs::Reference => true,
-            };
-            if !applies {
+            // A check about another declaration does not apply at all: it is not a skip.
+            if !check.applies_to(&options.capabilities) {
                 return None;
             }
             let skip_reason = if let Some(entry) = options.excused.skip_entry_for(&trial_name) {
                 Some(format!("skip list entry {entry:?}"))
+            } else if check.needs_reference() && options.reference.is_none() {
+                Some("no reference backend".to_owned())
             } else {
-                match check.needs {
-                    Needs::Reference if declared.reference.is_none() => {
-                        Some("no reference backend".to_owned())
-                    }
-                    _ => None,
-                }
+                None
             };
             if let Some(reason) = skip_reason {
                 return Some(Trial::ignorable_test(trial_name, move || {
@@ -289,10 +297,10 @@ where
             }
             let runtime = Arc::clone(runtime);
             let make_backend = Arc::clone(&make_backend);
-            let declared = declared.clone();
+            let options = options.clone();
             Some(Trial::test(trial_name, move || {
                 runtime
-                    .block_on(run_check(check, &*make_backend, &declared))
+                    .block_on(run_check(check, &*make_backend, &options))
                     .map_err(|error| Failed::from(format!("{error:#}")))
             }))
         })
@@ -302,25 +310,20 @@ where
 async fn run_check<F, Fut>(
     check: Check,
     make_backend: &F,
-    declared: &BackendChecks,
+    options: &SuiteOptions,
 ) -> anyhow::Result<()>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = anyhow::Result<Backend>>,
 {
     let backend = make_backend().await.context("opening the backend")?;
-    let reference = match (&declared.reference, check.needs) {
-        (Some(reference), Needs::Reference) => Some(
-            reference
-                .open()
-                .await
-                .with_context(|| format!("opening the {} reference backend", reference.name))?,
-        ),
+    ensure_declared(&backend, options)?;
+    let reference = match &options.reference {
+        Some(reference) if check.needs_reference() => Some(open_reference(reference).await?),
         _ => None,
     };
     let context = CheckContext {
-        idempotent_writes: declared.idempotent_writes,
-        span_order: declared.span_order,
+        capabilities: backend.capabilities,
         reference: reference.clone(),
     };
     let outcome = check.run(&backend, &context).await;
@@ -337,6 +340,13 @@ where
             .context("closing the reference")?;
     }
     outcome.and(closed)
+}
+
+async fn open_reference(reference: &ReferenceBackend) -> anyhow::Result<Backend> {
+    reference
+        .open()
+        .await
+        .with_context(|| format!("opening the {} reference backend", reference.name))
 }
 
 /// How one case ended.

@@ -271,6 +271,21 @@ pub fn trace_id_array(bytes: &[u8]) -> anyhow::Result<[u8; 16]> {
         .with_context(|| format!("trace ID {} is not 16 bytes", hex::encode(bytes)))
 }
 
+/// Whether a target call failed with `INVALID_ARGUMENT`: a gRPC status, or a store error of that
+/// kind in process.
+pub fn is_invalid_argument(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<crate::connection::RpcFailure>()
+            .is_some_and(|failure| failure.code == tonic::Code::InvalidArgument)
+            || cause
+                .downcast_ref::<remote_storage_core::StoreError>()
+                .is_some_and(|error| {
+                    error.kind() == remote_storage_core::ErrorKind::InvalidArgument
+                })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

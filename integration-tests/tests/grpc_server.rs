@@ -7,7 +7,8 @@
 //! present) Jaeger's. On the memory backend also: v1 unary writes, the cross-API runs (v1
 //! writes read through v2, v2 writes read through v1) and a check that reading through v1
 //! leaves what v2 stored intact. Nothing is excused but the searches the v1 model cannot
-//! carry (`storage_conformance::v1::forced_losses`).
+//! carry (`storage_conformance::v1::forced_losses`); each backend's declared capabilities set
+//! what the runs expect, and writes declared readable on return are read back without waiting.
 
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ fn v1_target(server: &RunningServer, writer: V1Writer) -> anyhow::Result<V1GrpcT
 /// (memory) also unary writes and both cross-API directions.
 fn v1_runs(
     backend_name: &str,
+    options: &SuiteOptions,
     server: &RunningServer,
     sets: &[(String, Arc<FixtureSet>)],
     with_cross_api: bool,
@@ -61,7 +63,7 @@ fn v1_runs(
             format!("{backend_name}/v1/{label}"),
             Arc::clone(&stream),
             fixtures,
-            SuiteOptions::in_process(),
+            options.clone(),
             V1Path::WrittenThroughV1,
         )?);
     }
@@ -79,21 +81,21 @@ fn v1_runs(
             format!("{backend_name}/v1-unary/{label}"),
             Arc::clone(&unary),
             fixtures,
-            SuiteOptions::in_process(),
+            options.clone(),
             V1Path::WrittenThroughV1,
         )?);
         runs.push(v1_suite_run(
             format!("{backend_name}/v1-write-v2-read/{label}"),
             Arc::clone(&v1_writes_v2_reads),
             fixtures,
-            SuiteOptions::in_process(),
+            options.clone(),
             V1Path::WrittenThroughV1,
         )?);
         runs.push(v1_suite_run(
             format!("{backend_name}/v2-write-v1-read/{label}"),
             Arc::clone(&v2_writes_v1_reads),
             fixtures,
-            SuiteOptions::in_process(),
+            options.clone(),
             V1Path::ReadThroughV1,
         )?);
     }
@@ -115,6 +117,8 @@ fn main() -> ExitCode {
         let (backends, postgres) = backends().await?;
         let mut intact_check = None;
         for (backend_name, backend) in backends {
+            // What the backend declares is what every run through the server expects.
+            let options = SuiteOptions::declared(backend.capabilities);
             let server = RunningServer::start(ServerConfig::for_tests(), backend).await?;
             for mode in [WireMode::Direct, WireMode::ViaJaeger] {
                 let grpc_target = Arc::new(target(&server, mode)?);
@@ -123,12 +127,12 @@ fn main() -> ExitCode {
                         name: format!("{backend_name}/{}/{label}", mode.name()),
                         target: grpc_target.clone(),
                         fixtures: Arc::clone(fixtures),
-                        options: SuiteOptions::in_process(),
+                        options: options.clone(),
                     });
                 }
             }
             let reference = backend_name == backend_memory::NAME;
-            runs.extend(v1_runs(backend_name, &server, &sets, reference)?);
+            runs.extend(v1_runs(backend_name, &options, &server, &sets, reference)?);
             if reference {
                 intact_check = Some(IntactCheck {
                     v2: Arc::new(target(&server, WireMode::Direct)?),
@@ -253,11 +257,9 @@ async fn backends() -> anyhow::Result<(Vec<(&'static str, Backend)>, Option<Post
     let memory = backend_memory::open(backend_memory::MemoryConfig { max_traces });
     let lsm = backend_lsm::open(backend_lsm::LsmConfig::ephemeral())?;
     let mut backends = vec![(backend_memory::NAME, memory), (backend_lsm::NAME, lsm)];
-    let Some(url) = std::env::var("CONFORMANCE_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
+    let Some(url) =
+        storage_conformance::environment::service_url("postgres", "postgres through the server")
     else {
-        eprintln!("skipping postgres through the server: CONFORMANCE_POSTGRES_URL is not set");
         return Ok((backends, None));
     };
     let schema = format!("grpc_conformance_{}", std::process::id());

@@ -216,7 +216,7 @@ fn expect_failure(
             name: String::new(),
             target: Arc::new(InProcessTarget::new(broken_backend(fault))),
             fixtures: Arc::new(FixtureSet::own()?),
-            options: SuiteOptions::in_process().with_wait(WaitPolicy {
+            options: SuiteOptions::declared(backend_memory::CAPABILITIES).with_wait(WaitPolicy {
                 iterations: 3,
                 interval: Duration::from_millis(5),
             }),

@@ -18,11 +18,9 @@ use remote_storage_core::{
 /// Backend name used in logs and metrics.
 pub const NAME: &str = "discard";
 
-/// What the discard backend reports; it answers every search (with nothing).
-pub const CAPABILITIES: Capabilities = Capabilities {
-    without_service_name: true,
-    same_span_conjunction: true,
-};
+/// What the discard backend reports: it answers every search (with nothing), so it declares
+/// every shape. It is not a store: the write-related fields describe nothing it keeps.
+pub const CAPABILITIES: Capabilities = Capabilities::FULL;
 
 /// Opens the discard backend.
 pub fn open() -> Backend {

@@ -38,6 +38,16 @@ impl SyncPolicy {
     pub const DEFAULT_PERIOD: Duration = Duration::from_secs(1);
 }
 
+impl std::fmt::Display for SyncPolicy {
+    /// The form [`SyncPolicy::from_str`] parses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Batch => f.write_str("batch"),
+            Self::Periodic(period) => write!(f, "periodic:{}", period.as_millis()),
+        }
+    }
+}
+
 impl FromStr for SyncPolicy {
     type Err = StoreError;
 
@@ -84,16 +94,23 @@ impl Default for LsmConfig {
     fn default() -> Self {
         Self {
             location: StorageLocation::Ephemeral,
-            retention: Duration::from_secs(72 * 3600),
+            retention: Self::DEFAULT_RETENTION,
             partition_span: None,
-            sync: SyncPolicy::Batch,
-            cache_size_bytes: 64 * 1024 * 1024,
+            sync: Self::DEFAULT_SYNC,
+            cache_size_bytes: Self::DEFAULT_CACHE_SIZE_BYTES,
             expiry_interval: Duration::from_secs(60),
         }
     }
 }
 
 impl LsmConfig {
+    /// How long spans are kept by default.
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
+    /// The default fsync policy: every batch, before it is acknowledged.
+    pub const DEFAULT_SYNC: SyncPolicy = SyncPolicy::Batch;
+    /// The default block cache size.
+    pub const DEFAULT_CACHE_SIZE_BYTES: u64 = 64 << 20;
+
     /// Defaults, stored in `directory`.
     pub fn in_directory(directory: impl Into<PathBuf>) -> Self {
         Self {
@@ -188,6 +205,12 @@ mod tests {
         );
         assert!("sometimes".parse::<SyncPolicy>().is_err());
         assert!("periodic:0".parse::<SyncPolicy>().is_err());
+        for policy in [
+            SyncPolicy::Batch,
+            SyncPolicy::Periodic(Duration::from_millis(250)),
+        ] {
+            assert_eq!(policy.to_string().parse::<SyncPolicy>().unwrap(), policy);
+        }
     }
 
     #[test]

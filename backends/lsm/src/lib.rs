@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
-use remote_storage_core::{Backend, Capabilities, StoreResult};
+use remote_storage_core::{Backend, Capabilities, Rewrites, SpanOrder, StoreResult, Visibility};
 
+#[cfg(feature = "cli")]
+mod args;
 mod config;
 mod engine;
 mod error;
@@ -10,6 +12,8 @@ mod read;
 mod records;
 mod store;
 
+#[cfg(feature = "cli")]
+pub use args::LsmArgs;
 pub use config::{LsmConfig, StorageLocation, SyncPolicy};
 pub use error::LsmError;
 pub use store::LsmStore;
@@ -17,11 +21,18 @@ pub use store::LsmStore;
 /// Backend name used in logs and metrics.
 pub const NAME: &str = "lsm";
 
-/// What the LSM backend can answer: searches without a service name (served from the
-/// attribute, error or global time index), and every condition evaluated on one span.
+/// What the LSM backend can answer: every query shape (searches without a service name are
+/// served from the attribute, error or global time index), each condition on one span. A
+/// re-sent batch adds nothing (spans are keyed by content); writes are readable on return; the
+/// spans of a trace come back in key order, not write order.
 pub const CAPABILITIES: Capabilities = Capabilities {
     without_service_name: true,
     same_span_conjunction: true,
+    operation_span_kinds: true,
+    dependency_source: "",
+    rewrites: Rewrites::Idempotent,
+    visibility: Visibility::OnReturn,
+    span_order: SpanOrder::Any,
 };
 
 /// Opens (or creates) the store described by `config` and bundles it as a [`Backend`].

@@ -17,6 +17,7 @@ use prost::bytes::Buf as _;
 use prost::encoding::{decode_varint, encode_varint, fixed32, message, string, uint32};
 use remote_storage_core::matcher::span_level_attributes;
 
+use crate::error::CorruptSpan;
 use crate::terms::{TermDictionary, TermId};
 
 /// OTLP `Span` field numbers of the fields kept in the compact bytes.
@@ -112,15 +113,6 @@ pub(crate) fn encode_span(
     if span.flags != 0 {
         fixed32::encode(field::FLAGS, &span.flags, out);
     }
-}
-
-/// Stored bytes that do not read back: a bug, never client input (the bytes are ours).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CorruptSpan {
-    #[error("{0}")]
-    Layout(&'static str),
-    #[error(transparent)]
-    Protobuf(#[from] prost::DecodeError),
 }
 
 /// Reads compact bytes back: an OTLP span with its attributes and the fields written by

@@ -18,7 +18,7 @@ use crate::tenant::TenantStore;
 
 type SharedTenant = Arc<RwLock<TenantStore>>;
 
-/// A bounded in-memory trace store, one [`TenantStore`] per tenant.
+/// A bounded in-memory trace store, one `TenantStore` per tenant.
 #[derive(Debug)]
 pub struct MemoryStore {
     config: MemoryConfig,

@@ -307,9 +307,7 @@ impl TenantStore {
 
     /// Rebuilds the model span from its index record and compact bytes.
     fn decode(&self, trace: &StoredTrace, span: &StoredSpan) -> StoreResult<Span> {
-        let mut otlp = codec::decode_span(&span.body, &self.terms).map_err(|error| {
-            StoreError::internal("memory backend: a stored span does not decode", error)
-        })?;
+        let mut otlp = codec::decode_span(&span.body, &self.terms)?;
         let (name, kind) = self
             .operations
             .get(span.operation)

@@ -1,6 +1,6 @@
 //! Behaviour specific to the memory backend: eviction and stats. The store-trait contract every
 //! backend shares is checked by `storage-conformance` (`memory/Backend/<Check>` trials of
-//! `integration-tests/tests/memory_in_process.rs`).
+//! `tests/conformance.rs`).
 
 use std::num::NonZeroUsize;
 

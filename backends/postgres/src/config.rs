@@ -44,6 +44,12 @@ impl PartitionSpan {
     }
 }
 
+impl fmt::Display for PartitionSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for PartitionSpan {
     type Err = String;
 
@@ -88,18 +94,33 @@ pub struct PostgresConfig {
 }
 
 impl PostgresConfig {
+    /// Schema used by default.
+    pub const DEFAULT_SCHEMA: &str = "jaeger";
+    /// Pool size by default.
+    pub const DEFAULT_MAX_CONNECTIONS: NonZeroU32 = NonZeroU32::new(10).unwrap();
+    /// Bound on establishing one connection by default.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Bound on waiting for a pooled connection by default.
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Bound on one store call's database work by default.
+    pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// How long spans are kept by default.
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+    /// How often partitions are maintained by default.
+    pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
+
     /// Defaults for everything but the URL.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            schema: "jaeger".to_owned(),
-            max_connections: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
-            connect_timeout: Duration::from_secs(5),
-            acquire_timeout: Duration::from_secs(5),
-            query_timeout: Duration::from_secs(60),
-            retention: Duration::from_secs(7 * 86_400),
+            schema: Self::DEFAULT_SCHEMA.to_owned(),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            query_timeout: Self::DEFAULT_QUERY_TIMEOUT,
+            retention: Self::DEFAULT_RETENTION,
             partition_span: PartitionSpan::Day,
-            maintenance_interval: Duration::from_secs(300),
+            maintenance_interval: Self::DEFAULT_MAINTENANCE_INTERVAL,
             skip_migrations: false,
             search_walk_rows: NonZeroU32::new(2_000).unwrap_or(NonZeroU32::MIN),
         }

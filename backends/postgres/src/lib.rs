@@ -2,8 +2,12 @@
 
 use std::sync::Arc;
 
-use remote_storage_core::{Backend, Capabilities, StoreResult, UnixNanos};
+use remote_storage_core::{
+    Backend, Capabilities, Rewrites, SpanOrder, StoreResult, UnixNanos, Visibility,
+};
 
+#[cfg(feature = "cli")]
+mod args;
 mod config;
 mod error;
 mod rows;
@@ -11,16 +15,24 @@ mod schema;
 mod search;
 mod store;
 
+#[cfg(feature = "cli")]
+pub use args::PostgresArgs;
 pub use config::{PartitionSpan, PostgresConfig};
 pub use store::PostgresStore;
 
 /// Backend name used in logs and metrics.
 pub const NAME: &str = "postgres";
 
-/// Searches without a service name work, and every condition is evaluated on one span.
+/// What the PostgreSQL backend can answer: every query shape, each condition on one span. A
+/// re-sent batch adds nothing; a committed write is readable on return, spans in write order.
 pub const CAPABILITIES: Capabilities = Capabilities {
     without_service_name: true,
     same_span_conjunction: true,
+    operation_span_kinds: true,
+    dependency_source: "",
+    rewrites: Rewrites::Idempotent,
+    visibility: Visibility::OnReturn,
+    span_order: SpanOrder::AsWritten,
 };
 
 /// Opens the store: validates the settings, connects, applies the embedded migrations (unless

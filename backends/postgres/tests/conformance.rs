@@ -1,8 +1,8 @@
 //! The storage conformance suite (`storage-conformance`), in process, against a real
 //! PostgreSQL from `CONFORMANCE_POSTGRES_URL` (see `scripts/postgres-test-env.sh`), then the
 //! backend checks (`postgres/Backend/<Check>`). Each fixture set and each check gets its own
-//! fresh schema, dropped at the end. Nothing is excused; a re-sent batch is idempotent, spans
-//! come back in write order, and every answer must equal the memory backend's.
+//! fresh schema, dropped at the end. Nothing is excused; what is expected follows the
+//! backend's declared `CAPABILITIES`, and every answer must equal the memory backend's.
 
 mod common;
 
@@ -32,9 +32,7 @@ fn main() -> ExitCode {
             let config = common::test_config(&url_for_suite, &schema);
             async move { Ok(backend_postgres::open(config).await?) }
         },
-        SuiteOptions::in_process()
-            .with_idempotent_writes(true)
-            .with_reference(reference),
+        SuiteOptions::declared(backend_postgres::CAPABILITIES).with_reference(reference),
     );
     drop_schemas(&url, &schemas.lock().unwrap_or_else(|e| e.into_inner()));
     code

@@ -457,7 +457,7 @@ pub async fn compare_with_reference(
     Ok(())
 }
 
-/// [`compare_with_reference`] against the reference of [`crate::BackendChecks::reference`].
+/// [`compare_with_reference`] against the reference of [`crate::SuiteOptions::reference`].
 pub async fn equivalent_to_reference(
     backend: &Backend,
     context: &CheckContext,
@@ -466,5 +466,5 @@ pub async fn equivalent_to_reference(
         .reference
         .as_ref()
         .context("no reference backend configured")?;
-    compare_with_reference(backend, reference, context.span_order).await
+    compare_with_reference(backend, reference, context.span_order()).await
 }

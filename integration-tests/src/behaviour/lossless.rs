@@ -190,11 +190,12 @@ pub async fn lossless_round_trip(backend: &Backend, context: &CheckContext) -> a
     let trace_id = TraceId((1..=16).collect::<Vec<u8>>().try_into().unwrap_or_default());
     let fetched = get_ids(backend, &tenant, [trace_id]).await?;
     ensure_eq!(fetched.len(), 1, "get_traces");
-    same_as_written(&fetched[0], &original, &written, context.span_order).context("get_traces")?;
+    same_as_written(&fetched[0], &original, &written, context.span_order())
+        .context("get_traces")?;
     let query = with_attribute(TraceQuery::all(depth(1)), "event.map", r#"{"nested":2.5}"#);
     let searched = find(backend, &tenant, query).await?;
     ensure_eq!(searched.len(), 1, "map values are found by their JSON text");
-    same_as_written(&searched[0], &original, &written, context.span_order)
+    same_as_written(&searched[0], &original, &written, context.span_order())
         .context("find_traces")?;
     Ok(())
 }

@@ -3,42 +3,48 @@
 //! [`crate::run_in_process`], each on a fresh backend from the caller's factory (filter with
 //! `Backend/`, skip with the usual skip list).
 //!
-//! One copy of each check that used to be repeated in every backend's `tests/store.rs`:
+//! One copy of each check that used to be repeated in every backend's `tests/store.rs`.
+//! Which checks apply, and what they expect, follows the backend's declared
+//! [`Capabilities`]:
 //!
 //! | Trial | Module | Runs when |
 //! |---|---|---|
-//! | `Backend/Append_across_writes` | [`writes`] | always |
-//! | `Backend/Idempotent_rewrite` | [`writes`] | [`crate::BackendChecks::idempotent_writes`] |
-//! | `Backend/Rewrite_keeps_copies` | [`writes`] | not [`crate::BackendChecks::idempotent_writes`] |
+//! | `Backend/Append_across_writes` | [`writes`] | * |
+//! | `Backend/Idempotent_rewrite` | [`writes`] | [`Rewrites::Idempotent`] declared |
+//! | `Backend/Rewrite_keeps_copies` | [`writes`] | [`Rewrites::KeepCopies`] declared |
 //! | `Backend/Get_traces_in_request_order` | [`writes`] | always |
-//! | `Backend/Streams_may_stop_early` | [`writes`] | always |
-//! | `Backend/Newest_first_up_to_depth` | [`search`] | always |
-//! | `Backend/Conditions_on_one_span` | [`search`] | always |
-//! | `Backend/Typed_values_on_every_level` | [`search`] | always |
-//! | `Backend/Typed_values_within_one_span` | [`search`] | always |
-//! | `Backend/Services_and_operations` | [`search`] | always |
+//! | `Backend/Streams_may_stop_early` | [`writes`] | * |
+//! | `Backend/Newest_first_up_to_depth` | [`search`] | * |
+//! | `Backend/Conditions_on_one_span` | [`search`] | `same_span_conjunction` declared, * |
+//! | `Backend/Typed_values_on_every_level` | [`search`] | * |
+//! | `Backend/Typed_values_within_one_span` | [`search`] | `same_span_conjunction` declared, * |
+//! | `Backend/Services_and_operations` | [`search`] | `operation_span_kinds` declared |
 //! | `Backend/Dependencies` | [`search`] | always |
-//! | `Backend/Summaries_equal_from_trace` | [`search`] | always |
-//! | `Backend/Tenants_are_isolated` | [`tenancy`] | always |
-//! | `Backend/Lossless_round_trip` | [`lossless`] | always |
-//! | `Backend/Equivalent_to_reference` | [`equivalence`] | [`crate::BackendChecks::reference`] |
+//! | `Backend/Summaries_equal_from_trace` | [`search`] | * |
+//! | `Backend/Tenants_are_isolated` | [`tenancy`] | * |
+//! | `Backend/Lossless_round_trip` | [`lossless`] | * |
+//! | `Backend/Refuses_undeclared_queries` | [`refusals`] | a query shape is not declared |
+//! | `Backend/Equivalent_to_reference` | [`equivalence`] | [`crate::SuiteOptions::reference`] given, * |
 //!
-//! [`crate::BackendChecks::span_order`] ([`SpanOrder::Any`] for a backend that returns the
-//! spans of a trace in its own order) makes the checks compare spans as a multiset and leaves
-//! out "first stored wins" tie-breaks that only write order defines.
+//! \* The check searches across services: it runs when `without_service_name` is declared.
+//!
+//! A declared [`SpanOrder::Any`] (a backend that returns the spans of a trace in its own
+//! order) makes the checks compare spans as a multiset and leaves out "first stored wins"
+//! tie-breaks that only write order defines. A declared [`Visibility::WithinRefresh`] bound is
+//! waited after each write ([`write()`]): what the backend promises, checked.
 //!
 //! Times are recent (a base two hours ago), so that backends with a retention keep the spans.
 //! A check fails with an error naming the call and what differed.
 
 pub mod equivalence;
 pub mod lossless;
+pub mod refusals;
 pub mod search;
 pub mod tenancy;
 pub mod writes;
 
 use std::num::NonZeroUsize;
 
-use crate::options::SpanOrder;
 use anyhow::Context as _;
 use futures::TryStreamExt as _;
 use futures::future::BoxFuture;
@@ -46,8 +52,8 @@ use remote_storage_core::proto::otlp::common::{AnyValue, KeyValue, any_value::Va
 use remote_storage_core::proto::otlp::trace::span::SpanKind;
 use remote_storage_core::query::AttributeFilter;
 use remote_storage_core::{
-    Backend, Operation, OperationQuery, Span, StoreResult, Tenant, Trace, TraceId, TraceLookup,
-    TraceQuery, TraceSummary, UnixNanos,
+    Backend, Capabilities, Operation, OperationQuery, Rewrites, Span, SpanOrder, StoreResult,
+    Tenant, Trace, TraceId, TraceLookup, TraceQuery, TraceSummary, UnixNanos, Visibility,
 };
 
 /// Fails with `"<context>: expected <expected>, got <actual>"` unless `actual == expected`.
@@ -69,28 +75,66 @@ macro_rules! ensure_eq {
 }
 pub(crate) use ensure_eq;
 
-/// What a check needs beyond a fresh backend.
+/// When a check applies, from the backend's declaration and the suite options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
     /// Runs on every backend.
     Nothing,
-    /// Runs only with [`crate::BackendChecks::idempotent_writes`].
+    /// Runs only when [`Rewrites::Idempotent`] is declared.
     IdempotentWrites,
-    /// Runs only without [`crate::BackendChecks::idempotent_writes`].
+    /// Runs only when [`Rewrites::KeepCopies`] is declared.
     CopyingWrites,
-    /// Runs only with a [`crate::BackendChecks::reference`].
+    /// Runs only when [`Capabilities::same_span_conjunction`] is declared.
+    SameSpanConjunction,
+    /// Lists operations by span kind: runs only when [`Capabilities::operation_span_kinds`] is
+    /// declared.
+    OperationSpanKinds,
+    /// Searches across services: runs only when [`Capabilities::without_service_name`] is
+    /// declared.
+    SearchWithoutService,
+    /// Runs only when some query shape is not declared (a refusal to check).
+    UndeclaredQueryShape,
+    /// Runs only with a [`crate::SuiteOptions::reference`].
     Reference,
+}
+
+impl Needs {
+    /// Whether a check with these needs applies to a backend declaring `capabilities`. A check
+    /// that does not apply is left out, not skipped: it tests another declaration.
+    pub fn apply_to(self, capabilities: &Capabilities) -> bool {
+        match self {
+            Self::Nothing | Self::Reference => true,
+            Self::IdempotentWrites => capabilities.rewrites == Rewrites::Idempotent,
+            Self::CopyingWrites => capabilities.rewrites == Rewrites::KeepCopies,
+            Self::SameSpanConjunction => capabilities.same_span_conjunction,
+            Self::SearchWithoutService => capabilities.without_service_name,
+            Self::OperationSpanKinds => capabilities.operation_span_kinds,
+            Self::UndeclaredQueryShape => {
+                !capabilities.without_service_name || !capabilities.operation_span_kinds
+            }
+        }
+    }
 }
 
 /// What a check receives besides the backend under test.
 #[derive(Debug, Clone)]
 pub struct CheckContext {
-    /// [`crate::BackendChecks::idempotent_writes`].
-    pub idempotent_writes: bool,
-    /// [`crate::BackendChecks::span_order`].
-    pub span_order: SpanOrder,
+    /// What the backend declares.
+    pub capabilities: Capabilities,
     /// A fresh reference backend, for checks that [`Needs::Reference`].
     pub reference: Option<Backend>,
+}
+
+impl CheckContext {
+    /// A re-sent batch adds no spans.
+    pub fn idempotent_writes(&self) -> bool {
+        self.capabilities.rewrites == Rewrites::Idempotent
+    }
+
+    /// In which order the spans of a trace come back.
+    pub fn span_order(&self) -> SpanOrder {
+        self.capabilities.span_order
+    }
 }
 
 type CheckFn = for<'a> fn(&'a Backend, &'a CheckContext) -> BoxFuture<'a, anyhow::Result<()>>;
@@ -100,8 +144,8 @@ type CheckFn = for<'a> fn(&'a Backend, &'a CheckContext) -> BoxFuture<'a, anyhow
 pub struct Check {
     /// Trial name below `Backend/`, e.g. `Tenants_are_isolated`.
     pub name: &'static str,
-    /// When it applies.
-    pub needs: Needs,
+    /// When it applies: every one of these must hold.
+    pub needs: &'static [Needs],
     run: CheckFn,
 }
 
@@ -115,6 +159,16 @@ impl std::fmt::Debug for Check {
 }
 
 impl Check {
+    /// Whether the check applies to a backend declaring `capabilities`.
+    pub fn applies_to(&self, capabilities: &Capabilities) -> bool {
+        self.needs.iter().all(|needs| needs.apply_to(capabilities))
+    }
+
+    /// Whether the check compares with a reference backend.
+    pub fn needs_reference(&self) -> bool {
+        self.needs.contains(&Needs::Reference)
+    }
+
     /// Runs the check against `backend`.
     pub async fn run(&self, backend: &Backend, context: &CheckContext) -> anyhow::Result<()> {
         (self.run)(backend, context).await
@@ -127,10 +181,10 @@ impl Check {
 }
 
 macro_rules! check {
-    ($name:literal, $needs:ident, $function:path) => {
+    ($name:literal, [$($needs:ident),*], $function:path) => {
         Check {
             name: $name,
-            needs: Needs::$needs,
+            needs: &[$(Needs::$needs),*],
             run: |backend, context| Box::pin($function(backend, context)),
         }
     };
@@ -141,73 +195,78 @@ pub fn checks() -> Vec<Check> {
     vec![
         check!(
             "Append_across_writes",
-            Nothing,
+            [SearchWithoutService],
             writes::append_across_writes
         ),
         check!(
             "Idempotent_rewrite",
-            IdempotentWrites,
+            [IdempotentWrites],
             writes::idempotent_rewrite
         ),
         check!(
             "Rewrite_keeps_copies",
-            CopyingWrites,
+            [CopyingWrites],
             writes::rewrite_keeps_copies
         ),
         check!(
             "Get_traces_in_request_order",
-            Nothing,
+            [],
             writes::get_traces_in_request_order
         ),
         check!(
             "Streams_may_stop_early",
-            Nothing,
+            [SearchWithoutService],
             writes::streams_may_stop_early
         ),
         check!(
             "Newest_first_up_to_depth",
-            Nothing,
+            [SearchWithoutService],
             search::newest_first_up_to_depth
         ),
         check!(
             "Conditions_on_one_span",
-            Nothing,
+            [SameSpanConjunction, SearchWithoutService],
             search::conditions_on_one_span
         ),
         check!(
             "Typed_values_on_every_level",
-            Nothing,
+            [SearchWithoutService],
             search::typed_values_on_every_level
         ),
         check!(
             "Typed_values_within_one_span",
-            Nothing,
+            [SameSpanConjunction, SearchWithoutService],
             search::typed_values_within_one_span
         ),
         check!(
             "Services_and_operations",
-            Nothing,
+            [OperationSpanKinds],
             search::services_and_operations
         ),
-        check!("Dependencies", Nothing, search::dependencies),
+        check!("Dependencies", [], search::dependencies),
         check!(
             "Summaries_equal_from_trace",
-            Nothing,
+            [SearchWithoutService],
             search::summaries_equal_from_trace
         ),
         check!(
             "Tenants_are_isolated",
-            Nothing,
+            [SearchWithoutService],
             tenancy::tenants_are_isolated
         ),
         check!(
             "Lossless_round_trip",
-            Nothing,
+            [SearchWithoutService],
             lossless::lossless_round_trip
         ),
         check!(
+            "Refuses_undeclared_queries",
+            [UndeclaredQueryShape],
+            refusals::refuses_undeclared_queries
+        ),
+        check!(
             "Equivalent_to_reference",
-            Reference,
+            [Reference, SearchWithoutService],
             equivalence::equivalent_to_reference
         ),
     ]
@@ -225,13 +284,18 @@ pub fn depth(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
 }
 
-/// Writes one batch.
+/// Writes one batch, then waits out the backend's declared refresh bound (none for
+/// [`Visibility::OnReturn`]): after that the write must be visible to every read.
 pub async fn write(backend: &Backend, tenant: &Tenant, spans: Vec<Span>) -> anyhow::Result<()> {
     backend
         .traces
         .write_spans(tenant, spans)
         .await
-        .context("write_spans failed")
+        .context("write_spans failed")?;
+    if let Visibility::WithinRefresh(bound) = backend.capabilities.visibility {
+        tokio::time::sleep(bound).await;
+    }
+    Ok(())
 }
 
 /// Writes `spans` as one batch for the default tenant, which it returns.

@@ -592,7 +592,7 @@ pub async fn summaries_equal_from_trace(
     ensure_eq!(found, expected, "summaries vs from_trace of find_traces");
     ensure_eq!(found.len(), 2, "summaries");
     // Idempotent: 6 distinct spans, 2 errors. Otherwise every copy counts: 3 + 4 + 4 spans.
-    let (spans, errors, orphans) = if context.idempotent_writes {
+    let (spans, errors, orphans) = if context.idempotent_writes() {
         (6, 2, 1)
     } else {
         (11, 5, 2)
@@ -622,7 +622,7 @@ pub async fn summaries_equal_from_trace(
     ensure_eq!(found.len(), 2, "summaries");
     ensure_eq!(found[0].root_operation_name, "root", "root operation");
     ensure_eq!(found[0].orphan_span_count, 1, "orphan span count");
-    if context.span_order == SpanOrder::AsWritten {
+    if context.span_order() == SpanOrder::AsWritten {
         ensure_eq!(
             found[1].root_service_name,
             "first",

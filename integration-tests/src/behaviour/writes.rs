@@ -42,7 +42,7 @@ pub async fn append_across_writes(backend: &Backend, context: &CheckContext) -> 
     ensure_eq!(traces.len(), 1, "get_traces: traces");
     ensure_eq!(traces[0].spans.len(), 5, "get_traces: spans of the trace");
     let mut names: Vec<&str> = traces[0].spans.iter().map(Span::name).collect();
-    if context.span_order == SpanOrder::Any {
+    if context.span_order() == SpanOrder::Any {
         names.sort_unstable_by_key(|name| *name != "root");
     }
     ensure_eq!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use storage_conformance::{
-    BackendChecks, CrossApiTarget, Excused, FixtureSet, GrpcTarget, GrpcTargetConfig, Outcome,
+    Capabilities, CrossApiTarget, Excused, FixtureSet, GrpcTarget, GrpcTargetConfig, Outcome,
     Progress, Report, SuiteOptions, SuiteRun, SuiteTarget, TlsSettings, V1GrpcTarget, V1Path,
     V1Writer, WaitPolicy, WireMode, run_suite, v1_suite_run,
 };
@@ -92,11 +92,13 @@ struct Cli {
     #[arg(long = "run", value_name = "PATTERN")]
     run_only: Vec<String>,
 
-    /// The server needs a service name to search: skip FindTracesWithoutServiceName.
+    /// The server needs a service name to search: FindTracesWithoutServiceName expects
+    /// INVALID_ARGUMENT instead of results.
     #[arg(long)]
     search_requires_service_name: bool,
 
-    /// GetOperations answers without span kinds: compare names only.
+    /// GetOperations answers without span kinds: compare names only, and expect
+    /// INVALID_ARGUMENT for a kind filter.
     #[arg(long)]
     get_operations_missing_span_kind: bool,
 
@@ -212,11 +214,14 @@ impl Cli {
     }
 
     fn options(&self) -> SuiteOptions {
+        let capabilities = Capabilities {
+            without_service_name: !self.search_requires_service_name,
+            operation_span_kinds: !self.get_operations_missing_span_kind,
+            ..Capabilities::FULL
+        };
         SuiteOptions {
+            capabilities,
             excused: Excused {
-                search_requires_service_name: self.search_requires_service_name,
-                get_operations_missing_span_kind: self.get_operations_missing_span_kind,
-                get_dependencies_missing_source: false,
                 skip: self.skip.clone(),
                 explained: Vec::new(),
             },
@@ -224,7 +229,7 @@ impl Cli {
                 iterations: self.wait_iterations,
                 interval: self.wait_interval,
             },
-            backend_checks: BackendChecks::default(),
+            reference: None,
         }
     }
 

@@ -38,11 +38,7 @@ impl Executor {
             ])
             .await
             .context("writing the dependency trace")?;
-        let source = if self.options.excused.get_dependencies_missing_source {
-            "jaeger"
-        } else {
-            ""
-        };
+        let source = self.options.capabilities.dependency_source;
         let expected = vec![
             (
                 BACKEND.to_owned(),

@@ -13,7 +13,7 @@ use super::otlp::{
 };
 use crate::compare::compare_trace_slices;
 use crate::options::{Poll, wait_for};
-use crate::target::{OtlpTrace, TraceSearch};
+use crate::target::{OtlpTrace, TraceSearch, is_invalid_argument};
 
 impl Executor {
     // ------------------------------------------------------------------ FindTraces
@@ -104,6 +104,21 @@ impl Executor {
             search_depth: 10,
             ..TraceSearch::default()
         };
+        if !self.options.capabilities.without_service_name {
+            // Undeclared: the search must be refused, never answered empty or partially.
+            return match self.target.find_traces(&search).await {
+                Err(error) if is_invalid_argument(&error) => Ok(()),
+                Err(error) => Err(error.context(
+                    "FindTraces without service name on a storage that does not declare it: \
+                     expected INVALID_ARGUMENT",
+                )),
+                Ok(traces) => anyhow::bail!(
+                    "FindTraces without service name on a storage that does not declare it: \
+                     expected INVALID_ARGUMENT, got {} trace(s)",
+                    traces.len()
+                ),
+            };
+        }
         let target = Arc::clone(&self.target);
         let traces = wait_for(
             self.options.wait,

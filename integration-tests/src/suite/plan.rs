@@ -152,20 +152,9 @@ pub fn plan(fixtures: &FixtureSet, excused: &Excused, prefix: &str) -> Vec<Plann
             } else {
                 format!("{prefix}/{name}")
             };
-            let skip_reason = if let Some(entry) = excused.skip_entry_for(&full_name) {
-                Some(format!("skip list entry {entry:?}"))
-            } else if let Some(reason) = excused.explanation_for(&full_name) {
-                Some(reason.to_owned())
-            } else if kind == CaseKind::FindTracesWithoutServiceName
-                && excused.search_requires_service_name
-            {
-                Some("search_requires_service_name".to_owned())
-            } else if kind == CaseKind::GetOperationsKindFilter
-                && excused.get_operations_missing_span_kind
-            {
-                Some("get_operations_missing_span_kind".to_owned())
-            } else {
-                None
+            let skip_reason = match excused.skip_entry_for(&full_name) {
+                Some(entry) => Some(format!("skip list entry {entry:?}")),
+                None => excused.explanation_for(&full_name).map(str::to_owned),
             };
             PlannedCase {
                 name,
@@ -185,10 +174,9 @@ mod tests {
     #[test]
     fn plan_names_follow_jaeger_and_apply_skips() {
         let set = FixtureSet::own_with_dates(DateRewrite::now()).unwrap();
-        let excused = Excused {
-            search_requires_service_name: true,
-            ..Excused::none().skip("Scope_Attributes")
-        };
+        let excused = Excused::none()
+            .skip("Scope_Attributes")
+            .explain("memory/own/FindTracesWithoutServiceName", "a reason");
         let cases = plan(&set, &excused, "memory/own");
         let names: Vec<&str> = cases.iter().map(|case| case.name.as_str()).collect();
         assert_eq!(names[0], "GetServices");

@@ -11,7 +11,7 @@ use remote_storage_core::model::span_kind_name;
 use super::executor::Executor;
 use super::otlp::service_name;
 use crate::options::{Poll, wait_for};
-use crate::target::OtlpTrace;
+use crate::target::{OtlpTrace, is_invalid_argument};
 
 impl Executor {
     // ------------------------------------------------------------------ GetServices
@@ -67,7 +67,7 @@ impl Executor {
         }
         let (service, operations) = best.context("the example trace has no span")?;
         let mut expected: Vec<(String, String)> = operations.iter().cloned().collect();
-        if self.options.excused.get_operations_missing_span_kind {
+        if !self.options.capabilities.operation_span_kinds {
             expected = expected
                 .into_iter()
                 .map(|(name, _)| (name, String::new()))
@@ -83,7 +83,7 @@ impl Executor {
         span_kind: String,
         expected: Vec<(String, String)>,
     ) -> anyhow::Result<()> {
-        let names_only = self.options.excused.get_operations_missing_span_kind;
+        let names_only = !self.options.capabilities.operation_span_kinds;
         let target = Arc::clone(&self.target);
         let expectation = format!(
             "GetOperations(service={service:?}, span_kind={span_kind:?}) to return exactly \
@@ -128,6 +128,9 @@ impl Executor {
     }
 
     pub(super) async fn get_operations_kind_filter(&self) -> anyhow::Result<()> {
+        if !self.options.capabilities.operation_span_kinds {
+            return self.kind_filter_refused().await;
+        }
         let (service, all) = self.expected_operations()?;
         let kinds: BTreeSet<&String> = all
             .iter()
@@ -158,4 +161,29 @@ fn services_of(trace: &OtlpTrace) -> BTreeSet<String> {
         .map(|group| service_name(group.resource.as_ref()))
         .filter(|service| !service.is_empty())
         .collect()
+}
+
+impl Executor {
+    /// A storage that declares no span kinds for operations refuses a kind filter with
+    /// `INVALID_ARGUMENT` rather than answering it wrongly or empty.
+    async fn kind_filter_refused(&self) -> anyhow::Result<()> {
+        let example = self.expected()?.example_trace()?;
+        let service = services_of(example)
+            .into_iter()
+            .next()
+            .context("the example trace has no service")?;
+        let kind = span_kind_name(SpanKind::Server);
+        match self.target.get_operations(&service, kind).await {
+            Err(error) if is_invalid_argument(&error) => Ok(()),
+            Err(error) => Err(error.context(format!(
+                "GetOperations(service={service:?}, span_kind={kind:?}) on a storage without \
+                 operation span kinds: expected INVALID_ARGUMENT"
+            ))),
+            Ok(operations) => anyhow::bail!(
+                "GetOperations(service={service:?}, span_kind={kind:?}) on a storage without \
+                 operation span kinds: expected INVALID_ARGUMENT, got {} operation(s)",
+                operations.len()
+            ),
+        }
+    }
 }

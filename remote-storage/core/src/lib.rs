@@ -9,6 +9,8 @@
 //! - [`convert`]: OTLP `ResourceSpans` ⇄ spans, at the edges only.
 //! - [`query`]: request types built once from the protobuf and validated.
 //! - [`matcher`]: the shared span matcher with Jaeger's reference semantics.
+//! - [`capabilities`]: what a backend declares, once; [`admission`] refuses what it does not.
+//! - [`units`]: durations and byte sizes as operators write them, for backends' flags.
 //! - [`summary`], [`dependencies`]: shared computations so every backend gets them right.
 //! - [`store`]: [`store::TraceStore`], [`store::DependencyStore`], [`store::Purger`],
 //!   [`store::StoreLifecycle`] and the [`store::Backend`] bundle.
@@ -16,6 +18,7 @@
 //!   queries, for the v1 remote-storage API.
 //! - [`error`]: [`error::StoreError`], the one error type.
 
+pub mod admission;
 pub mod attribute;
 pub mod capabilities;
 pub mod convert;
@@ -29,9 +32,10 @@ pub mod store;
 pub mod summary;
 pub mod testing;
 pub mod time;
+pub mod units;
 pub mod v1;
 
-pub use capabilities::Capabilities;
+pub use capabilities::{Capabilities, Rewrites, SpanOrder, Visibility};
 pub use error::{ErrorKind, StoreError, StoreResult};
 pub use ids::{SpanId, TraceId};
 pub use model::{DependencyLink, Operation, Resource, Scope, Span, Trace};

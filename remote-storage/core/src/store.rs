@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 
+use crate::admission::AdmittedStore;
 use crate::capabilities::Capabilities;
 use crate::error::StoreResult;
 use crate::ids::TraceId;
@@ -53,7 +54,13 @@ pub struct FoundTraceId {
 /// # Behavior (all methods)
 /// - Data is fully isolated per [`Tenant`]: no call ever sees another tenant's spans, services
 ///   or operations.
-/// - A write that returned `Ok` is visible to every later read.
+/// - Read after write: a write that returned `Ok` is visible to every read that starts after
+///   it returned (GetTraces, Find*, services, operations, dependencies), or, for a backend
+///   that declares [`crate::capabilities::Visibility::WithinRefresh`], to every read that
+///   starts at least that long after it returned. Never partially: a trace read by ID has
+///   either none or all of the spans of one returned write.
+/// - Query shapes the backend does not declare in its [`Capabilities`] never reach it: the
+///   [`Backend`] bundle refuses them ([`crate::admission`]).
 #[async_trait]
 pub trait TraceStore: Send + Sync + 'static {
     /// Stores a batch of spans, which may belong to many traces.
@@ -186,7 +193,8 @@ pub trait StoreLifecycle: Send + Sync + 'static {
 pub struct Backend {
     /// Short name used in logs and metrics, e.g. `memory`.
     pub name: &'static str,
-    /// What Capabilities reports.
+    /// What the backend declares: the Capabilities answer, the refused query shapes and what
+    /// the conformance suite expects.
     pub capabilities: Capabilities,
     /// Span reads and writes.
     pub traces: Arc<dyn TraceStore>,
@@ -199,15 +207,20 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Bundles one store that implements every trait.
+    /// Bundles one store that implements every trait, declaring `capabilities`: searches and
+    /// GetOperations shapes that it does not declare are refused before they reach the store.
     pub fn from_store<S>(name: &'static str, capabilities: Capabilities, store: Arc<S>) -> Self
     where
         S: TraceStore + DependencyStore + Purger + StoreLifecycle,
     {
+        let traces = Arc::new(AdmittedStore {
+            capabilities,
+            inner: Arc::clone(&store) as Arc<dyn TraceStore>,
+        });
         Self {
             name,
             capabilities,
-            traces: Arc::clone(&store) as Arc<dyn TraceStore>,
+            traces,
             dependencies: Arc::clone(&store) as Arc<dyn DependencyStore>,
             purger: Arc::clone(&store) as Arc<dyn Purger>,
             lifecycle: store,

@@ -93,7 +93,10 @@ async fn postgres_outage_under_load_is_unavailable_then_recovers() {
         .ok()
         .filter(|url| !url.is_empty())
     else {
-        eprintln!("skipping postgres fault test: CONFORMANCE_POSTGRES_URL is not set");
+        eprintln!(
+            "SKIPPED the postgres fault test: CONFORMANCE_POSTGRES_URL is not set; to run it: \
+             eval \"$(scripts/postgres-test-env.sh start)\""
+        );
         return;
     };
     let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -10,17 +10,26 @@ use std::time::Duration;
 use backend_postgres::{PartitionSpan, PostgresConfig, PostgresStore};
 use remote_storage_core::Backend;
 
-/// The database URL from `CONFORMANCE_POSTGRES_URL` or `DATABASE_URL`; prints the one skip
-/// line (once per test binary) when neither is set.
+/// The database URL from `CONFORMANCE_POSTGRES_URL` (or `DATABASE_URL`); prints the one skip
+/// line when neither is set.
 pub fn database_url() -> Option<String> {
     static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
-    let url = std::env::var("CONFORMANCE_POSTGRES_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
+    if let Some(url) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        && std::env::var_os("CONFORMANCE_POSTGRES_URL").is_none()
+    {
+        return Some(url);
+    }
+    let mut url = std::env::var("CONFORMANCE_POSTGRES_URL")
         .ok()
         .filter(|url| !url.is_empty());
     if url.is_none() {
         SKIP_NOTICE.call_once(|| {
-            eprintln!("skipping postgres tests: CONFORMANCE_POSTGRES_URL is not set");
+            url = storage_conformance::environment::service_url(
+                "postgres",
+                "the PostgreSQL backend's tests and conformance suite",
+            );
         });
     }
     url

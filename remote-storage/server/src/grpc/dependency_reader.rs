@@ -17,11 +17,16 @@ use crate::tenancy::recorded_tenant_of;
 #[derive(Clone)]
 pub(crate) struct DependencyReaderService {
     dependencies: Arc<dyn DependencyStore>,
+    /// The backend's declared link source ([`remote_storage_core::Capabilities`]).
+    source: &'static str,
 }
 
 impl DependencyReaderService {
-    pub(crate) fn new(dependencies: Arc<dyn DependencyStore>) -> Self {
-        Self { dependencies }
+    pub(crate) fn new(dependencies: Arc<dyn DependencyStore>, source: &'static str) -> Self {
+        Self {
+            dependencies,
+            source,
+        }
     }
 }
 
@@ -33,6 +38,7 @@ impl DependencyReader for DependencyReaderService {
         request: Request<GetDependenciesRequest>,
     ) -> Result<Response<GetDependenciesResponse>, Status> {
         let tenant = recorded_tenant_of(&request)?;
+        let source = self.source;
         let query =
             DependencyQuery::from_proto(request.into_inner()).map_err(store_error_to_status)?;
         let dependencies = self
@@ -45,8 +51,7 @@ impl DependencyReader for DependencyReaderService {
                 parent: link.parent,
                 child: link.child,
                 call_count: link.call_count,
-                // Links are derived from spans, not imported from a named source.
-                source: String::new(),
+                source: source.to_owned(),
             })
             .collect();
         Ok(Response::new(GetDependenciesResponse { dependencies }))

@@ -57,10 +57,12 @@ pub(crate) fn main_routes(context: &GrpcContext) -> anyhow::Result<Routes> {
     ))
     .accept_compressed(CompressionEncoding::Gzip)
     .max_decoding_message_size(limits.max_recv_bytes);
-    let dependency_reader = DependencyReaderServer::new(
-        dependency_reader::DependencyReaderService::new(Arc::clone(&context.backend.dependencies)),
-    )
-    .accept_compressed(CompressionEncoding::Gzip);
+    let dependency_reader =
+        DependencyReaderServer::new(dependency_reader::DependencyReaderService::new(
+            Arc::clone(&context.backend.dependencies),
+            context.backend.capabilities.dependency_source,
+        ))
+        .accept_compressed(CompressionEncoding::Gzip);
     let capabilities = CapabilitiesServer::new(capabilities::CapabilitiesService::new(
         context.backend.capabilities,
     ))
@@ -78,10 +80,12 @@ pub(crate) fn main_routes(context: &GrpcContext) -> anyhow::Result<Routes> {
     ))
     .accept_compressed(CompressionEncoding::Gzip)
     .max_decoding_message_size(limits.max_recv_bytes);
-    let dependencies_reader = DependenciesReaderPluginServer::new(
-        v1::DependenciesReaderService::new(Arc::clone(&context.backend.dependencies)),
-    )
-    .accept_compressed(CompressionEncoding::Gzip);
+    let dependencies_reader =
+        DependenciesReaderPluginServer::new(v1::DependenciesReaderService::new(
+            Arc::clone(&context.backend.dependencies),
+            context.backend.capabilities.dependency_source,
+        ))
+        .accept_compressed(CompressionEncoding::Gzip);
     let routes = Routes::new(context.readiness.health_service())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

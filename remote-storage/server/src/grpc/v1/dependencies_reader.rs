@@ -19,11 +19,16 @@ use crate::tenancy::recorded_tenant_of;
 #[derive(Clone)]
 pub(crate) struct DependenciesReaderService {
     dependencies: Arc<dyn DependencyStore>,
+    /// The backend's declared link source ([`remote_storage_core::Capabilities`]).
+    source: &'static str,
 }
 
 impl DependenciesReaderService {
-    pub(crate) fn new(dependencies: Arc<dyn DependencyStore>) -> Self {
-        Self { dependencies }
+    pub(crate) fn new(dependencies: Arc<dyn DependencyStore>, source: &'static str) -> Self {
+        Self {
+            dependencies,
+            source,
+        }
     }
 }
 
@@ -35,6 +40,7 @@ impl DependenciesReaderPlugin for DependenciesReaderService {
         request: Request<GetDependenciesRequest>,
     ) -> Result<Response<GetDependenciesResponse>, Status> {
         let tenant = recorded_tenant_of(&request)?;
+        let source = self.source;
         let query = dependency_query(request.into_inner()).map_err(store_error_to_status)?;
         let dependencies = self
             .dependencies
@@ -46,8 +52,7 @@ impl DependenciesReaderPlugin for DependenciesReaderService {
                 parent: link.parent,
                 child: link.child,
                 call_count: link.call_count,
-                // Links are derived from spans, as in the v2 answer.
-                source: String::new(),
+                source: source.to_owned(),
             })
             .collect();
         Ok(Response::new(GetDependenciesResponse { dependencies }))
