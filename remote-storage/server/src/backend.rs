@@ -17,6 +17,10 @@ pub enum BackendKind {
     Lsm,
     /// PostgreSQL at `--postgres.url`: time-partitioned tables, shared by many servers.
     Postgres,
+    /// Elasticsearch 7.10–9 or OpenSearch 1–3 at `--es.server-urls` (`opensearch` is the same
+    /// backend).
+    #[value(alias = "opensearch")]
+    Elasticsearch,
     /// Stores nothing: spans are decoded and dropped, reads answer empty (the decode-only
     /// baseline of benchmarks).
     Discard,
@@ -29,6 +33,7 @@ impl BackendKind {
             Self::Memory => "memory",
             Self::Lsm => "lsm",
             Self::Postgres => "postgres",
+            Self::Elasticsearch => "elasticsearch",
             Self::Discard => "discard",
         }
     }
@@ -39,6 +44,7 @@ impl BackendKind {
             Self::Memory => Some("backend-memory"),
             Self::Lsm => Some("backend-lsm"),
             Self::Postgres => Some("backend-postgres"),
+            Self::Elasticsearch => Some("backend-elasticsearch"),
             Self::Discard => None,
         }
     }
@@ -61,6 +67,11 @@ pub struct BackendArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub postgres: backend_postgres::PostgresArgs,
+
+    #[cfg(feature = "backend-elasticsearch")]
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub elasticsearch: backend_elasticsearch::ElasticsearchArgs,
 }
 
 /// Which backend to open, with its settings.
@@ -75,6 +86,9 @@ pub enum BackendConfig {
     /// PostgreSQL through sqlx.
     #[cfg(feature = "backend-postgres")]
     Postgres(backend_postgres::PostgresConfig),
+    /// Elasticsearch or OpenSearch over HTTP.
+    #[cfg(feature = "backend-elasticsearch")]
+    Elasticsearch(backend_elasticsearch::ElasticsearchConfig),
     /// Drops every span and answers reads empty: the decode-only baseline of benchmarks.
     Discard,
 }
@@ -92,6 +106,8 @@ impl BackendConfig {
             BackendKind::Lsm => Self::Lsm((&args.lsm).try_into()?),
             #[cfg(feature = "backend-postgres")]
             BackendKind::Postgres => Self::Postgres((&args.postgres).try_into()?),
+            #[cfg(feature = "backend-elasticsearch")]
+            BackendKind::Elasticsearch => Self::Elasticsearch((&args.elasticsearch).try_into()?),
             BackendKind::Discard => Self::Discard,
             missing => return Err(missing_backend(missing)),
         };
@@ -107,6 +123,8 @@ impl BackendConfig {
             Self::Lsm(_) => backend_lsm::NAME,
             #[cfg(feature = "backend-postgres")]
             Self::Postgres(_) => backend_postgres::NAME,
+            #[cfg(feature = "backend-elasticsearch")]
+            Self::Elasticsearch(_) => backend_elasticsearch::NAME,
             Self::Discard => backend_discard::NAME,
         }
     }
@@ -137,6 +155,10 @@ pub async fn open_backend(config: &BackendConfig) -> anyhow::Result<Backend> {
         }
         #[cfg(feature = "backend-postgres")]
         BackendConfig::Postgres(postgres) => Ok(backend_postgres::open(postgres.clone()).await?),
+        #[cfg(feature = "backend-elasticsearch")]
+        BackendConfig::Elasticsearch(elasticsearch) => {
+            Ok(backend_elasticsearch::open(elasticsearch.clone()).await?)
+        }
         BackendConfig::Discard => Ok(backend_discard::open()),
     }
 }
@@ -154,6 +176,11 @@ mod tests {
         assert_eq!(BackendKind::Lsm.name(), backend_lsm::NAME);
         #[cfg(feature = "backend-postgres")]
         assert_eq!(BackendKind::Postgres.name(), backend_postgres::NAME);
+        #[cfg(feature = "backend-elasticsearch")]
+        assert_eq!(
+            BackendKind::Elasticsearch.name(),
+            backend_elasticsearch::NAME
+        );
         for kind in BackendKind::value_variants() {
             let value = kind.to_possible_value().unwrap();
             assert_eq!(value.get_name(), kind.name(), "--backend value of {kind:?}");

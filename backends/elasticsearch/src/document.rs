@@ -1,0 +1,403 @@
+//! The span document: the span stored whole (OTLP protobuf with its resource and scope, base64
+//! in a `binary` field that is not indexed) plus the fields searches filter on, in a fixed set
+//! whatever the data: no field per attribute key, no nested documents.
+//!
+//! Attribute conditions search one keyword array, `terms`, holding `<key length>:<key>=<value>`
+//! for every attribute of the span, its events and links, its scope and its resource, with the
+//! canonical value text the shared matcher compares (so `500` and `"500"` are one term). The
+//! key length makes the term unambiguous whatever characters keys and values hold. A value too
+//! long for a keyword is indexed as a hash of its text (`<len>:<key>#<hash>`): such conditions
+//! narrow by the hash and are then decided by the matcher on the decoded span.
+//!
+//! Times are indexed twice: whole microseconds in `long` fields (`start`, `duration`) that
+//! range filters narrow on, and exact nanoseconds as fixed-width text (`start_ns`,
+//! `duration_ns`) that sorts exactly and that the bounds are checked against.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use prost::Message as _;
+use prost::encoding::{WireType, encode_key, encode_varint};
+use remote_storage_core::attribute::any_value_text;
+use remote_storage_core::matcher::span_level_attributes;
+use remote_storage_core::model::span_kind_name;
+use remote_storage_core::proto::otlp::trace::ResourceSpans;
+use remote_storage_core::{Resource, Scope, Span, Tenant};
+use serde_json::{Value, json};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::error::EsError;
+use crate::indices::{IndexKind, IndexNames};
+
+/// Values whose term would be longer than this are indexed as a hash.
+const MAX_TERM_BYTES: usize = 256;
+
+/// An indexing action of a `_bulk` body.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IndexAction {
+    /// Target index.
+    pub(crate) index: String,
+    /// Document ID: deterministic, so re-sending a batch overwrites instead of duplicating.
+    pub(crate) id: String,
+    /// The document.
+    pub(crate) source: Value,
+}
+
+/// The term of one attribute, and whether it is a hash (not exact on its own).
+pub(crate) fn attribute_term(key: &str, value: &str) -> (String, bool) {
+    let term = format!("{}:{key}={value}", key.len());
+    if term.len() <= MAX_TERM_BYTES {
+        return (term, false);
+    }
+    (
+        format!("{}:{key}#{:032x}", key.len(), xxh3_128(value.as_bytes())),
+        true,
+    )
+}
+
+/// Every distinct attribute term of a span, over every level the matcher searches.
+pub(crate) fn span_terms(span: &Span) -> Vec<String> {
+    let levels = span_level_attributes(span.otlp())
+        .chain(&span.scope().otlp().attributes)
+        .chain(&span.resource().otlp().attributes);
+    let mut terms: Vec<String> = levels
+        .map(|attribute| {
+            attribute_term(&attribute.key, &any_value_text(attribute.value.as_ref())).0
+        })
+        .collect();
+    terms.sort_unstable();
+    terms.dedup();
+    terms
+}
+
+/// Appends a length-delimited field.
+fn put_field(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    encode_key(field, WireType::LengthDelimited, out);
+    encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// Encodes spans as one-span `ResourceSpans` messages, encoding each shared resource and scope
+/// once per batch: a protobuf message is the concatenation of its fields, so the resource part
+/// and the scope part are reused around each span's own bytes.
+#[derive(Default)]
+struct BlobEncoder {
+    resources: HashMap<*const Resource, Vec<u8>>,
+    scopes: HashMap<*const Scope, Vec<u8>>,
+}
+
+impl BlobEncoder {
+    fn encode(&mut self, span: &Span) -> Vec<u8> {
+        let resource = self
+            .resources
+            .entry(Arc::as_ptr(span.resource()))
+            .or_insert_with(|| {
+                let mut bytes = Vec::new();
+                // ResourceSpans.resource = 1, .schema_url = 3.
+                put_field(1, &span.resource().otlp().encode_to_vec(), &mut bytes);
+                if !span.resource().schema_url().is_empty() {
+                    put_field(3, span.resource().schema_url().as_bytes(), &mut bytes);
+                }
+                bytes
+            });
+        let mut scope_spans = self
+            .scopes
+            .entry(Arc::as_ptr(span.scope()))
+            .or_insert_with(|| {
+                let mut bytes = Vec::new();
+                // ScopeSpans.scope = 1, .schema_url = 3.
+                put_field(1, &span.scope().otlp().encode_to_vec(), &mut bytes);
+                if !span.scope().schema_url().is_empty() {
+                    put_field(3, span.scope().schema_url().as_bytes(), &mut bytes);
+                }
+                bytes
+            })
+            .clone();
+        // ScopeSpans.spans = 2.
+        put_field(2, &span.otlp().encode_to_vec(), &mut scope_spans);
+        let mut blob = resource.clone();
+        // ResourceSpans.scope_spans = 2.
+        put_field(2, &scope_spans, &mut blob);
+        blob
+    }
+}
+
+/// The span documents of one write, with deterministic IDs: a hash of the tenant, the stored
+/// bytes and the copy's ordinal, so identical copies inside one batch are all kept while a
+/// re-sent batch maps onto the documents it wrote before.
+///
+/// `batch` orders this write among others (a nanosecond clock reading, unique per process):
+/// with the span's position in the batch it forms `seq`, the key traces are read back in, so
+/// spans come back in the order they were written.
+pub(crate) fn span_actions(
+    tenant: &Tenant,
+    spans: &[Span],
+    names: &IndexNames,
+    batch: u64,
+) -> Vec<IndexAction> {
+    let mut encoder = BlobEncoder::default();
+    let mut copies: HashMap<u128, u32> = HashMap::new();
+    let base64 = base64::engine::general_purpose::STANDARD;
+    spans
+        .iter()
+        .enumerate()
+        .map(|(position, span)| {
+            let blob = encoder.encode(span);
+            let content = xxh3_128(&blob);
+            let ordinal = copies.entry(content).or_insert(0);
+            let mut identity = Vec::with_capacity(tenant.name().len() + 24);
+            identity.extend_from_slice(&(tenant.name().len() as u64).to_le_bytes());
+            identity.extend_from_slice(tenant.name().as_bytes());
+            identity.extend_from_slice(&content.to_le_bytes());
+            identity.extend_from_slice(&ordinal.to_le_bytes());
+            *ordinal += 1;
+            let id = format!("{:032x}", xxh3_128(&identity));
+            let otlp = span.otlp();
+            let source = json!({
+                "tenant": tenant.name(),
+                "trace_id": hex::encode(span.trace_id().as_bytes()),
+                "span_id": hex::encode(span.span_id().as_bytes()),
+                "service": span.service_name(),
+                "operation": span.name(),
+                "kind": span_kind_name(span.kind()),
+                "status": otlp.status.as_ref().map_or(0, |status| status.code),
+                "start": micros(span.start().0),
+                "start_ns": nanos_text(span.start().0),
+                "duration": micros(span.duration_nanos()),
+                "duration_ns": nanos_text(span.duration_nanos()),
+                "end_ns": nanos_text(span.end().0),
+                "seq": format!("{batch:020}{position:010}"),
+                "terms": span_terms(span),
+                "doc_id": id,
+                "blob": base64.encode(&blob),
+            });
+            IndexAction {
+                index: names.index_for(IndexKind::Span, span.start()),
+                id,
+                source,
+            }
+        })
+        .collect()
+}
+
+/// The service/operation documents of one write: one per (period, tenant, service, operation,
+/// kind), with an ID derived from those, so re-writing one is a no-op.
+pub(crate) fn service_actions(
+    tenant: &Tenant,
+    spans: &[Span],
+    names: &IndexNames,
+) -> Vec<IndexAction> {
+    let mut actions: Vec<IndexAction> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for span in spans {
+        let index = names.index_for(IndexKind::Service, span.start());
+        let kind = span_kind_name(span.kind());
+        let key = [tenant.name(), span.service_name(), span.name(), kind];
+        let mut identity = Vec::new();
+        for part in key {
+            identity.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            identity.extend_from_slice(part.as_bytes());
+        }
+        let id = format!("{:032x}", xxh3_128(&identity));
+        if !seen.insert((index.clone(), id.clone())) {
+            continue;
+        }
+        actions.push(IndexAction {
+            index,
+            id,
+            source: json!({
+                "tenant": tenant.name(),
+                "service": span.service_name(),
+                "operation": span.name(),
+                "kind": kind,
+            }),
+        });
+    }
+    actions
+}
+
+/// Appends `actions` to a `_bulk` body.
+pub(crate) fn append_bulk(actions: &[IndexAction], body: &mut Vec<u8>) -> Result<(), EsError> {
+    for action in actions {
+        let header = json!({"index": {"_index": action.index, "_id": action.id}});
+        serde_json::to_writer(&mut *body, &header).map_err(encoding_error)?;
+        body.push(b'\n');
+        serde_json::to_writer(&mut *body, &action.source).map_err(encoding_error)?;
+        body.push(b'\n');
+    }
+    Ok(())
+}
+
+fn encoding_error(error: serde_json::Error) -> EsError {
+    EsError::Answer {
+        what: "bulk".to_owned(),
+        detail: format!("document does not encode: {error}"),
+    }
+}
+
+/// Whole microseconds of a nanosecond time or duration, for the `long` range fields: below
+/// 2^53, so engines (or test doubles) that compare numbers as doubles stay exact.
+pub(crate) fn micros(nanos: u64) -> u64 {
+    nanos / 1_000
+}
+
+/// A nanosecond value as 20 zero-padded digits: sorts and compares as text exactly as the
+/// numbers do, with no precision lost anywhere (the sort key, and the exact bound checks).
+pub(crate) fn nanos_text(nanos: u64) -> String {
+    format!("{nanos:020}")
+}
+
+/// Decodes stored spans, sharing one resource and one scope among the spans that were written
+/// with equal ones, so a trace reads back grouped as it was written.
+#[derive(Default)]
+pub(crate) struct SpanDecoder {
+    resources: HashMap<Vec<u8>, Arc<Resource>>,
+    scopes: HashMap<(usize, Vec<u8>), Arc<Scope>>,
+}
+
+impl SpanDecoder {
+    /// The span stored in a document's `blob`.
+    pub(crate) fn decode(&mut self, blob: &str) -> Result<Span, EsError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(blob)
+            .map_err(|error| EsError::Corrupt(format!("blob is not base64: {error}")))?;
+        let group = ResourceSpans::decode(bytes.as_slice())
+            .map_err(|error| EsError::Corrupt(format!("blob is not ResourceSpans: {error}")))?;
+        let otlp_resource = group.resource.unwrap_or_default();
+        let mut resource_key = otlp_resource.encode_to_vec();
+        resource_key.extend_from_slice(group.schema_url.as_bytes());
+        let resource = Arc::clone(
+            self.resources
+                .entry(resource_key)
+                .or_insert_with(|| Arc::new(Resource::new(otlp_resource, group.schema_url))),
+        );
+        let [scope_spans] = <[_; 1]>::try_from(group.scope_spans)
+            .map_err(|_| EsError::Corrupt("blob does not hold exactly one scope".to_owned()))?;
+        let otlp_scope = scope_spans.scope.unwrap_or_default();
+        let mut scope_key = otlp_scope.encode_to_vec();
+        scope_key.extend_from_slice(scope_spans.schema_url.as_bytes());
+        let scope = Arc::clone(
+            self.scopes
+                .entry((Arc::as_ptr(&resource) as usize, scope_key))
+                .or_insert_with(|| Arc::new(Scope::new(otlp_scope, scope_spans.schema_url))),
+        );
+        let [otlp] = <[_; 1]>::try_from(scope_spans.spans)
+            .map_err(|_| EsError::Corrupt("blob does not hold exactly one span".to_owned()))?;
+        Span::new(resource, scope, otlp).map_err(|error| EsError::Corrupt(error.to_string()))
+    }
+}
+
+/// The span stored in one document's `blob`.
+pub(crate) fn decode_blob(blob: &str) -> Result<Span, EsError> {
+    SpanDecoder::default().decode(blob)
+}
+
+#[cfg(test)]
+mod tests {
+    use remote_storage_core::proto::otlp::common::{AnyValue, KeyValue, any_value::Value as V};
+    use remote_storage_core::testing::span;
+
+    use super::*;
+    use crate::config::IndexRotation;
+
+    fn names() -> IndexNames {
+        IndexNames::new("jr", IndexRotation::Day)
+    }
+
+    #[test]
+    fn blobs_round_trip_every_field() {
+        let mut original = span(1, 2, Some(1), "svc", "op", 1_000, 2_000, true);
+        let mut otlp = original.otlp().clone();
+        otlp.attributes.push(KeyValue {
+            key: "n".into(),
+            value: Some(AnyValue {
+                value: Some(V::IntValue(500)),
+            }),
+            ..Default::default()
+        });
+        original = Span::new(
+            Arc::clone(original.resource()),
+            Arc::clone(original.scope()),
+            otlp,
+        )
+        .unwrap();
+        let actions = span_actions(
+            &Tenant::default(),
+            std::slice::from_ref(&original),
+            &names(),
+            1,
+        );
+        let blob = actions[0].source["blob"].as_str().unwrap();
+        let back = decode_blob(blob).unwrap();
+        assert_eq!(back.otlp(), original.otlp());
+        assert_eq!(back.resource().otlp(), original.resource().otlp());
+        assert_eq!(back.scope().otlp(), original.scope().otlp());
+        assert!(
+            actions[0].source["terms"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("1:n=500")),
+            "{}",
+            actions[0].source
+        );
+        assert!(decode_blob("not base64!").is_err());
+    }
+
+    #[test]
+    fn ids_keep_copies_within_a_batch_and_repeat_across_batches() {
+        let one = span(1, 2, None, "svc", "op", 1_000, 2_000, false);
+        let batch = vec![
+            one.clone(),
+            one.clone(),
+            span(1, 3, None, "svc", "op", 1_000, 2_000, false),
+        ];
+        let ids = |tenant: &Tenant| -> Vec<String> {
+            span_actions(tenant, &batch, &names(), 1)
+                .into_iter()
+                .map(|action| action.id)
+                .collect()
+        };
+        let first = ids(&Tenant::default());
+        assert_eq!(first.len(), 3);
+        assert_ne!(
+            first[0], first[1],
+            "identical copies in one batch are distinct documents"
+        );
+        assert_eq!(
+            ids(&Tenant::default()),
+            first,
+            "a re-sent batch writes the same IDs"
+        );
+        assert_ne!(
+            ids(&Tenant::new("acme"))[0],
+            first[0],
+            "tenants never share a document"
+        );
+    }
+
+    #[test]
+    fn long_values_are_hashed_and_keys_cannot_collide() {
+        let (short, hashed) = attribute_term("http.status_code", "500");
+        assert_eq!(short, "16:http.status_code=500");
+        assert!(!hashed);
+        let (long, hashed) = attribute_term("sql", &"x".repeat(1_000));
+        assert!(hashed);
+        assert!(long.len() < 100, "{long}");
+        assert_ne!(attribute_term("a=b", "c").0, attribute_term("a", "b=c").0);
+    }
+
+    #[test]
+    fn one_service_document_per_operation_and_period() {
+        let spans = vec![
+            span(1, 1, None, "svc", "op", 1_000, 2_000, false),
+            span(1, 2, None, "svc", "op", 1_500, 2_000, false),
+            span(1, 3, None, "svc", "other", 1_500, 2_000, false),
+        ];
+        let actions = service_actions(&Tenant::default(), &spans, &names());
+        assert_eq!(actions.len(), 2);
+        let mut body = Vec::new();
+        append_bulk(&actions, &mut body).unwrap();
+        assert_eq!(body.iter().filter(|byte| **byte == b'\n').count(), 4);
+    }
+}
