@@ -9,6 +9,7 @@
 //!   in-process ([`V1InProcessTarget`]), with the fixtures as a v1 client expects them.
 //! - [`cross_api`]: [`CrossApiTarget`], writes through one API and reads through another.
 //! - [`environment`]: `CONFORMANCE_<NAME>_URL`, where a backend's tests find their service.
+//! - [`proxy`]: a TCP proxy a fault test can cut, in front of a backend's service.
 //! - [`fixtures`]: fixture sets in Jaeger's format, with Jaeger's date rewriting.
 //! - [`compare`]: trace comparison with the semantics of Jaeger's `trace_compare.go`.
 //! - [`options`]: what the storage declares ([`Capabilities`]), skip list, the waiting rule.
@@ -30,6 +31,7 @@ pub mod fixtures;
 pub mod grpc;
 pub mod in_process;
 pub mod options;
+pub mod proxy;
 pub mod runner;
 pub mod suite;
 pub mod target;

@@ -83,6 +83,13 @@ impl IndexNames {
             .join(",")
     }
 
+    /// Whether `index` is one of this prefix's indices of `kind`.
+    pub(crate) fn is_kind(&self, index: &str, kind: IndexKind) -> bool {
+        index
+            .strip_prefix(&format!("{}-{}-", self.prefix, kind.word()))
+            .is_some_and(|suffix| self.period_start(suffix).is_some())
+    }
+
     /// Whether `index` (a name of this prefix) holds only spans that started before
     /// `cutoff_seconds` (Unix time), so retention may delete it. Names of other prefixes or
     /// shapes are never expired.

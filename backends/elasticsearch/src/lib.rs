@@ -10,6 +10,8 @@ mod client;
 mod config;
 mod document;
 mod error;
+#[cfg(test)]
+mod golden_tests;
 mod indices;
 mod requests;
 mod store;

@@ -187,8 +187,9 @@ impl Shared {
         Ok(expired.len())
     }
 
-    /// Sends one `_bulk` body; every item must succeed.
-    async fn bulk(&self, body: Vec<u8>, documents: usize) -> StoreResult<()> {
+    /// Sends one `_bulk` body. Returns the span documents the engine refused (and why the
+    /// first was); any other failure is the error of the whole write.
+    async fn bulk(&self, body: Vec<u8>, documents: usize) -> StoreResult<(u64, Option<String>)> {
         let refresh = match self.config.refresh {
             RefreshPolicy::WaitFor => "?refresh=wait_for",
             RefreshPolicy::None => "",
@@ -203,9 +204,9 @@ impl Shared {
         }
         let answer = parse("bulk", &answer)?;
         if answer.get("errors").and_then(Value::as_bool) != Some(true) {
-            return Ok(());
+            return Ok((0, None));
         }
-        bulk_item_failures(&answer, documents)
+        bulk_item_failures(&answer, documents, &self.names)
     }
 
     /// A batch number above every earlier one of this process: the clock, or one more than
@@ -226,18 +227,32 @@ impl Shared {
         actions.extend(service_actions(tenant, spans, &self.names));
         let mut body = Vec::new();
         let mut in_body = 0;
+        let mut refused = 0;
+        let mut first_reason = None;
+        let mut account = |(count, reason): (u64, Option<String>)| {
+            refused += count;
+            if first_reason.is_none() {
+                first_reason = reason;
+            }
+        };
         for action in &actions {
             append_bulk(std::slice::from_ref(action), &mut body)?;
             in_body += 1;
             if body.len() >= MAX_BULK_BYTES {
-                self.bulk(std::mem::take(&mut body), in_body).await?;
+                account(self.bulk(std::mem::take(&mut body), in_body).await?);
                 in_body = 0;
             }
         }
         if in_body > 0 {
-            self.bulk(body, in_body).await?;
+            account(self.bulk(body, in_body).await?);
         }
-        Ok(())
+        match refused {
+            0 => Ok(()),
+            refused => Err(StoreError::rejected(
+                refused,
+                first_reason.unwrap_or_default(),
+            )),
+        }
     }
 
     /// Every span of one trace, or `None` when none is stored.
@@ -374,17 +389,23 @@ impl Shared {
     }
 }
 
-/// Turns a bulk answer with `errors: true` into the error of the write: any item refused
-/// because the engine is overloaded makes the whole write retryable (`UNAVAILABLE`; IDs are
-/// deterministic, so the retry does not duplicate what did get in); any other refusal is an
-/// internal error naming how many documents failed and the first reason.
-fn bulk_item_failures(answer: &Value, documents: usize) -> StoreResult<()> {
+/// Reads a bulk answer with `errors: true`. A document refused because the engine is
+/// overloaded makes the whole write retryable (`UNAVAILABLE`; IDs are deterministic, so the
+/// retry does not duplicate what did get in), and so does a refused service document (the
+/// services index must not miss what is stored). Span documents refused for a reason of
+/// their own are counted, with the first reason, for the client's `partial_success`.
+fn bulk_item_failures(
+    answer: &Value,
+    documents: usize,
+    names: &IndexNames,
+) -> StoreResult<(u64, Option<String>)> {
     let items = answer
         .get("items")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let mut failed = 0;
+    let mut refused_spans = 0;
+    let mut refused_other = 0;
     let mut retryable = false;
     let mut first_reason = None;
     for item in items {
@@ -395,27 +416,41 @@ fn bulk_item_failures(answer: &Value, documents: usize) -> StoreResult<()> {
         if (200..300).contains(&status) {
             continue;
         }
-        failed += 1;
-        retryable |= matches!(status, 429 | 503);
+        retryable |= matches!(status, 408 | 429 | 502 | 503 | 504);
+        let index = result
+            .get("_index")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if names.is_kind(index, IndexKind::Span) {
+            refused_spans += 1;
+        } else {
+            refused_other += 1;
+        }
         if first_reason.is_none() {
-            first_reason = Some(format!(
-                "status {status}: {}",
-                result
-                    .get("error")
-                    .map(Value::to_string)
-                    .unwrap_or_default()
-            ));
+            let error = result.get("error");
+            let kind = error
+                .and_then(|error| error.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
+            let reason = error
+                .and_then(|error| error.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            first_reason = Some(format!("HTTP {status} {kind}: {reason}"));
         }
     }
-    let reason = first_reason.unwrap_or_else(|| "no item reported a failure".to_owned());
+    let reason = first_reason.unwrap_or_else(|| "no item reported its failure".to_owned());
+    let failed = refused_spans + refused_other;
     let message = format!("bulk write: {failed} of {documents} documents refused; first: {reason}");
     if retryable {
         Err(StoreError::unavailable(
             message,
             "the engine refused documents under load",
         ))
+    } else if refused_other > 0 {
+        Err(StoreError::internal(message, "service documents refused"))
     } else {
-        Err(StoreError::internal(message, "bulk item failures"))
+        Ok((refused_spans, Some(reason)))
     }
 }
 
@@ -625,28 +660,31 @@ mod tests {
 
     #[test]
     fn bulk_item_failures_are_counted_and_classified() {
+        let names = IndexNames::new("jr", crate::config::IndexRotation::Day);
+        let refused = |status: u64, index: &str| {
+            json!({"index": {"_index": index, "status": status,
+                "error": {"type": "document_parsing_exception", "reason": "bad"}}})
+        };
+        let ok = json!({"index": {"_index": "jr-span-2026-12-07", "status": 201}});
         let answer = json!({"errors": true, "items": [
-            {"index": {"status": 201}},
-            {"index": {"status": 400, "error": {"type": "document_parsing_exception"}}},
-            {"index": {"status": 400, "error": {"type": "x"}}},
+            ok,
+            refused(400, "jr-span-2026-12-07"),
+            refused(400, "jr-span-2026-12-07"),
         ]});
-        let error = bulk_item_failures(&answer, 3).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Internal);
-        assert!(
-            error.to_string().contains("2 of 3 documents refused"),
-            "{error}"
-        );
-        assert!(
-            error.to_string().contains("document_parsing_exception"),
-            "{error}"
-        );
-        let overloaded = json!({"errors": true, "items": [
-            {"index": {"status": 201}},
-            {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}},
-        ]});
+        let (count, reason) = bulk_item_failures(&answer, 3, &names).unwrap();
+        assert_eq!(count, 2);
+        assert!(reason.unwrap().contains("document_parsing_exception: bad"));
+        let overloaded = json!({"errors": true, "items": [ok, refused(429, "jr-span-2026-12-07")]});
         assert_eq!(
-            bulk_item_failures(&overloaded, 2).unwrap_err().kind(),
+            bulk_item_failures(&overloaded, 2, &names)
+                .unwrap_err()
+                .kind(),
             ErrorKind::Unavailable
+        );
+        let service = json!({"errors": true, "items": [refused(400, "jr-service-2026-12-07")]});
+        assert_eq!(
+            bulk_item_failures(&service, 1, &names).unwrap_err().kind(),
+            ErrorKind::Internal
         );
     }
 }

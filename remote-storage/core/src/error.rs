@@ -42,6 +42,16 @@ pub enum StoreError {
         #[source]
         source: Option<BoxError>,
     },
+    /// The store refused some spans of a write for a reason of their own (a document the
+    /// database will not take) and stored the others: the client is told how many were
+    /// refused (OTLP `partial_success`); re-sending them unchanged fails again.
+    #[error("{rejected} span(s) refused by the store: {message}")]
+    Rejected {
+        /// How many spans of the write were not stored.
+        rejected: u64,
+        /// Why the first one was refused.
+        message: String,
+    },
     /// An unexpected failure.
     #[error("{message}")]
     Internal {
@@ -75,10 +85,26 @@ impl StoreError {
         }
     }
 
+    /// Some spans of a write were refused, the others stored (see [`StoreError::Rejected`]).
+    pub fn rejected(rejected: u64, message: impl Into<String>) -> Self {
+        Self::Rejected {
+            rejected,
+            message: message.into(),
+        }
+    }
+
+    /// For [`StoreError::Rejected`]: how many spans were refused and why the first was.
+    pub fn rejected_spans(&self) -> Option<(u64, &str)> {
+        match self {
+            Self::Rejected { rejected, message } => Some((*rejected, message)),
+            _ => None,
+        }
+    }
+
     /// The classification the server maps to a gRPC status.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::InvalidArgument(_) | Self::Rejected { .. } => ErrorKind::InvalidArgument,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Internal { .. } => ErrorKind::Internal,

@@ -643,6 +643,147 @@ async fn dependencies_and_capabilities_are_served() {
 // ---------------------------------------------------------------------------------------------
 // Export edge cases
 
+/// A memory store that refuses spans named `refused-by-store` while storing the rest of the
+/// batch, as a database refusing single documents does.
+struct RefusingStore {
+    inner: std::sync::Arc<dyn remote_storage_core::TraceStore>,
+}
+
+#[async_trait::async_trait]
+impl remote_storage_core::TraceStore for RefusingStore {
+    async fn write_spans(
+        &self,
+        tenant: &remote_storage_core::Tenant,
+        spans: Vec<remote_storage_core::Span>,
+    ) -> remote_storage_core::StoreResult<()> {
+        let (refused, kept): (Vec<_>, Vec<_>) = spans
+            .into_iter()
+            .partition(|span| span.name() == "refused-by-store");
+        self.inner.write_spans(tenant, kept).await?;
+        match refused.len() {
+            0 => Ok(()),
+            count => Err(remote_storage_core::StoreError::rejected(
+                count as u64,
+                "document too large",
+            )),
+        }
+    }
+
+    async fn get_traces(
+        &self,
+        tenant: &remote_storage_core::Tenant,
+        lookups: Vec<remote_storage_core::TraceLookup>,
+    ) -> remote_storage_core::StoreResult<remote_storage_core::TraceStream> {
+        self.inner.get_traces(tenant, lookups).await
+    }
+
+    async fn get_services(
+        &self,
+        tenant: &remote_storage_core::Tenant,
+    ) -> remote_storage_core::StoreResult<Vec<String>> {
+        self.inner.get_services(tenant).await
+    }
+
+    async fn get_operations(
+        &self,
+        tenant: &remote_storage_core::Tenant,
+        query: remote_storage_core::OperationQuery,
+    ) -> remote_storage_core::StoreResult<Vec<remote_storage_core::Operation>> {
+        self.inner.get_operations(tenant, query).await
+    }
+
+    async fn find_trace_ids(
+        &self,
+        tenant: &remote_storage_core::Tenant,
+        query: remote_storage_core::TraceQuery,
+    ) -> remote_storage_core::StoreResult<Vec<remote_storage_core::FoundTraceId>> {
+        self.inner.find_trace_ids(tenant, query).await
+    }
+}
+
+#[tokio::test]
+async fn spans_the_store_refuses_are_counted_in_partial_success_with_invalid_ones() {
+    let memory = backend_memory::open(backend_memory::MemoryConfig::default());
+    let backend = remote_storage_core::Backend {
+        traces: std::sync::Arc::new(RefusingStore {
+            inner: std::sync::Arc::clone(&memory.traces),
+        }),
+        ..memory
+    };
+    let server = RunningServer::start(ServerConfig::for_tests(), backend)
+        .await
+        .unwrap();
+    let start_time = now_nanos() - 60_000_000_000;
+    let mut invalid = span(4, 2, None, "bad", SpanKind::Server, start_time);
+    invalid.span_id = vec![1; 9];
+    let response = export(
+        server.grpc_addr,
+        vec![group(
+            "svc-refusing",
+            vec![
+                span(4, 1, None, "good", SpanKind::Server, start_time),
+                invalid,
+                span(4, 3, None, "refused-by-store", SpanKind::Server, start_time),
+            ],
+        )],
+    )
+    .await;
+    let partial = response.partial_success.expect("partial success");
+    assert_eq!(
+        partial.rejected_spans, 2,
+        "one invalid, one refused by the store"
+    );
+    assert!(
+        partial.error_message.contains("span_id"),
+        "{}",
+        partial.error_message
+    );
+
+    let only_refused = export(
+        server.grpc_addr,
+        vec![group(
+            "svc-refusing",
+            vec![span(
+                5,
+                1,
+                None,
+                "refused-by-store",
+                SpanKind::Server,
+                start_time,
+            )],
+        )],
+    )
+    .await;
+    let partial = only_refused.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("refused by the store: document too large"),
+        "{}",
+        partial.error_message
+    );
+
+    let mut reader = reader(server.grpc_addr).await;
+    let chunks = collect(
+        reader
+            .get_traces(GetTracesRequest {
+                query: vec![lookup(trace_id(4))],
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        traces_in(&chunks),
+        [(trace_id(4), 1)],
+        "the good span is stored"
+    );
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn invalid_spans_are_reported_as_partial_success_and_valid_ones_stored() {
     let server = start().await;

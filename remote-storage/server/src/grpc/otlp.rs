@@ -1,7 +1,9 @@
 //! OTLP `TraceService/Export`: validates and stores spans.
 //!
 //! Invalid spans never sink a batch: the valid ones are stored and the response reports the
-//! rest as `partial_success` (count + the first reason, which names the field).
+//! rest as `partial_success` (count + the first reason, which names the field); spans the store
+//! itself refuses while storing the others ([`remote_storage_core::StoreError::Rejected`]) are
+//! counted there too.
 
 use std::sync::Arc;
 
@@ -59,12 +61,22 @@ impl TraceService for OtlpTraceService {
         if rejected > 0 {
             self.metrics.spans_rejected(RejectReason::Invalid, rejected);
         }
+        let mut rejected = rejected;
+        let mut first_rejection = first_rejection;
         if !spans.is_empty()
             && let Err(store_error) = self.traces.write_spans(&tenant, spans).await
         {
-            self.metrics
-                .spans_rejected(RejectReason::WriteFailed, accepted);
-            return Err(store_error_to_status(store_error));
+            // The store kept the rest of the batch: answer like a validation refusal.
+            if let Some((refused, reason)) = store_error.rejected_spans() {
+                self.metrics
+                    .spans_rejected(RejectReason::WriteFailed, refused);
+                rejected = rejected.saturating_add(refused);
+                first_rejection.get_or_insert_with(|| format!("refused by the store: {reason}"));
+            } else {
+                self.metrics
+                    .spans_rejected(RejectReason::WriteFailed, accepted);
+                return Err(store_error_to_status(store_error));
+            }
         }
         let partial_success = (rejected > 0).then(|| {
             let error_message = first_rejection.unwrap_or_default();
