@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against one backend (or all of them) and writes its JSON result:
 #
-#   scripts/bench.sh memory|lsm|postgres|discard|all
+#   scripts/bench.sh memory|lsm|postgres|elasticsearch|discard|all
 #
 # For each backend: builds the release binaries, then BENCH_RUNS times starts a fresh server on
 # loopback (gRPC 127.0.0.1:47271, admin 127.0.0.1:47270) with an empty store and sends
@@ -42,13 +42,13 @@ CHART="$ROOT/target/release/bench-chart"
 log() { echo "bench: $*" >&2; }
 
 usage() {
-    echo "usage: scripts/bench.sh memory|lsm|postgres|discard|all" >&2
+    echo "usage: scripts/bench.sh memory|lsm|postgres|elasticsearch|discard|all" >&2
     exit 2
 }
 
 [[ $# -eq 1 ]] || usage
 case "$1" in
-    memory | lsm | postgres | discard) BACKENDS=("$1") ;;
+    memory | lsm | postgres | elasticsearch | discard) BACKENDS=("$1") ;;
     all) BACKENDS=(discard memory lsm postgres) ;;
     *) usage ;;
 esac
@@ -57,6 +57,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")"
 SERVER_PID=""
 PG_URL=""
 PG_SCHEMA=""
+ES_URL=""
 
 stop_server() {
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -94,6 +95,10 @@ start_server() {
         postgres)
             PG_SCHEMA="bench_$(date +%s)_${run}"
             args+=(--postgres.url "$PG_URL" --postgres.schema "$PG_SCHEMA")
+            ;;
+        elasticsearch)
+            args+=(--es.server-urls "$ES_URL" --es.index-prefix "bench-$(date +%s)-${run}"
+                --es.replicas 0)
             ;;
     esac
     "$SERVER" "${args[@]}" >"$WORK/server.log" 2>&1 &
@@ -145,6 +150,12 @@ bench_backend() {
     local backend="$1"
     local dir="$WORK/$backend"
     mkdir -p "$dir"
+    if [[ "$backend" == elasticsearch ]]; then
+        # osmem-server unless CONFORMANCE_OPENSEARCH_URL names a real engine: with the test
+        # double only the server's own CPU figure means anything.
+        eval "$("$ROOT/scripts/opensearch-test-env.sh")"
+        ES_URL="$CONFORMANCE_OPENSEARCH_URL"
+    fi
     if [[ "$backend" == postgres ]]; then
         eval "$("$ROOT/scripts/postgres-test-env.sh")"
         PG_URL="$CONFORMANCE_POSTGRES_URL"

@@ -22,9 +22,10 @@ use prost::encoding::{WireType, encode_key, encode_varint};
 use remote_storage_core::attribute::any_value_text;
 use remote_storage_core::matcher::span_level_attributes;
 use remote_storage_core::model::span_kind_name;
+use remote_storage_core::proto::otlp::common::KeyValue;
 use remote_storage_core::proto::otlp::trace::ResourceSpans;
 use remote_storage_core::{Resource, Scope, Span, Tenant};
-use serde_json::{Value, json};
+use serde_json::json;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::EsError;
@@ -40,8 +41,17 @@ pub(crate) struct IndexAction {
     pub(crate) index: String,
     /// Document ID: deterministic, so re-sending a batch overwrites instead of duplicating.
     pub(crate) id: String,
-    /// The document.
-    pub(crate) source: Value,
+    /// The document, serialized.
+    pub(crate) source: Vec<u8>,
+}
+
+/// A service/operation document.
+#[derive(serde::Serialize)]
+struct ServiceSource<'a> {
+    tenant: &'a str,
+    service: &'a str,
+    operation: &'a str,
+    kind: &'static str,
 }
 
 /// The term of one attribute, and whether it is a hash (not exact on its own).
@@ -56,7 +66,74 @@ pub(crate) fn attribute_term(key: &str, value: &str) -> (String, bool) {
     )
 }
 
-/// Every distinct attribute term of a span, over every level the matcher searches.
+/// Appends the attribute terms of `attributes` to a JSON array being written (each preceded by
+/// a comma unless it is the array's first element, which `first` tracks).
+fn write_terms<'a>(
+    attributes: impl Iterator<Item = &'a KeyValue>,
+    first: &mut bool,
+    out: &mut Vec<u8>,
+) -> Result<(), EsError> {
+    for attribute in attributes {
+        let (term, _) = attribute_term(&attribute.key, &any_value_text(attribute.value.as_ref()));
+        if !std::mem::take(first) {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &term).map_err(encoding_error)?;
+    }
+    Ok(())
+}
+
+/// The terms a resource's and a scope's attributes add to every span of theirs, written once
+/// per batch as a JSON array fragment (`"t1","t2"`). Duplicates across levels are harmless in
+/// a keyword array, so nothing is sorted or merged.
+#[derive(Default)]
+struct SharedTerms {
+    resources: HashMap<*const Resource, Vec<u8>>,
+    scopes: HashMap<*const Scope, Vec<u8>>,
+}
+
+impl SharedTerms {
+    fn write(&mut self, span: &Span, first: &mut bool, out: &mut Vec<u8>) -> Result<(), EsError> {
+        for fragment in [
+            Self::fragment(&mut self.scopes, span.scope(), |scope| {
+                &scope.otlp().attributes
+            })?,
+            Self::fragment(&mut self.resources, span.resource(), |resource| {
+                &resource.otlp().attributes
+            })?,
+        ] {
+            if fragment.is_empty() {
+                continue;
+            }
+            if !std::mem::take(first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(fragment);
+        }
+        Ok(())
+    }
+
+    fn fragment<'m, T>(
+        cache: &'m mut HashMap<*const T, Vec<u8>>,
+        shared: &Arc<T>,
+        attributes: impl Fn(&T) -> &Vec<KeyValue>,
+    ) -> Result<&'m [u8], EsError> {
+        let entry = cache.entry(Arc::as_ptr(shared));
+        let bytes = match entry {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let mut bytes = Vec::new();
+                write_terms(attributes(shared).iter(), &mut true, &mut bytes)?;
+                entry.insert(bytes)
+            }
+        };
+        Ok(bytes)
+    }
+}
+
+/// Every attribute term of a span over every level the matcher searches, sorted and without
+/// duplicates (what the `terms` array of its document holds, as a set).
+#[cfg(test)]
 pub(crate) fn span_terms(span: &Span) -> Vec<String> {
     let levels = span_level_attributes(span.otlp())
         .chain(&span.scope().otlp().attributes)
@@ -69,6 +146,21 @@ pub(crate) fn span_terms(span: &Span) -> Vec<String> {
     terms.sort_unstable();
     terms.dedup();
     terms
+}
+
+/// Appends `"name":` and a JSON string.
+fn write_string_field(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), EsError> {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    serde_json::to_writer(&mut *out, value).map_err(encoding_error)
+}
+
+/// Appends `"name":` and a number.
+fn write_number_field(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "\"{name}\":{value}");
 }
 
 /// Appends a length-delimited field.
@@ -135,8 +227,11 @@ pub(crate) fn span_actions(
     spans: &[Span],
     names: &IndexNames,
     batch: u64,
-) -> Vec<IndexAction> {
+) -> Result<Vec<IndexAction>, EsError> {
     let mut encoder = BlobEncoder::default();
+    let mut index_of = CachedIndexName::new(names, IndexKind::Span);
+    let mut shared_terms = SharedTerms::default();
+    let mut blob_text = String::new();
     let mut copies: HashMap<u128, u32> = HashMap::new();
     let base64 = base64::engine::general_purpose::STANDARD;
     spans
@@ -153,30 +248,62 @@ pub(crate) fn span_actions(
             identity.extend_from_slice(&ordinal.to_le_bytes());
             *ordinal += 1;
             let id = format!("{:032x}", xxh3_128(&identity));
-            let otlp = span.otlp();
-            let source = json!({
-                "tenant": tenant.name(),
-                "trace_id": hex::encode(span.trace_id().as_bytes()),
-                "span_id": hex::encode(span.span_id().as_bytes()),
-                "service": span.service_name(),
-                "operation": span.name(),
-                "kind": span_kind_name(span.kind()),
-                "status": otlp.status.as_ref().map_or(0, |status| status.code),
-                "start": micros(span.start().0),
-                "start_ns": nanos_text(span.start().0),
-                "duration": micros(span.duration_nanos()),
-                "duration_ns": nanos_text(span.duration_nanos()),
-                "end_ns": nanos_text(span.end().0),
-                "seq": format!("{batch:020}{position:010}"),
-                "terms": span_terms(span),
-                "doc_id": id,
-                "blob": base64.encode(&blob),
-            });
-            IndexAction {
-                index: names.index_for(IndexKind::Span, span.start()),
-                id,
+            let mut source = Vec::with_capacity(blob.len() * 2 + 512);
+            source.push(b'{');
+            write_string_field(&mut source, "tenant", tenant.name())?;
+            source.push(b',');
+            write_string_field(
+                &mut source,
+                "trace_id",
+                &hex::encode(span.trace_id().as_bytes()),
+            )?;
+            source.push(b',');
+            write_string_field(
+                &mut source,
+                "span_id",
+                &hex::encode(span.span_id().as_bytes()),
+            )?;
+            source.push(b',');
+            write_string_field(&mut source, "service", span.service_name())?;
+            source.push(b',');
+            write_string_field(&mut source, "operation", span.name())?;
+            source.push(b',');
+            write_string_field(&mut source, "kind", span_kind_name(span.kind()))?;
+            source.push(b',');
+            let status = span.otlp().status.as_ref().map_or(0, |status| status.code);
+            write_number_field(&mut source, "status", status);
+            source.push(b',');
+            write_number_field(&mut source, "start", micros(span.start().0));
+            source.push(b',');
+            write_string_field(&mut source, "start_ns", &nanos_text(span.start().0))?;
+            source.push(b',');
+            write_number_field(&mut source, "duration", micros(span.duration_nanos()));
+            source.push(b',');
+            write_string_field(
+                &mut source,
+                "duration_ns",
+                &nanos_text(span.duration_nanos()),
+            )?;
+            source.push(b',');
+            write_string_field(&mut source, "end_ns", &nanos_text(span.end().0))?;
+            source.push(b',');
+            write_string_field(&mut source, "seq", &format!("{batch:020}{position:010}"))?;
+            source.extend_from_slice(b",\"terms\":[");
+            let mut first = true;
+            write_terms(span_level_attributes(span.otlp()), &mut first, &mut source)?;
+            shared_terms.write(span, &mut first, &mut source)?;
+            source.extend_from_slice(b"],");
+            write_string_field(&mut source, "doc_id", &id)?;
+            source.extend_from_slice(b",\"blob\":\"");
+            base64.encode_string(&blob, &mut blob_text);
+            source.extend_from_slice(blob_text.as_bytes());
+            blob_text.clear();
+            source.extend_from_slice(b"\"}");
+            Ok(IndexAction {
+                index: index_of.name(span.start()),
                 source,
-            }
+                id,
+            })
         })
         .collect()
 }
@@ -187,7 +314,7 @@ pub(crate) fn service_actions(
     tenant: &Tenant,
     spans: &[Span],
     names: &IndexNames,
-) -> Vec<IndexAction> {
+) -> Result<Vec<IndexAction>, EsError> {
     let mut actions: Vec<IndexAction> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for span in spans {
@@ -203,18 +330,49 @@ pub(crate) fn service_actions(
         if !seen.insert((index.clone(), id.clone())) {
             continue;
         }
+        let source = ServiceSource {
+            tenant: tenant.name(),
+            service: span.service_name(),
+            operation: span.name(),
+            kind,
+        };
         actions.push(IndexAction {
             index,
             id,
-            source: json!({
-                "tenant": tenant.name(),
-                "service": span.service_name(),
-                "operation": span.name(),
-                "kind": kind,
-            }),
+            source: serde_json::to_vec(&source).map_err(encoding_error)?,
         });
     }
-    actions
+    Ok(actions)
+}
+
+/// The index name of a kind for span start times, formatted once per period: consecutive
+/// spans of a batch mostly share one.
+struct CachedIndexName<'a> {
+    names: &'a IndexNames,
+    kind: IndexKind,
+    last: Option<(u64, String)>,
+}
+
+impl<'a> CachedIndexName<'a> {
+    fn new(names: &'a IndexNames, kind: IndexKind) -> Self {
+        Self {
+            names,
+            kind,
+            last: None,
+        }
+    }
+
+    fn name(&mut self, start: remote_storage_core::UnixNanos) -> String {
+        let period = self.names.period_key(start);
+        match &self.last {
+            Some((cached, name)) if *cached == period => name.clone(),
+            _ => {
+                let name = self.names.index_for(self.kind, start);
+                self.last = Some((period, name.clone()));
+                name
+            }
+        }
+    }
 }
 
 /// Appends `actions` to a `_bulk` body.
@@ -223,7 +381,7 @@ pub(crate) fn append_bulk(actions: &[IndexAction], body: &mut Vec<u8>) -> Result
         let header = json!({"index": {"_index": action.index, "_id": action.id}});
         serde_json::to_writer(&mut *body, &header).map_err(encoding_error)?;
         body.push(b'\n');
-        serde_json::to_writer(&mut *body, &action.source).map_err(encoding_error)?;
+        body.extend_from_slice(&action.source);
         body.push(b'\n');
     }
     Ok(())
@@ -300,6 +458,7 @@ mod tests {
 
     use super::*;
     use crate::config::IndexRotation;
+    use serde_json::Value;
 
     fn names() -> IndexNames {
         IndexNames::new("jr", IndexRotation::Day)
@@ -327,19 +486,24 @@ mod tests {
             std::slice::from_ref(&original),
             &names(),
             1,
-        );
-        let blob = actions[0].source["blob"].as_str().unwrap();
+        )
+        .unwrap();
+        let source: Value = serde_json::from_slice(&actions[0].source).unwrap();
+        let blob = source["blob"].as_str().unwrap();
+        let mut terms: Vec<String> = serde_json::from_value(source["terms"].clone()).unwrap();
+        terms.sort_unstable();
+        terms.dedup();
+        assert_eq!(terms, span_terms(&original), "every level's terms");
         let back = decode_blob(blob).unwrap();
         assert_eq!(back.otlp(), original.otlp());
         assert_eq!(back.resource().otlp(), original.resource().otlp());
         assert_eq!(back.scope().otlp(), original.scope().otlp());
         assert!(
-            actions[0].source["terms"]
+            source["terms"]
                 .as_array()
                 .unwrap()
                 .contains(&json!("1:n=500")),
-            "{}",
-            actions[0].source
+            "{source}"
         );
         assert!(decode_blob("not base64!").is_err());
     }
@@ -354,6 +518,7 @@ mod tests {
         ];
         let ids = |tenant: &Tenant| -> Vec<String> {
             span_actions(tenant, &batch, &names(), 1)
+                .unwrap()
                 .into_iter()
                 .map(|action| action.id)
                 .collect()
@@ -394,7 +559,7 @@ mod tests {
             span(1, 2, None, "svc", "op", 1_500, 2_000, false),
             span(1, 3, None, "svc", "other", 1_500, 2_000, false),
         ];
-        let actions = service_actions(&Tenant::default(), &spans, &names());
+        let actions = service_actions(&Tenant::default(), &spans, &names()).unwrap();
         assert_eq!(actions.len(), 2);
         let mut body = Vec::new();
         append_bulk(&actions, &mut body).unwrap();

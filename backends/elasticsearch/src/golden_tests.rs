@@ -146,8 +146,8 @@ fn golden_bulk_body() {
             true,
         ),
     ];
-    let mut actions = span_actions(&tenant, &spans, &names(), 1_796_651_100_300_000_000);
-    actions.extend(service_actions(&tenant, &spans, &names()));
+    let mut actions = span_actions(&tenant, &spans, &names(), 1_796_651_100_300_000_000).unwrap();
+    actions.extend(service_actions(&tenant, &spans, &names()).unwrap());
     let mut body = Vec::new();
     append_bulk(&actions, &mut body).unwrap();
     let lines: Vec<Value> = String::from_utf8(body)

@@ -60,6 +60,11 @@ impl IndexNames {
         self.name(kind, period)
     }
 
+    /// A number that is the same for two start times exactly when they share an index.
+    pub(crate) fn period_key(&self, start: UnixNanos) -> u64 {
+        self.period_of(start.0 / NANOS_PER_SECOND)
+    }
+
     /// The indices of a kind that can hold spans starting in `min ..= max` (either open), as a
     /// comma-separated list, or the wildcard pattern when the window is open or long.
     pub(crate) fn covering(

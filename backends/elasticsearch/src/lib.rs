@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use remote_storage_core::{Backend, Capabilities, Rewrites, SpanOrder, StoreResult, Visibility};
+use remote_storage_core::{
+    Backend, Capabilities, Rewrites, Span, SpanOrder, StoreResult, Tenant, Visibility,
+};
 
 #[cfg(feature = "cli")]
 mod args;
@@ -49,6 +51,23 @@ pub fn capabilities(refresh: RefreshPolicy) -> Capabilities {
         },
         span_order: SpanOrder::AsWritten,
     }
+}
+
+/// The `_bulk` body (before gzip) that one write of `spans` sends, with `batch` as the write's
+/// sequence number. Public for the micro-benchmarks (`bench/micro`); the store builds it the
+/// same way in `write_spans`.
+pub fn bulk_body(
+    tenant: &Tenant,
+    spans: &[Span],
+    index_prefix: &str,
+    batch: u64,
+) -> Result<Vec<u8>, EsError> {
+    let names = indices::IndexNames::new(index_prefix, IndexRotation::Day);
+    let mut actions = document::span_actions(tenant, spans, &names, batch)?;
+    actions.extend(document::service_actions(tenant, spans, &names)?);
+    let mut body = Vec::new();
+    document::append_bulk(&actions, &mut body)?;
+    Ok(body)
 }
 
 /// Connects to the cluster (refusing an unsupported engine version with a message naming it),

@@ -223,8 +223,8 @@ impl Shared {
     }
 
     async fn write(&self, tenant: &Tenant, spans: &[Span]) -> StoreResult<()> {
-        let mut actions = span_actions(tenant, spans, &self.names, self.next_batch());
-        actions.extend(service_actions(tenant, spans, &self.names));
+        let mut actions = span_actions(tenant, spans, &self.names, self.next_batch())?;
+        actions.extend(service_actions(tenant, spans, &self.names)?);
         let mut body = Vec::new();
         let mut in_body = 0;
         let mut refused = 0;
@@ -255,10 +255,19 @@ impl Shared {
         }
     }
 
-    /// Every span of one trace, or `None` when none is stored.
-    async fn read_trace(&self, tenant: &Tenant, trace_id: TraceId) -> StoreResult<Option<Trace>> {
+    /// Every span of one trace, or `None` when none is stored. With time hints (the trace's
+    /// earliest start and latest end, as searches answer them) only the indices of that window
+    /// are read; without, every span index.
+    async fn read_trace(
+        &self,
+        tenant: &Tenant,
+        lookup: &TraceLookup,
+    ) -> StoreResult<Option<Trace>> {
+        let trace_id = lookup.trace_id;
         let trace_hex = hex::encode(trace_id.as_bytes());
-        let indices = self.names.pattern(IndexKind::Span);
+        let indices = self
+            .names
+            .covering(IndexKind::Span, lookup.start, lookup.end);
         let mut spans = Vec::new();
         let mut decoder = SpanDecoder::default();
         let mut after: Option<Value> = None;
@@ -539,7 +548,7 @@ impl TraceStore for ElasticsearchStore {
             .then(move |lookup| {
                 let shared = Arc::clone(&shared);
                 let tenant = tenant.clone();
-                async move { shared.read_trace(&tenant, lookup.trace_id).await }
+                async move { shared.read_trace(&tenant, &lookup).await }
             })
             .filter_map(|read| async move { read.transpose() });
         Ok(stream.boxed())
@@ -608,7 +617,12 @@ impl DependencyStore for ElasticsearchStore {
     ) -> StoreResult<Vec<DependencyLink>> {
         let mut counter = DependencyCounter::default();
         for trace_id in self.shared.traces_in_window(tenant, &query).await? {
-            if let Some(trace) = self.shared.read_trace(tenant, trace_id).await? {
+            let lookup = TraceLookup {
+                trace_id,
+                start: None,
+                end: None,
+            };
+            if let Some(trace) = self.shared.read_trace(tenant, &lookup).await? {
                 counter.add_trace(&trace, &query);
             }
         }

@@ -6,6 +6,8 @@
 //! - `matcher`: `SpanMatcher::matches` over 10,000 spans for the query benchmark's queries.
 //! - `chunking`: splitting a 10,000-span trace into streamed `TracesData` chunks and encoding
 //!   them, as GetTraces does.
+//! - `elasticsearch`: encoding 1,000 spans into the Elasticsearch backend's `_bulk` body (span
+//!   and service documents), then the same plus the fastest gzip the client sends it with.
 //!
 //! Throughput is reported per span, with mimalloc as the server uses it.
 //! `cargo bench -p bench-micro [-- FILTER]`.
@@ -137,5 +139,38 @@ fn chunking(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, convert, matcher, chunking);
+fn elasticsearch(c: &mut Criterion) {
+    use std::io::Write as _;
+    let spans = model_spans(1, BATCH_SPANS);
+    let tenant = remote_storage_core::Tenant::default();
+    let body = backend_elasticsearch::bulk_body(&tenant, &spans, "bench", 1).unwrap();
+    let gzip = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    // The wire cost, printed once: what the bulk request carries per span.
+    eprintln!(
+        "elasticsearch bulk body: {} bytes per span, {} gzipped",
+        body.len() / BATCH_SPANS,
+        gzip(&body).len() / BATCH_SPANS
+    );
+    let mut group = c.benchmark_group("elasticsearch");
+    group.throughput(Throughput::Elements(BATCH_SPANS as u64));
+    group.bench_function("bulk_body_1000_spans", |b| {
+        b.iter(|| {
+            backend_elasticsearch::bulk_body(&tenant, black_box(&spans), "bench", 1).unwrap()
+        });
+    });
+    group.bench_function("bulk_body_and_gzip_1000_spans", |b| {
+        b.iter(|| {
+            let body =
+                backend_elasticsearch::bulk_body(&tenant, black_box(&spans), "bench", 1).unwrap();
+            gzip(&body)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, convert, matcher, chunking, elasticsearch);
 criterion_main!(benches);
