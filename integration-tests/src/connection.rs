@@ -44,6 +44,9 @@ impl Connections {
             )),
             None => None,
         };
+        // reqwest's rustls has no crypto provider of its own in this workspace (see the root
+        // Cargo.toml); installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(config.call_timeout)
             .build()

@@ -74,6 +74,8 @@ fn split_host(url: &str, replacement: SocketAddr) -> (SocketAddr, String) {
 }
 
 async fn admin_status(admin: SocketAddr) -> Option<u16> {
+    // reqwest needs a TLS crypto provider installed (see the root Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::get(format!("http://{admin}/"))
         .await
         .ok()

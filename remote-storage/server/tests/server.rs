@@ -219,6 +219,8 @@ fn window_query(start: u64) -> TraceQueryParameters {
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    // reqwest needs a TLS crypto provider installed (see the root Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
@@ -1057,6 +1059,8 @@ async fn purge_over_http_empties_the_store() {
     export(server.grpc_addr, two_traces(start_time)).await;
     let purger_addr = server.purger_addr.unwrap();
 
+    // reqwest needs a TLS crypto provider installed (see the root Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let response = reqwest::Client::new()
         .post(format!("http://{purger_addr}/purge"))
         .send()
@@ -1098,6 +1102,8 @@ async fn the_purger_is_off_unless_configured() {
     assert_eq!(server.writer_addr, None);
     // Nothing purge-like on the admin port either.
     let admin = server.admin_addr.unwrap();
+    // reqwest needs a TLS crypto provider installed (see the root Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let response = reqwest::Client::new()
         .post(format!("http://{admin}/purge"))
         .send()

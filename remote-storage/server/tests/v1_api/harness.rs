@@ -159,6 +159,8 @@ pub(crate) async fn collect<T>(mut stream: tonic::Streaming<T>) -> Result<Vec<T>
 }
 
 pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    // reqwest needs a TLS crypto provider installed (see the root Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
