@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
+use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -103,24 +104,29 @@ impl Client {
         path: &str,
         body: Option<Body<'_>>,
         what: &str,
-    ) -> Result<(StatusCode, Vec<u8>), EsError> {
-        let payload = match &body {
+    ) -> Result<(StatusCode, Bytes), EsError> {
+        // Bytes, so each attempt on another node shares the one encoded body.
+        let payload: Option<(&str, bool, Bytes)> = match &body {
             None => None,
             Some(Body::Json(value)) => Some((
                 "application/json",
                 false,
-                serde_json::to_vec(value).map_err(|error| EsError::Answer {
-                    what: what.to_owned(),
-                    detail: format!("request does not encode: {error}"),
-                })?,
+                serde_json::to_vec(value)
+                    .map_err(|error| EsError::Answer {
+                        what: what.to_owned(),
+                        detail: format!("request does not encode: {error}"),
+                    })?
+                    .into(),
             )),
             Some(Body::Ndjson(bytes)) => Some((
                 "application/x-ndjson",
                 true,
-                gzip(bytes).map_err(|error| EsError::Answer {
-                    what: what.to_owned(),
-                    detail: format!("request does not compress: {error}"),
-                })?,
+                gzip(bytes)
+                    .map_err(|error| EsError::Answer {
+                        what: what.to_owned(),
+                        detail: format!("request does not compress: {error}"),
+                    })?
+                    .into(),
             )),
         };
         let first = self.next.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +151,7 @@ impl Client {
                             what: what.to_owned(),
                             source,
                         })?;
-                    return Ok((status, bytes.to_vec()));
+                    return Ok((status, bytes));
                 }
                 Err(error) => {
                     tracing::debug!(node, error = %error, "node unreachable, trying the next");

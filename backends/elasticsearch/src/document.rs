@@ -317,8 +317,9 @@ pub(crate) fn service_actions(
 ) -> Result<Vec<IndexAction>, EsError> {
     let mut actions: Vec<IndexAction> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut index_of = CachedIndexName::new(names, IndexKind::Service);
     for span in spans {
-        let index = names.index_for(IndexKind::Service, span.start());
+        let index = index_of.name(span.start());
         let kind = span_kind_name(span.kind());
         let key = [tenant.name(), span.service_name(), span.name(), kind];
         let mut identity = Vec::new();

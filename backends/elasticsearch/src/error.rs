@@ -44,8 +44,9 @@ pub enum EsError {
 }
 
 impl EsError {
-    /// Overloaded or restarting engines answer these; the client should retry later.
-    fn retryable_status(status: u16) -> bool {
+    /// Overloaded or restarting engines answer these (for a request or for one bulk item);
+    /// the client should retry later.
+    pub(crate) fn retryable_status(status: u16) -> bool {
         matches!(status, 408 | 429 | 502 | 503 | 504)
     }
 }

@@ -425,7 +425,7 @@ fn bulk_item_failures(
         if (200..300).contains(&status) {
             continue;
         }
-        retryable |= matches!(status, 408 | 429 | 502 | 503 | 504);
+        retryable |= u16::try_from(status).is_ok_and(EsError::retryable_status);
         let index = result
             .get("_index")
             .and_then(Value::as_str)

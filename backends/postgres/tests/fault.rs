@@ -7,58 +7,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
-use parking_lot::Mutex;
 use remote_storage_core::testing::span;
 use remote_storage_core::{ErrorKind, StoreError, Tenant, TraceId, TraceLookup, UnixNanos};
 use sqlx::postgres::PgConnectOptions;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-
-struct Proxy {
-    address: SocketAddr,
-    upstream: SocketAddr,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(address: SocketAddr, upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind(address).await.expect("binding the proxy");
-        let address = listener.local_addr().unwrap();
-        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let connections = Arc::clone(&tasks);
-        let acceptor = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let connection = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                connections.lock().push(connection);
-            }
-        });
-        tasks.lock().push(acceptor);
-        Self {
-            address,
-            upstream,
-            tasks,
-        }
-    }
-
-    /// Refuses new connections and cuts the live ones.
-    fn stop(&self) {
-        for task in self.tasks.lock().drain(..) {
-            task.abort();
-        }
-    }
-
-    async fn restart(&self) -> Self {
-        Self::start(self.address, self.upstream).await
-    }
-}
+use storage_conformance::proxy::CuttableProxy;
 
 fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
     match result {
@@ -82,8 +37,10 @@ async fn outage_is_unavailable_and_recovery_is_automatic() {
         eprintln!("skipping the outage test: the URL does not name {host_port}");
         return;
     }
-    let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), upstream).await;
-    let proxied_url = url.replacen(&host_port, &proxy.address.to_string(), 1);
+    let proxy = CuttableProxy::start("127.0.0.1:0".parse().unwrap(), upstream)
+        .await
+        .expect("binding the proxy");
+    let proxied_url = url.replacen(&host_port, &proxy.address().to_string(), 1);
     let mut config = common::test_config(&proxied_url, &common::unique_schema("outage"));
     config.acquire_timeout = Duration::from_secs(2);
     config.connect_timeout = Duration::from_secs(2);
@@ -132,7 +89,7 @@ async fn outage_is_unavailable_and_recovery_is_automatic() {
         started.elapsed()
     );
 
-    let restarted = proxy.restart().await;
+    let restarted = proxy.restart().await.expect("restarting the proxy");
     let deadline = Instant::now() + Duration::from_secs(30);
     while store.lifecycle.ready().await.is_err() {
         assert!(Instant::now() < deadline, "store did not recover");

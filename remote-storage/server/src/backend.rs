@@ -97,7 +97,9 @@ impl BackendConfig {
     /// The settings of backend `kind` from its flags, validated (errors name the flag), or
     /// an error naming the cargo feature when this build lacks the backend.
     pub fn from_args(kind: BackendKind, args: &BackendArgs) -> anyhow::Result<Self> {
+        // A build with no storing backend reads no flags.
         let _ = args;
+        // In a full build every kind has its arm and the fallback is unreachable.
         #[allow(unreachable_patterns)]
         let config = match kind {
             #[cfg(feature = "backend-memory")]
