@@ -79,7 +79,12 @@ fn golden_searches() {
     ];
     let matcher = SpanMatcher::new(&query);
     let filters = span_filters("acme", &query, matcher.conditions());
-    let after = json!(["01796651200000000000", "00aa"]);
+    let after = json!([
+        "01796651200000000000",
+        "0af7651916cd43dd8448eb211c80319c",
+        "00aa"
+    ]);
+    let trace_after = json!(["017966511000000000000000000001", "00aa"]);
     check(
         "search-spans-first-page",
         &span_search_page(&filters.clauses, 500, None, !filters.exact),
@@ -94,7 +99,7 @@ fn golden_searches() {
             "acme",
             "0af7651916cd43dd8448eb211c80319c",
             5_000,
-            Some(&after),
+            Some(&trace_after),
         ),
     );
     check(

@@ -147,8 +147,9 @@ fn range(min: Option<u64>, max: Option<u64>) -> Option<Value> {
     }
 }
 
-/// One page of matching span documents, newest start first to the nanosecond (ties by
-/// document ID, so paging with `search_after` neither skips nor repeats). With `whole_spans`
+/// One page of matching span documents, newest start first to the nanosecond; at equal starts
+/// the larger trace ID first (the contract's tie rule), then by document ID, so paging with
+/// `search_after` neither skips nor repeats. With `whole_spans`
 /// the stored span comes back for the matcher; otherwise only the trace ID and exact times.
 pub(crate) fn span_search_page(
     clauses: &[Value],
@@ -165,7 +166,7 @@ pub(crate) fn span_search_page(
         "size": size,
         "track_total_hits": false,
         "query": {"bool": {"filter": clauses}},
-        "sort": [{"start_ns": "desc"}, {"doc_id": "asc"}],
+        "sort": [{"start_ns": "desc"}, {"trace_id": "desc"}, {"doc_id": "asc"}],
         "_source": source,
     });
     if let Some(after) = search_after {
