@@ -136,6 +136,17 @@ pub struct ElasticsearchArgs {
     )]
     pub create_templates: bool,
 
+    /// Gzip `_bulk` request bodies (about 5x fewer bytes on the wire, for about a third of
+    /// this server's ingest CPU; `false` suits an engine on the same host or network).
+    #[arg(
+        id = "es.http-compression", long = "es.http-compression",
+        env = "JAEGER_REMOTE_STORAGE_ES_HTTP_COMPRESSION",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub http_compression: bool,
+
     /// `wait_for`: an acknowledged Export is searchable at once; `none`: searchable after the
     /// next refresh (cheaper writes).
     #[arg(
@@ -236,6 +247,7 @@ impl TryFrom<&ElasticsearchArgs> for ElasticsearchConfig {
             replicas: args.replicas,
             create_templates: args.create_templates,
             refresh: args.refresh,
+            http_compression: args.http_compression,
             request_timeout: args.request_timeout.get(),
             connect_timeout: args.connect_timeout.get(),
             maintenance_interval: args.maintenance_interval.get(),
@@ -283,6 +295,7 @@ mod tests {
             "--es.replicas=0",
             "--es.create-templates=false",
             "--es.refresh=none",
+            "--es.http-compression=false",
         ])
         .unwrap();
         assert_eq!(es.server_urls, ["http://a:9200", "https://b:9200"]);
@@ -292,6 +305,7 @@ mod tests {
         assert_eq!((es.shards, es.replicas), (3, 0));
         assert!(!es.create_templates);
         assert_eq!(es.refresh, RefreshPolicy::None);
+        assert!(!es.http_compression);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::buffers::BodyPool;
 use crate::config::{Credentials, ElasticsearchConfig};
 use crate::error::EsError;
 
@@ -22,25 +23,33 @@ pub(crate) struct Client {
     http: reqwest::Client,
     nodes: Vec<String>,
     next: AtomicUsize,
+    /// Gzip newline-delimited bodies.
+    compress: bool,
+    /// Buffers of earlier bodies.
+    bodies: BodyPool,
 }
 
 /// A request body.
 pub(crate) enum Body<'a> {
     /// A JSON document.
     Json(&'a Value),
-    /// Newline-delimited JSON (`_bulk`, `_msearch`), sent gzip-compressed: bulk bodies are
-    /// repetitive JSON and base64, so compressing at the fastest level is cheap next to the
-    /// bytes it saves on the wire.
+    /// Newline-delimited JSON (`_bulk`), sent gzip-compressed unless `es.http-compression` is
+    /// off: bulk bodies are repetitive JSON and base64, a fifth of the bytes once compressed
+    /// at the fastest level.
     Ndjson(Vec<u8>),
 }
 
 /// Gzip at the fastest level.
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    gzip_into(bytes, Vec::new())
+}
+
+/// Gzip at the fastest level, into `out` (emptied first).
+fn gzip_into(bytes: &[u8], mut out: Vec<u8>) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 4),
-        flate2::Compression::fast(),
-    );
+    out.clear();
+    out.reserve(bytes.len() / 4);
+    let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     encoder.write_all(bytes)?;
     encoder.finish()
 }
@@ -93,7 +102,15 @@ impl Client {
                 .map(|url| url.trim_end_matches('/').to_owned())
                 .collect(),
             next: AtomicUsize::new(0),
+            compress: config.http_compression,
+            bodies: BodyPool::default(),
         })
+    }
+
+    /// An empty buffer to encode a `_bulk` body into (one that an earlier request used, when
+    /// one is kept). `send` keeps the buffers of the bodies it is given.
+    pub(crate) fn body_buffer(&self) -> Vec<u8> {
+        self.bodies.take()
     }
 
     /// Sends a request to one node after another until one answers; returns the status and
@@ -106,7 +123,7 @@ impl Client {
         what: &str,
     ) -> Result<(StatusCode, Bytes), EsError> {
         // Bytes, so each attempt on another node shares the one encoded body.
-        let payload: Option<(&str, bool, Bytes)> = match &body {
+        let payload: Option<(&str, bool, Bytes)> = match body {
             None => None,
             Some(Body::Json(value)) => Some((
                 "application/json",
@@ -118,23 +135,42 @@ impl Client {
                     })?
                     .into(),
             )),
-            Some(Body::Ndjson(bytes)) => Some((
-                "application/x-ndjson",
-                true,
-                gzip(bytes)
-                    .map_err(|error| EsError::Answer {
-                        what: what.to_owned(),
-                        detail: format!("request does not compress: {error}"),
-                    })?
-                    .into(),
-            )),
+            Some(Body::Ndjson(documents)) if self.compress => {
+                let compressed = gzip_into(&documents, self.bodies.take());
+                self.bodies.give_back(documents);
+                let compressed = compressed.map_err(|error| EsError::Answer {
+                    what: what.to_owned(),
+                    detail: format!("request does not compress: {error}"),
+                })?;
+                Some(("application/x-ndjson", true, compressed.into()))
+            }
+            Some(Body::Ndjson(documents)) => {
+                Some(("application/x-ndjson", false, documents.into()))
+            }
         };
+        let answer = self
+            .send_to_any_node(method, path, payload.as_ref(), what)
+            .await;
+        // Every attempt's request has been dropped by now: keep the body's buffer.
+        if let Some(Ok(sent)) = payload.map(|(_, _, bytes)| bytes.try_into_mut()) {
+            self.bodies.give_back(sent.into());
+        }
+        answer
+    }
+
+    async fn send_to_any_node(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Option<&(&str, bool, Bytes)>,
+        what: &str,
+    ) -> Result<(StatusCode, Bytes), EsError> {
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last_error = None;
         for attempt in 0..self.nodes.len() {
             let node = &self.nodes[(first + attempt) % self.nodes.len()];
             let mut request = self.http.request(method.clone(), format!("{node}{path}"));
-            if let Some((content_type, gzipped, bytes)) = &payload {
+            if let Some((content_type, gzipped, bytes)) = payload {
                 request = request.header(CONTENT_TYPE, *content_type);
                 if *gzipped {
                     request = request.header(CONTENT_ENCODING, "gzip");

@@ -12,8 +12,8 @@ use remote_storage_core::testing::span;
 use remote_storage_core::{Tenant, TraceQuery, UnixNanos};
 use serde_json::{Value, json};
 
+use crate::bulk::encode_write;
 use crate::config::{ElasticsearchConfig, IndexRotation};
-use crate::document::{append_bulk, service_actions, span_actions};
 use crate::indices::{IndexKind, IndexNames};
 use crate::requests::{
     index_template, operations, services, span_filters, span_search_page, trace_extents,
@@ -151,10 +151,16 @@ fn golden_bulk_body() {
             true,
         ),
     ];
-    let mut actions = span_actions(&tenant, &spans, &names(), 1_796_651_100_300_000_000).unwrap();
-    actions.extend(service_actions(&tenant, &spans, &names()).unwrap());
-    let mut body = Vec::new();
-    append_bulk(&actions, &mut body).unwrap();
+    let chunks = encode_write(
+        &tenant,
+        &spans,
+        &names(),
+        1_796_651_100_300_000_000,
+        usize::MAX,
+        Vec::new,
+    );
+    let [chunk] = <[_; 1]>::try_from(chunks).ok().unwrap();
+    let body = chunk.body;
     let lines: Vec<Value> = String::from_utf8(body)
         .unwrap()
         .lines()

@@ -8,6 +8,8 @@ use remote_storage_core::{
 
 #[cfg(feature = "cli")]
 mod args;
+mod buffers;
+mod bulk;
 mod client;
 mod config;
 mod document;
@@ -54,20 +56,20 @@ pub fn capabilities(refresh: RefreshPolicy) -> Capabilities {
 }
 
 /// The `_bulk` body (before gzip) that one write of `spans` sends, with `batch` as the write's
-/// sequence number. Public for the micro-benchmarks (`bench/micro`); the store builds it the
-/// same way in `write_spans`.
-pub fn bulk_body(
-    tenant: &Tenant,
-    spans: &[Span],
-    index_prefix: &str,
-    batch: u64,
-) -> Result<Vec<u8>, EsError> {
+/// sequence number: built as the store builds it, for the micro-benchmarks (`bench/micro`).
+pub fn bulk_body(tenant: &Tenant, spans: &[Span], index_prefix: &str, batch: u64) -> Vec<u8> {
     let names = indices::IndexNames::new(index_prefix, IndexRotation::Day);
-    let mut actions = document::span_actions(tenant, spans, &names, batch)?;
-    actions.extend(document::service_actions(tenant, spans, &names)?);
-    let mut body = Vec::new();
-    document::append_bulk(&actions, &mut body)?;
-    Ok(body)
+    bulk::encode_write(tenant, spans, &names, batch, usize::MAX, Vec::new)
+        .into_iter()
+        .next()
+        .map(|chunk| chunk.body)
+        .unwrap_or_default()
+}
+
+/// A `_bulk` body compressed as the store sends it (gzip, fastest level), for the
+/// micro-benchmarks.
+pub fn compress_bulk_body(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    client::gzip(body)
 }
 
 /// Connects to the cluster (refusing an unsupported engine version with a message naming it),

@@ -18,9 +18,10 @@ use reqwest::Method;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use crate::bulk::encode_write;
 use crate::client::{Body, Client, parse, status_error};
 use crate::config::{ElasticsearchConfig, RefreshPolicy};
-use crate::document::{SpanDecoder, append_bulk, decode_blob, service_actions, span_actions};
+use crate::document::{SpanDecoder, decode_blob};
 use crate::error::EsError;
 use crate::indices::{IndexKind, IndexNames};
 use crate::requests::{
@@ -202,11 +203,21 @@ impl Shared {
         if !status.is_success() {
             return Err(status_error("bulk", status, &answer).into());
         }
-        let answer = parse("bulk", &answer)?;
-        if answer.get("errors").and_then(Value::as_bool) != Some(true) {
+        // Most answers report no error: read just that flag, skipping the per-item results
+        // without building them, and parse the whole answer only when some item failed.
+        #[derive(serde::Deserialize)]
+        struct Outcome {
+            errors: bool,
+        }
+        let outcome: Outcome =
+            serde_json::from_slice(&answer).map_err(|error| EsError::Answer {
+                what: "bulk".to_owned(),
+                detail: format!("no errors flag: {error}"),
+            })?;
+        if !outcome.errors {
             return Ok((0, None));
         }
-        bulk_item_failures(&answer, documents, &self.names)
+        bulk_item_failures(&parse("bulk", &answer)?, documents, &self.names)
     }
 
     /// A batch number above every earlier one of this process: the clock, or one more than
@@ -223,28 +234,22 @@ impl Shared {
     }
 
     async fn write(&self, tenant: &Tenant, spans: &[Span]) -> StoreResult<()> {
-        let mut actions = span_actions(tenant, spans, &self.names, self.next_batch())?;
-        actions.extend(service_actions(tenant, spans, &self.names)?);
-        let mut body = Vec::new();
-        let mut in_body = 0;
+        let chunks = encode_write(
+            tenant,
+            spans,
+            &self.names,
+            self.next_batch(),
+            MAX_BULK_BYTES,
+            || self.client.body_buffer(),
+        );
         let mut refused = 0;
         let mut first_reason = None;
-        let mut account = |(count, reason): (u64, Option<String>)| {
+        for chunk in chunks {
+            let (count, reason) = self.bulk(chunk.body, chunk.documents).await?;
             refused += count;
             if first_reason.is_none() {
                 first_reason = reason;
             }
-        };
-        for action in &actions {
-            append_bulk(std::slice::from_ref(action), &mut body)?;
-            in_body += 1;
-            if body.len() >= MAX_BULK_BYTES {
-                account(self.bulk(std::mem::take(&mut body), in_body).await?);
-                in_body = 0;
-            }
-        }
-        if in_body > 0 {
-            account(self.bulk(body, in_body).await?);
         }
         match refused {
             0 => Ok(()),

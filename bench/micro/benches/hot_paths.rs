@@ -140,34 +140,23 @@ fn chunking(c: &mut Criterion) {
 }
 
 fn elasticsearch(c: &mut Criterion) {
-    use std::io::Write as _;
+    use backend_elasticsearch::{bulk_body, compress_bulk_body};
     let spans = model_spans(1, BATCH_SPANS);
     let tenant = remote_storage_core::Tenant::default();
-    let body = backend_elasticsearch::bulk_body(&tenant, &spans, "bench", 1).unwrap();
-    let gzip = |bytes: &[u8]| {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
-    };
+    let body = bulk_body(&tenant, &spans, "bench", 1);
     // The wire cost, printed once: what the bulk request carries per span.
     eprintln!(
         "elasticsearch bulk body: {} bytes per span, {} gzipped",
         body.len() / BATCH_SPANS,
-        gzip(&body).len() / BATCH_SPANS
+        compress_bulk_body(&body).unwrap().len() / BATCH_SPANS
     );
     let mut group = c.benchmark_group("elasticsearch");
     group.throughput(Throughput::Elements(BATCH_SPANS as u64));
     group.bench_function("bulk_body_1000_spans", |b| {
-        b.iter(|| {
-            backend_elasticsearch::bulk_body(&tenant, black_box(&spans), "bench", 1).unwrap()
-        });
+        b.iter(|| bulk_body(&tenant, black_box(&spans), "bench", 1));
     });
     group.bench_function("bulk_body_and_gzip_1000_spans", |b| {
-        b.iter(|| {
-            let body =
-                backend_elasticsearch::bulk_body(&tenant, black_box(&spans), "bench", 1).unwrap();
-            gzip(&body)
-        });
+        b.iter(|| compress_bulk_body(&bulk_body(&tenant, black_box(&spans), "bench", 1)).unwrap());
     });
     group.finish();
 }
