@@ -22,6 +22,16 @@ pub fn service_url(name: &str, skipped: &str) -> Option<String> {
     url
 }
 
+/// The URL in `variable`, for a service no script here can start (a real cluster), or `None`
+/// after printing that `skipped` was skipped and `how` to run it.
+pub fn external_url(variable: &str, skipped: &str, how: &str) -> Option<String> {
+    let url = std::env::var(variable).ok().filter(|url| !url.is_empty());
+    if url.is_none() {
+        eprintln!("SKIPPED {skipped}: {variable} is not set; to run it: {how}");
+    }
+    url
+}
+
 fn skip_line(name: &str, skipped: &str, variable: &str) -> String {
     format!(
         "SKIPPED {skipped}: {variable} is not set; to run it: eval \"$(scripts/{name}-test-env.sh \

@@ -1,6 +1,7 @@
 //! Modes 2 and 3 and the v1 API: our server started in-process on port 0, once over each
 //! backend that can run here (memory; LSM in a temporary directory; Elasticsearch/OpenSearch
-//! under a fresh index prefix when `CONFORMANCE_OPENSEARCH_URL` names an engine; PostgreSQL in
+//! under a fresh index prefix when `CONFORMANCE_OPENSEARCH_URL` or `CONFORMANCE_ELASTICSEARCH_URL`
+//! names an engine; PostgreSQL in
 //! a fresh schema when `CONFORMANCE_POSTGRES_URL` names a database), the suite run through gRPC as
 //! Jaeger's direct suite (typed values, Export on the main port), as Jaeger's e2e suite (string
 //! values, 5-span Exports on the writer port) and as Jaeger v1's storage client
@@ -258,17 +259,24 @@ async fn backends() -> anyhow::Result<(Vec<(&'static str, Backend)>, Option<Post
     let memory = backend_memory::open(backend_memory::MemoryConfig { max_traces });
     let lsm = backend_lsm::open(backend_lsm::LsmConfig::ephemeral())?;
     let mut backends = vec![(backend_memory::NAME, memory), (backend_lsm::NAME, lsm)];
-    if let Some(url) = storage_conformance::environment::service_url(
+    let opensearch = storage_conformance::environment::service_url(
         "opensearch",
         "elasticsearch/opensearch through the server",
-    ) {
+    );
+    let elasticsearch = storage_conformance::environment::external_url(
+        "CONFORMANCE_ELASTICSEARCH_URL",
+        "elasticsearch through the server against a real Elasticsearch",
+        "export CONFORMANCE_ELASTICSEARCH_URL=http://[USER:PASSWORD@]HOST:9200",
+    );
+    for (name, url) in [
+        (backend_elasticsearch::NAME, opensearch),
+        ("elasticsearch-real", elasticsearch),
+    ] {
+        let Some(url) = url else { continue };
         let mut config = backend_elasticsearch::ElasticsearchConfig::new(url);
-        config.index_prefix = format!("grpc-conformance-{}", std::process::id());
+        config.index_prefix = format!("grpc-conformance-{}-{name}", std::process::id());
         config.replicas = 0;
-        backends.push((
-            backend_elasticsearch::NAME,
-            backend_elasticsearch::open(config).await?,
-        ));
+        backends.push((name, backend_elasticsearch::open(config).await?));
     }
     let Some(url) =
         storage_conformance::environment::service_url("postgres", "postgres through the server")

@@ -150,6 +150,11 @@ pub(crate) struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) query_budget: Option<Duration>,
 
+    /// With --queries: do not run the query of this name (as printed, e.g. "GetDependencies");
+    /// repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) skip_query: Vec<String>,
+
     /// search_depth of the Find* queries.
     #[arg(long, default_value_t = 20)]
     pub(crate) search_depth: i32,

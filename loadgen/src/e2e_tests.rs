@@ -403,6 +403,7 @@ async fn query_mode_discovers_parameters_and_drains_streams() {
             search_depth: 20,
             lookback: Duration::from_secs(7200),
             large_trace: None,
+            skip: Vec::new(),
         },
         Api::V2,
     )

@@ -201,6 +201,7 @@ async fn run(args: Args) -> Result<ExitCode> {
                 budget: args.query_budget,
                 search_depth: args.search_depth,
                 large_trace,
+                skip: args.skip_query.clone(),
                 lookback: args
                     .query_lookback
                     .unwrap_or(args.time_spread + Duration::from_secs(3600)),

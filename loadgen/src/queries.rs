@@ -45,6 +45,9 @@ pub(crate) struct QueryConfig {
     pub(crate) lookback: Duration,
     /// A large trace written before the queries, timed with GetTraces.
     pub(crate) large_trace: Option<Vec<u8>>,
+    /// Queries not run, by name (e.g. `GetDependencies` on a store where one call takes
+    /// minutes).
+    pub(crate) skip: Vec<String>,
 }
 
 /// Repetitions always done, whatever the time budget.
@@ -291,15 +294,21 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 /// Runs `run` up to `reps` times (see [`QueryConfig::budget`]) and reports its latency and what
 /// its last successful repetition returned.
 pub(crate) async fn time_query<F, Fut>(
+    cfg: &QueryConfig,
     name: &str,
-    reps: u32,
-    budget: Option<Duration>,
     mut run: F,
 ) -> Result<QueryResult>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Tally, Status>>,
 {
+    // A skipped query is reported as run zero times.
+    let reps = if cfg.skip.iter().any(|skipped| skipped == name) {
+        0
+    } else {
+        cfg.reps
+    };
+    let budget = cfg.budget;
     let started = Instant::now();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
     let mut result = QueryResult {
@@ -380,29 +389,28 @@ pub(crate) async fn run(
         cfg,
     };
     let target = discover(&ctx).await?;
-    let results = match api {
+    let mut results = match api {
         Api::V2 => v2_queries(&ctx, &target).await?,
         Api::V1 => v1_queries::run(&ctx, &target).await?,
     };
+    results.retain(|result| !ctx.cfg.skip.contains(&result.name));
     Ok((target, results))
 }
 
 /// The v2 query set.
 async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
-    let reps = ctx.cfg.reps;
-    let budget = ctx.cfg.budget;
     let t = target;
     let c = ctx;
     let mut out = Vec::new();
 
     out.push(
-        time_query("FindTraces service", reps, budget, || {
+        time_query(&ctx.cfg, "FindTraces service", || {
             c.find_traces(c.params(&t.service))
         })
         .await?,
     );
     out.push(
-        time_query("FindTraces service+operation", reps, budget, || {
+        time_query(&ctx.cfg, "FindTraces service+operation", || {
             let mut q = c.params(&t.service);
             q.operation_name = t.operation.clone();
             c.find_traces(q)
@@ -410,7 +418,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("FindTraces service+tag", reps, budget, || {
+        time_query(&ctx.cfg, "FindTraces service+tag", || {
             let mut q = c.params(&t.service);
             q.attributes = tag(t);
             c.find_traces(q)
@@ -418,7 +426,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("FindTraces service+duration", reps, budget, || {
+        time_query(&ctx.cfg, "FindTraces service+duration", || {
             let mut q = c.params(&t.service);
             q.duration_min = prost_types::Duration::try_from(t.duration_min).ok();
             q.duration_max = prost_types::Duration::try_from(t.duration_max).ok();
@@ -427,7 +435,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("FindTraces tag (no service)", reps, budget, || {
+        time_query(&ctx.cfg, "FindTraces tag (no service)", || {
             let mut q = c.params("");
             q.attributes = tag(t);
             c.find_traces(q)
@@ -435,7 +443,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("FindTraceSummaries service", reps, budget, || async {
+        time_query(&ctx.cfg, "FindTraceSummaries service", || async {
             let mut client = c.client.clone();
             let mut stream = client
                 .find_trace_summaries(c.tenant.request(FindTraceSummariesRequest {
@@ -456,7 +464,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("GetServices", reps, budget, || async {
+        time_query(&ctx.cfg, "GetServices", || async {
             let mut client = c.client.clone();
             let resp = client
                 .get_services(c.tenant.request(GetServicesRequest {}))
@@ -470,7 +478,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("GetOperations", reps, budget, || async {
+        time_query(&ctx.cfg, "GetOperations", || async {
             let mut client = c.client.clone();
             let resp = client
                 .get_operations(c.tenant.request(GetOperationsRequest {
@@ -487,7 +495,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("GetDependencies", reps, budget, || async {
+        time_query(&ctx.cfg, "GetDependencies", || async {
             let mut client = c.dependencies.clone();
             let resp = client
                 .get_dependencies(c.tenant.request(GetDependenciesRequest {
@@ -504,14 +512,14 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         .await?,
     );
     out.push(
-        time_query("GetTraces one trace", reps, budget, || {
+        time_query(&ctx.cfg, "GetTraces one trace", || {
             c.get_trace(&t.trace_id_bytes)
         })
         .await?,
     );
     if let Some(large_trace_id) = &c.cfg.large_trace {
         out.push(
-            time_query("GetTraces large trace", reps, budget, || {
+            time_query(&ctx.cfg, "GetTraces large trace", || {
                 c.get_trace(large_trace_id)
             })
             .await?,

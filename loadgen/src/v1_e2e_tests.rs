@@ -173,6 +173,7 @@ async fn v1_query_mode_times_the_v1_reads() {
             search_depth: 20,
             lookback: Duration::from_secs(7200),
             large_trace: Some(large),
+            skip: Vec::new(),
         },
         Api::V1,
     )

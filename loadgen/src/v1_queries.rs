@@ -104,8 +104,6 @@ impl V1Ctx<'_> {
 
 /// Times the v1 query set.
 pub(crate) async fn run(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
-    let reps = ctx.cfg.reps;
-    let budget = ctx.cfg.budget;
     let c = &V1Ctx {
         ctx,
         client: reader(ctx.channel.clone()),
@@ -113,13 +111,13 @@ pub(crate) async fn run(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> 
     let t = target;
     let mut out = Vec::new();
     out.push(
-        time_query("v1 FindTraces service", reps, budget, || {
+        time_query(&ctx.cfg, "v1 FindTraces service", || {
             c.find_traces(c.params(&t.service))
         })
         .await?,
     );
     out.push(
-        time_query("v1 FindTraces service+tag", reps, budget, || {
+        time_query(&ctx.cfg, "v1 FindTraces service+tag", || {
             let mut query = c.params(&t.service);
             query.tags = BTreeMap::from([(t.tag_key.clone(), t.tag_value.clone())]);
             c.find_traces(query)
@@ -127,7 +125,7 @@ pub(crate) async fn run(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> 
         .await?,
     );
     out.push(
-        time_query("v1 GetServices", reps, budget, || async {
+        time_query(&ctx.cfg, "v1 GetServices", || async {
             let mut client = c.client.clone();
             let response = client
                 .get_services(ctx.tenant.request(GetServicesRequest {}))
@@ -141,7 +139,7 @@ pub(crate) async fn run(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> 
         .await?,
     );
     out.push(
-        time_query("v1 GetOperations", reps, budget, || async {
+        time_query(&ctx.cfg, "v1 GetOperations", || async {
             let mut client = c.client.clone();
             let response = client
                 .get_operations(ctx.tenant.request(GetOperationsRequest {
@@ -158,20 +156,20 @@ pub(crate) async fn run(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> 
         .await?,
     );
     out.push(
-        time_query("v1 GetTrace one trace", reps, budget, || {
+        time_query(&ctx.cfg, "v1 GetTrace one trace", || {
             c.get_trace(&t.trace_id_bytes)
         })
         .await?,
     );
     if let Some(large_trace_id) = &ctx.cfg.large_trace {
         out.push(
-            time_query("v1 GetTrace large trace", reps, budget, || {
+            time_query(&ctx.cfg, "v1 GetTrace large trace", || {
                 c.get_trace(large_trace_id)
             })
             .await?,
         );
         out.push(
-            time_query("GetTraces large trace (v2)", reps, budget, || {
+            time_query(&ctx.cfg, "GetTraces large trace (v2)", || {
                 ctx.get_trace(large_trace_id)
             })
             .await?,

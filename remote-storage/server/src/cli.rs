@@ -341,6 +341,7 @@ mod tests {
                     "replicas",
                     "create-templates",
                     "refresh",
+                    "http-compression",
                     "request-timeout",
                     "connect-timeout",
                     "maintenance-interval",
