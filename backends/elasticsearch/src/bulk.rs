@@ -21,7 +21,9 @@ use remote_storage_core::proto::otlp::common::KeyValue;
 use remote_storage_core::{Resource, Scope, Span, Tenant, UnixNanos};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::document::{MAX_TERM_BYTES, micros};
+use remote_storage_core::index_term::{MAX_INDEX_TERM_BYTES, value_hash};
+
+use crate::document::micros;
 use crate::indices::{IndexKind, IndexNames};
 
 /// One `_bulk` request body and how many documents it holds.
@@ -336,7 +338,7 @@ impl<'a> CachedIndexName<'a> {
 
 /// Appends the attribute terms of `attributes` to a JSON array being written (each preceded by
 /// a comma unless it is the array's first element, which `first` tracks). Each is the term
-/// `document::attribute_term` makes, written without building it.
+/// `remote_storage_core::index_term::index_term` makes, written without building it.
 fn write_terms<'a>(
     attributes: impl Iterator<Item = &'a KeyValue>,
     first: &mut bool,
@@ -354,12 +356,12 @@ fn write_terms<'a>(
         out.extend_from_slice(length.as_bytes());
         out.push(b':');
         push_escaped(out, key);
-        if length.len() + 1 + key.len() + 1 + value.len() <= MAX_TERM_BYTES {
+        if length.len() + 1 + key.len() + 1 + value.len() <= MAX_INDEX_TERM_BYTES {
             out.push(b'=');
             push_escaped(out, &value);
         } else {
             out.push(b'#');
-            out.extend_from_slice(&hex128(xxh3_128(value.as_bytes())));
+            out.extend_from_slice(value_hash(&value).as_bytes());
         }
         out.push(b'"');
     }

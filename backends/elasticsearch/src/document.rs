@@ -20,23 +20,13 @@ use base64::Engine as _;
 use prost::Message as _;
 use remote_storage_core::proto::otlp::trace::ResourceSpans;
 use remote_storage_core::{Resource, Scope, Span};
-use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::EsError;
 
-/// Values whose term would be longer than this are indexed as a hash.
-pub(crate) const MAX_TERM_BYTES: usize = 256;
-
 /// The term of one attribute, and whether it is a hash (not exact on its own).
 pub(crate) fn attribute_term(key: &str, value: &str) -> (String, bool) {
-    let term = format!("{}:{key}={value}", key.len());
-    if term.len() <= MAX_TERM_BYTES {
-        return (term, false);
-    }
-    (
-        format!("{}:{key}#{:032x}", key.len(), xxh3_128(value.as_bytes())),
-        true,
-    )
+    let term = remote_storage_core::index_term::index_term(key, value);
+    (term.text, term.hashed)
 }
 
 /// Every attribute term of a span over every level the matcher searches, sorted and without
@@ -112,17 +102,6 @@ pub(crate) fn decode_blob(blob: &str) -> Result<Span, EsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_values_are_hashed_and_keys_cannot_collide() {
-        let (short, hashed) = attribute_term("http.status_code", "500");
-        assert_eq!(short, "16:http.status_code=500");
-        assert!(!hashed);
-        let (long, hashed) = attribute_term("sql", &"x".repeat(1_000));
-        assert!(hashed);
-        assert!(long.len() < 100, "{long}");
-        assert_ne!(attribute_term("a=b", "c").0, attribute_term("a", "b=c").0);
-    }
 
     #[test]
     fn blobs_that_are_not_a_stored_span_are_corrupt() {

@@ -25,6 +25,7 @@ pub mod convert;
 pub mod dependencies;
 pub mod error;
 pub mod ids;
+pub mod index_term;
 pub mod matcher;
 pub mod model;
 pub mod query;
