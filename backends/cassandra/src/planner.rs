@@ -14,7 +14,9 @@
 //! the shared matcher on the stored span, read by its document ID. Conditions always hold on
 //! one span: rows are spans, never traces.
 //!
-//! Buckets are walked newest first; within a bucket every shard is read (in parallel, paged,
+//! Buckets are walked newest first, only those `active_buckets` lists as holding spans (so an
+//! open or long window costs one read per bucket that has data, not per bucket of the
+//! window); within a bucket every shard is read (in parallel, paged,
 //! never `LIMIT`ed before the conditions are applied) and the rows merged newest first, ties
 //! broken by the larger trace ID; the walk stops once `search_depth` distinct traces matched.
 //! A bucket holds only spans that start inside it, so the merged order is the global one.

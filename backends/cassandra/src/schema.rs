@@ -17,6 +17,7 @@
 //! | `span_index` | tenant, bucket, shard | ≤ rate × bucket / shards |
 //! | `service_index` | tenant, service, bucket, shard | ≤ that service's rate × bucket / shards |
 //! | `tag_index` | tenant, term, bucket, shard | ≤ that term's rate × bucket / shards |
+//! | `active_buckets` | tenant | the buckets holding spans: retention ÷ bucket |
 //! | `services` | tenant | the services |
 //! | `operations` | tenant, service | the service's operations × kinds |
 
@@ -70,8 +71,8 @@ pub fn migrations(keyspace: &str, retention: Duration) -> Vec<Migration> {
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.spans (tenant text, trace_id blob, \
-                 document_id blob, batch bigint, position int, start bigint, resource_id blob, \
-                 scope blob, span blob, PRIMARY KEY ((tenant, trace_id), document_id)) WITH \
+                 document_id blob, batch bigint, position int, start bigint, finish bigint, \
+                 resource_id blob, scope blob, span blob, PRIMARY KEY ((tenant, trace_id), document_id)) WITH \
                  {options}"
             ),
             format!(
@@ -98,6 +99,11 @@ pub fn migrations(keyspace: &str, retention: Duration) -> Vec<Migration> {
                  service text, operation text, kind tinyint, status tinyint, duration bigint, \
                  PRIMARY KEY ((tenant, term, bucket, shard), start, document_id)) WITH \
                  CLUSTERING ORDER BY (start DESC, document_id ASC) AND {options}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.active_buckets (tenant text, bucket bigint, \
+                 PRIMARY KEY ((tenant), bucket)) WITH CLUSTERING ORDER BY (bucket DESC) AND \
+                 gc_grace_seconds = {GC_GRACE_SECONDS}"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.services (tenant text, service text, PRIMARY \

@@ -6,7 +6,8 @@
 
 /// Writes a span whole (one row of its trace's partition).
 pub const INSERT_SPAN: &str = "INSERT INTO {ks}.spans (tenant, trace_id, document_id, batch, \
-     position, start, resource_id, scope, span) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
+     position, start, finish, resource_id, scope, span) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     USING TTL ?";
 /// Writes a resource, once per write that carries it (refreshing its TTL).
 pub const INSERT_RESOURCE: &str = "INSERT INTO {ks}.resources (tenant, resource_id, resource) \
      VALUES (?, ?, ?) USING TTL ?";
@@ -22,6 +23,9 @@ pub const INSERT_SERVICE_INDEX: &str = "INSERT INTO {ks}.service_index (tenant, 
 pub const INSERT_TAG_INDEX: &str = "INSERT INTO {ks}.tag_index (tenant, term, bucket, shard, \
      start, document_id, trace_id, service, operation, kind, status, duration) VALUES (?, ?, ?, \
      ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
+/// Records that a bucket holds spans (searches skip the buckets that hold none).
+pub const INSERT_BUCKET: &str =
+    "INSERT INTO {ks}.active_buckets (tenant, bucket) VALUES (?, ?) USING TTL ?";
 /// Records a service.
 pub const INSERT_SERVICE: &str =
     "INSERT INTO {ks}.services (tenant, service) VALUES (?, ?) USING TTL ?";
@@ -33,13 +37,17 @@ pub const INSERT_SCHEMA_VERSION: &str = "INSERT INTO {ks}.schema_version (compon
      applied_at) VALUES (?, ?, toTimestamp(now()))";
 
 /// Every span of a trace.
-pub const SELECT_TRACE: &str = "SELECT document_id, batch, position, start, resource_id, scope, \
-     span FROM {ks}.spans WHERE tenant = ? AND trace_id = ?";
+pub const SELECT_TRACE: &str = "SELECT document_id, batch, position, start, finish, \
+     resource_id, scope, span FROM {ks}.spans WHERE tenant = ? AND trace_id = ?";
+/// The start and end of every span of a trace (its time hints).
+pub const SELECT_TRACE_EXTENTS: &str =
+    "SELECT start, finish FROM {ks}.spans WHERE tenant = ? AND trace_id = ?";
 /// One resource.
 pub const SELECT_RESOURCE: &str =
     "SELECT resource FROM {ks}.resources WHERE tenant = ? AND resource_id = ?";
 /// One span, by document ID (a candidate the index rows cannot decide alone).
-pub const SELECT_SPAN: &str = "SELECT resource_id, scope, span FROM {ks}.spans WHERE tenant = ? \
+pub const SELECT_SPAN: &str = "SELECT document_id, batch, position, start, finish, \
+     resource_id, scope, span FROM {ks}.spans WHERE tenant = ? \
      AND trace_id = ? AND document_id = ?";
 /// A (bucket, shard) partition's rows in a start window, newest first.
 pub const SELECT_SPAN_INDEX: &str = "SELECT start, document_id, trace_id, service, operation, \
@@ -53,6 +61,9 @@ pub const SELECT_SERVICE_INDEX: &str = "SELECT start, document_id, trace_id, ope
 pub const SELECT_TAG_INDEX: &str = "SELECT start, document_id, trace_id, service, operation, \
      kind, status, duration FROM {ks}.tag_index WHERE tenant = ? AND term = ? AND bucket = ? AND \
      shard = ? AND start >= ? AND start <= ?";
+/// The buckets holding spans in a range, newest first.
+pub const SELECT_BUCKETS: &str = "SELECT bucket FROM {ks}.active_buckets WHERE tenant = ? AND \
+     bucket >= ? AND bucket <= ?";
 /// A tenant's services.
 pub const SELECT_SERVICES: &str = "SELECT service FROM {ks}.services WHERE tenant = ?";
 /// A service's operations, every kind.
@@ -72,15 +83,18 @@ pub const ALL: &[(&str, &str)] = &[
     ("INSERT_SPAN_INDEX", INSERT_SPAN_INDEX),
     ("INSERT_SERVICE_INDEX", INSERT_SERVICE_INDEX),
     ("INSERT_TAG_INDEX", INSERT_TAG_INDEX),
+    ("INSERT_BUCKET", INSERT_BUCKET),
     ("INSERT_SERVICE", INSERT_SERVICE),
     ("INSERT_OPERATION", INSERT_OPERATION),
     ("INSERT_SCHEMA_VERSION", INSERT_SCHEMA_VERSION),
     ("SELECT_TRACE", SELECT_TRACE),
+    ("SELECT_TRACE_EXTENTS", SELECT_TRACE_EXTENTS),
     ("SELECT_RESOURCE", SELECT_RESOURCE),
     ("SELECT_SPAN", SELECT_SPAN),
     ("SELECT_SPAN_INDEX", SELECT_SPAN_INDEX),
     ("SELECT_SERVICE_INDEX", SELECT_SERVICE_INDEX),
     ("SELECT_TAG_INDEX", SELECT_TAG_INDEX),
+    ("SELECT_BUCKETS", SELECT_BUCKETS),
     ("SELECT_SERVICES", SELECT_SERVICES),
     ("SELECT_OPERATIONS", SELECT_OPERATIONS),
     ("SELECT_OPERATIONS_OF_KIND", SELECT_OPERATIONS_OF_KIND),
@@ -257,7 +271,7 @@ mod tests {
     #[test]
     fn every_statement_matches_the_schema_and_reads_one_partition() {
         let tables = tables();
-        assert_eq!(tables.len(), 8, "{:?}", tables.keys());
+        assert_eq!(tables.len(), 9, "{:?}", tables.keys());
         for (name, template) in ALL {
             let statement = for_keyspace(template, "ks");
             assert!(!statement.contains("{ks}"), "{name}");
