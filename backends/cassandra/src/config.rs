@@ -1,6 +1,7 @@
 //! Settings of the Cassandra backend, each default written once.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use remote_storage_core::StoreError;
@@ -74,6 +75,28 @@ impl std::str::FromStr for Consistency {
     }
 }
 
+/// A password, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// TLS towards the cluster: the CA to trust, and a client certificate when the cluster asks
+/// for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM file of the certificate authorities to trust.
+    pub ca: PathBuf,
+    /// PEM file of the client certificate (with `key`).
+    pub cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    pub key: Option<PathBuf>,
+}
+
 /// Everything the Cassandra backend is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CassandraConfig {
@@ -83,6 +106,12 @@ pub struct CassandraConfig {
     pub keyspace: String,
     /// The local data centre (`LOCAL_*` consistency, and routing); `None`: any.
     pub local_dc: Option<String>,
+    /// User name for password authentication.
+    pub username: Option<String>,
+    /// Its password (read from `--cassandra.password-file`).
+    pub password: Option<Password>,
+    /// TLS; `None`: plain connections.
+    pub tls: Option<TlsFiles>,
     /// Consistency of reads and writes.
     pub consistency: Consistency,
     /// How long spans are kept (the TTL of every row).
@@ -130,6 +159,9 @@ impl CassandraConfig {
             servers: vec![server.into()],
             keyspace: Self::DEFAULT_KEYSPACE.to_owned(),
             local_dc: None,
+            username: None,
+            password: None,
+            tls: None,
             consistency: Consistency::default(),
             retention: Self::DEFAULT_RETENTION,
             create_schema: true,
@@ -192,6 +224,20 @@ impl CassandraConfig {
                     "{:?} is shorter than one bucket ({:?})",
                     self.retention, self.bucket
                 ),
+            );
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return invalid(
+                "username",
+                "--cassandra.username and --cassandra.password-file go together".to_owned(),
+            );
+        }
+        if let Some(tls) = &self.tls
+            && tls.cert.is_some() != tls.key.is_some()
+        {
+            return invalid(
+                "tls.cert",
+                "--cassandra.tls.cert and --cassandra.tls.key go together".to_owned(),
             );
         }
         let replication = self.replication.trim();

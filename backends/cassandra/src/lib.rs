@@ -15,7 +15,9 @@
 //!   `table-model` feature, [`model`] implements it in memory, so the logic runs the whole
 //!   conformance suite without a node; the CQL implementation on the scylla driver comes next.
 
-use remote_storage_core::{Capabilities, Rewrites, SpanOrder, Visibility};
+use std::sync::Arc;
+
+use remote_storage_core::{Backend, Capabilities, Rewrites, SpanOrder, StoreResult, Visibility};
 
 /// What the store declares: every query shape, operations with span kinds, links derived
 /// from spans, re-sent writes idempotent (rows are keyed by content), spans in write order.
@@ -31,8 +33,11 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     span_order: SpanOrder::AsWritten,
 };
 
+#[cfg(feature = "cli")]
+mod args;
 pub mod buckets;
 pub mod config;
+pub mod cql;
 #[cfg(any(test, feature = "table-model"))]
 pub mod model;
 pub mod planner;
@@ -42,11 +47,44 @@ mod search;
 pub mod statements;
 pub mod store;
 pub mod tables;
+mod tls;
 
+#[cfg(feature = "cli")]
+pub use args::CassandraArgs;
 pub use buckets::Buckets;
-pub use config::{CassandraConfig, Consistency};
+pub use config::{CassandraConfig, Consistency, Password, TlsFiles};
 pub use store::CassandraStore;
 pub use tables::Tables;
 
 /// The backend's name (`--backend cassandra`).
 pub const NAME: &str = "cassandra";
+
+/// What a store with `config` declares: [`CAPABILITIES`], except that a consistency level
+/// at which a read may miss an acknowledged write (`ONE`, `LOCAL_ONE`) declares writes
+/// readable within a bound instead of on return.
+pub fn capabilities(config: &CassandraConfig) -> Capabilities {
+    if config.consistency.reads_own_writes() {
+        CAPABILITIES
+    } else {
+        Capabilities {
+            visibility: Visibility::WithinRefresh(config.request_timeout),
+            ..CAPABILITIES
+        }
+    }
+}
+
+/// Connects to the cluster (failing within twice the connect timeout, naming the servers,
+/// when none answers), applies or checks the schema and prepares every statement.
+pub async fn open(config: CassandraConfig) -> StoreResult<Backend> {
+    let tables = cql::CqlTables::connect(&config).await?;
+    let store = CassandraStore::new(
+        Arc::new(tables),
+        Buckets::new(config.bucket.as_secs(), config.shards),
+        config.retention,
+    );
+    Ok(Backend::from_store(
+        NAME,
+        capabilities(&config),
+        Arc::new(store),
+    ))
+}

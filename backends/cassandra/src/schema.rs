@@ -23,6 +23,19 @@
 
 use std::time::Duration;
 
+/// Every table of the schema.
+pub const TABLES: &[&str] = &[
+    "schema_version",
+    "spans",
+    "resources",
+    "span_index",
+    "service_index",
+    "tag_index",
+    "active_buckets",
+    "services",
+    "operations",
+];
+
 /// The schema version this binary writes and reads.
 pub const SCHEMA_VERSION: i32 = 1;
 

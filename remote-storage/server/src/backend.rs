@@ -21,6 +21,9 @@ pub enum BackendKind {
     /// backend).
     #[value(alias = "opensearch")]
     Elasticsearch,
+    /// Cassandra 4/5 or ScyllaDB at `--cassandra.servers`: time-bucketed, sharded indices.
+    #[value(alias = "scylladb")]
+    Cassandra,
     /// Stores nothing: spans are decoded and dropped, reads answer empty (the decode-only
     /// baseline of benchmarks).
     Discard,
@@ -34,6 +37,7 @@ impl BackendKind {
             Self::Lsm => "lsm",
             Self::Postgres => "postgres",
             Self::Elasticsearch => "elasticsearch",
+            Self::Cassandra => "cassandra",
             Self::Discard => "discard",
         }
     }
@@ -45,6 +49,7 @@ impl BackendKind {
             Self::Lsm => Some("backend-lsm"),
             Self::Postgres => Some("backend-postgres"),
             Self::Elasticsearch => Some("backend-elasticsearch"),
+            Self::Cassandra => Some("backend-cassandra"),
             Self::Discard => None,
         }
     }
@@ -72,6 +77,11 @@ pub struct BackendArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub elasticsearch: backend_elasticsearch::ElasticsearchArgs,
+
+    #[cfg(feature = "backend-cassandra")]
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cassandra: backend_cassandra::CassandraArgs,
 }
 
 /// Which backend to open, with its settings.
@@ -89,6 +99,9 @@ pub enum BackendConfig {
     /// Elasticsearch or OpenSearch over HTTP.
     #[cfg(feature = "backend-elasticsearch")]
     Elasticsearch(backend_elasticsearch::ElasticsearchConfig),
+    /// Cassandra or ScyllaDB through the scylla driver.
+    #[cfg(feature = "backend-cassandra")]
+    Cassandra(backend_cassandra::CassandraConfig),
     /// Drops every span and answers reads empty: the decode-only baseline of benchmarks.
     Discard,
 }
@@ -110,6 +123,8 @@ impl BackendConfig {
             BackendKind::Postgres => Self::Postgres((&args.postgres).try_into()?),
             #[cfg(feature = "backend-elasticsearch")]
             BackendKind::Elasticsearch => Self::Elasticsearch((&args.elasticsearch).try_into()?),
+            #[cfg(feature = "backend-cassandra")]
+            BackendKind::Cassandra => Self::Cassandra((&args.cassandra).try_into()?),
             BackendKind::Discard => Self::Discard,
             missing => return Err(missing_backend(missing)),
         };
@@ -127,6 +142,8 @@ impl BackendConfig {
             Self::Postgres(_) => backend_postgres::NAME,
             #[cfg(feature = "backend-elasticsearch")]
             Self::Elasticsearch(_) => backend_elasticsearch::NAME,
+            #[cfg(feature = "backend-cassandra")]
+            Self::Cassandra(_) => backend_cassandra::NAME,
             Self::Discard => backend_discard::NAME,
         }
     }
@@ -161,6 +178,10 @@ pub async fn open_backend(config: &BackendConfig) -> anyhow::Result<Backend> {
         BackendConfig::Elasticsearch(elasticsearch) => {
             Ok(backend_elasticsearch::open(elasticsearch.clone()).await?)
         }
+        #[cfg(feature = "backend-cassandra")]
+        BackendConfig::Cassandra(cassandra) => {
+            Ok(backend_cassandra::open(cassandra.clone()).await?)
+        }
         BackendConfig::Discard => Ok(backend_discard::open()),
     }
 }
@@ -183,6 +204,8 @@ mod tests {
             BackendKind::Elasticsearch.name(),
             backend_elasticsearch::NAME
         );
+        #[cfg(feature = "backend-cassandra")]
+        assert_eq!(BackendKind::Cassandra.name(), backend_cassandra::NAME);
         for kind in BackendKind::value_variants() {
             let value = kind.to_possible_value().unwrap();
             assert_eq!(value.get_name(), kind.name(), "--backend value of {kind:?}");

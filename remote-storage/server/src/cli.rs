@@ -291,7 +291,7 @@ mod tests {
         ] {
             assert_eq!(heading_of(flag), None, "--{flag} is a server flag");
         }
-        let groups: [(&str, &str, &[&str]); 4] = [
+        let groups: [(&str, &str, &[&str]); 5] = [
             ("memory", "memory", &["max-traces"]),
             (
                 "lsm",
@@ -345,6 +345,28 @@ mod tests {
                     "request-timeout",
                     "connect-timeout",
                     "maintenance-interval",
+                ],
+            ),
+            (
+                "cassandra",
+                "cassandra",
+                &[
+                    "servers",
+                    "keyspace",
+                    "local-dc",
+                    "username",
+                    "password-file",
+                    "tls.ca",
+                    "tls.cert",
+                    "tls.key",
+                    "consistency",
+                    "retention",
+                    "create-schema",
+                    "replication",
+                    "bucket",
+                    "shards",
+                    "connect-timeout",
+                    "request-timeout",
                 ],
             ),
         ];
@@ -465,7 +487,7 @@ mod tests {
         assert!(refused(&["--max-chunk-spans=0"]));
         assert!(refused(&["--max-chunk-bytes=0"]));
         assert!(refused(&["--max-recv-msg-size=12parsecs"]));
-        assert!(refused(&["--backend=cassandra"]));
+        assert!(refused(&["--backend=mongodb"]));
         let inverted = parse(&["--default-search-depth=500", "--max-search-depth=100"]);
         assert!(inverted.server_config().is_err());
     }

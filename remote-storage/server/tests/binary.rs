@@ -95,6 +95,35 @@ fn invalid_env_values_are_refused_naming_the_flag() {
     assert!(stderr.contains("--max-chunk-spans"), "{stderr}");
 }
 
+#[cfg(feature = "backend-cassandra")]
+#[test]
+fn cassandra_with_nothing_listening_fails_fast_naming_the_address() {
+    let started = Instant::now();
+    let output = run(
+        &[
+            "--backend=cassandra",
+            "--cassandra.servers=127.0.0.1:1",
+            "--cassandra.connect-timeout=2s",
+            "--grpc-addr=127.0.0.1:0",
+            "--admin-addr=127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    // Connection refused at once; the bound is twice the connect timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        format!("{stderr}{stdout}").contains("cannot connect to 127.0.0.1:1"),
+        "{stderr}{stdout}"
+    );
+}
+
 #[tokio::test]
 async fn the_binary_serves_from_env_config_and_exits_cleanly_on_sigterm() {
     let Started {
