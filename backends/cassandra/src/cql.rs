@@ -328,7 +328,7 @@ async fn apply_schema(session: &Session, config: &CassandraConfig) -> StoreResul
         VersionCheck::Apply(missing) if !config.create_schema => {
             Err(StoreError::invalid_argument(format!(
                 "--cassandra.create-schema is off and keyspace {keyspace} lacks schema version \
-                 {}: apply the statements `jaeger-remote-storage cassandra-schema` prints",
+                 {}: apply the statements `jaeger-remote-storage --backend cassandra --print-schema` prints",
                 missing.last().map_or(0, |m| m.version)
             )))
         }

@@ -149,6 +149,22 @@ impl BackendConfig {
     }
 }
 
+impl BackendConfig {
+    /// The DDL the backend applies at start-up, for `--print-schema`; `None` for backends
+    /// with no schema an operator could apply (or that migrate only by themselves).
+    pub fn schema_script(&self) -> Option<String> {
+        match self {
+            #[cfg(feature = "backend-cassandra")]
+            Self::Cassandra(cassandra) => Some(backend_cassandra::schema::full_script(
+                &cassandra.keyspace,
+                &cassandra.replication,
+                cassandra.retention,
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The error for a backend this build was compiled without.
 fn missing_backend(kind: BackendKind) -> anyhow::Error {
     let feature = kind.feature().unwrap_or("default");

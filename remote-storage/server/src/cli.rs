@@ -117,6 +117,11 @@ pub struct Cli {
     #[arg(long, env = "JAEGER_REMOTE_STORAGE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Print the schema the selected backend applies at start-up (its DDL, for operators who
+    /// apply it themselves) and exit without connecting.
+    #[arg(long, env = "JAEGER_REMOTE_STORAGE_PRINT_SCHEMA")]
+    pub print_schema: bool,
+
     /// Each backend's flags, under its own heading.
     #[command(flatten)]
     pub backends: BackendArgs,
@@ -171,6 +176,16 @@ impl Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.server_config()?;
     let backend_config = cli.backend_config()?;
+    if cli.print_schema {
+        let Some(script) = backend_config.schema_script() else {
+            anyhow::bail!(
+                "the {} backend has no schema to print",
+                backend_config.name()
+            );
+        };
+        print!("{script}");
+        return Ok(());
+    }
     info!(
         backend = backend_config.name(),
         ?backend_config,
@@ -288,6 +303,7 @@ mod tests {
             "max-search-depth",
             "log-format",
             "log-level",
+            "print-schema",
         ] {
             assert_eq!(heading_of(flag), None, "--{flag} is a server flag");
         }

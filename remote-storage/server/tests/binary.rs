@@ -124,6 +124,28 @@ fn cassandra_with_nothing_listening_fails_fast_naming_the_address() {
     );
 }
 
+#[cfg(feature = "backend-cassandra")]
+#[test]
+fn the_cassandra_schema_prints_without_a_cluster() {
+    let output = run(
+        &[
+            "--backend=cassandra",
+            "--cassandra.keyspace=traces",
+            "--print-schema",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let script = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        script.starts_with("CREATE KEYSPACE IF NOT EXISTS traces"),
+        "{script}"
+    );
+    assert!(script.contains("CREATE TABLE IF NOT EXISTS traces.tag_index"));
+    let memory = run(&["--backend=memory", "--print-schema"], &[]);
+    assert!(!memory.status.success(), "memory has no schema to print");
+}
+
 #[tokio::test]
 async fn the_binary_serves_from_env_config_and_exits_cleanly_on_sigterm() {
     let Started {
