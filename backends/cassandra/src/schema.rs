@@ -84,7 +84,7 @@ pub fn migrations(keyspace: &str, retention: Duration) -> Vec<Migration> {
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.spans (tenant text, trace_id blob, \
-                 document_id blob, batch bigint, position int, start bigint, finish bigint, \
+                 document_id blob, write_batch bigint, write_position int, start_ns bigint, end_ns bigint, \
                  resource_id blob, scope blob, span blob, PRIMARY KEY ((tenant, trace_id), document_id)) WITH \
                  {options}"
             ),
@@ -94,24 +94,24 @@ pub fn migrations(keyspace: &str, retention: Duration) -> Vec<Migration> {
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.span_index (tenant text, bucket bigint, \
-                 shard smallint, start bigint, document_id blob, trace_id blob, service text, \
-                 operation text, kind tinyint, status tinyint, duration bigint, PRIMARY KEY \
-                 ((tenant, bucket, shard), start, document_id)) WITH CLUSTERING ORDER BY \
-                 (start DESC, document_id ASC) AND {options}"
+                 shard smallint, start_ns bigint, document_id blob, trace_id blob, service text, \
+                 operation text, kind tinyint, status tinyint, duration_ns bigint, PRIMARY KEY \
+                 ((tenant, bucket, shard), start_ns, document_id)) WITH CLUSTERING ORDER BY \
+                 (start_ns DESC, document_id ASC) AND {options}"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.service_index (tenant text, service text, \
-                 bucket bigint, shard smallint, start bigint, document_id blob, trace_id blob, \
-                 operation text, kind tinyint, status tinyint, duration bigint, PRIMARY KEY \
-                 ((tenant, service, bucket, shard), start, document_id)) WITH CLUSTERING ORDER \
-                 BY (start DESC, document_id ASC) AND {options}"
+                 bucket bigint, shard smallint, start_ns bigint, document_id blob, trace_id blob, \
+                 operation text, kind tinyint, status tinyint, duration_ns bigint, PRIMARY KEY \
+                 ((tenant, service, bucket, shard), start_ns, document_id)) WITH CLUSTERING ORDER \
+                 BY (start_ns DESC, document_id ASC) AND {options}"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.tag_index (tenant text, term text, \
-                 bucket bigint, shard smallint, start bigint, document_id blob, trace_id blob, \
-                 service text, operation text, kind tinyint, status tinyint, duration bigint, \
-                 PRIMARY KEY ((tenant, term, bucket, shard), start, document_id)) WITH \
-                 CLUSTERING ORDER BY (start DESC, document_id ASC) AND {options}"
+                 bucket bigint, shard smallint, start_ns bigint, document_id blob, trace_id blob, \
+                 service text, operation text, kind tinyint, status tinyint, duration_ns bigint, \
+                 PRIMARY KEY ((tenant, term, bucket, shard), start_ns, document_id)) WITH \
+                 CLUSTERING ORDER BY (start_ns DESC, document_id ASC) AND {options}"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.active_buckets (tenant text, bucket bigint, \

@@ -5,23 +5,23 @@
 //! touches one bounded partition).
 
 /// Writes a span whole (one row of its trace's partition).
-pub const INSERT_SPAN: &str = "INSERT INTO {ks}.spans (tenant, trace_id, document_id, batch, \
-     position, start, finish, resource_id, scope, span) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+pub const INSERT_SPAN: &str = "INSERT INTO {ks}.spans (tenant, trace_id, document_id, \
+     write_batch, write_position, start_ns, end_ns, resource_id, scope, span) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
      USING TTL ?";
 /// Writes a resource, once per write that carries it (refreshing its TTL).
 pub const INSERT_RESOURCE: &str = "INSERT INTO {ks}.resources (tenant, resource_id, resource) \
      VALUES (?, ?, ?) USING TTL ?";
 /// Indexes a span in its (bucket, shard): searches without a service.
-pub const INSERT_SPAN_INDEX: &str = "INSERT INTO {ks}.span_index (tenant, bucket, shard, start, \
-     document_id, trace_id, service, operation, kind, status, duration) VALUES (?, ?, ?, ?, ?, \
+pub const INSERT_SPAN_INDEX: &str = "INSERT INTO {ks}.span_index (tenant, bucket, shard, start_ns, \
+     document_id, trace_id, service, operation, kind, status, duration_ns) VALUES (?, ?, ?, ?, ?, \
      ?, ?, ?, ?, ?, ?) USING TTL ?";
 /// Indexes a span under its service.
 pub const INSERT_SERVICE_INDEX: &str = "INSERT INTO {ks}.service_index (tenant, service, bucket, \
-     shard, start, document_id, trace_id, operation, kind, status, duration) VALUES (?, ?, ?, ?, \
+     shard, start_ns, document_id, trace_id, operation, kind, status, duration_ns) VALUES (?, ?, ?, ?, \
      ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
 /// Indexes a span under one of its attribute terms.
 pub const INSERT_TAG_INDEX: &str = "INSERT INTO {ks}.tag_index (tenant, term, bucket, shard, \
-     start, document_id, trace_id, service, operation, kind, status, duration) VALUES (?, ?, ?, \
+     start_ns, document_id, trace_id, service, operation, kind, status, duration_ns) VALUES (?, ?, ?, \
      ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
 /// Records that a bucket holds spans (searches skip the buckets that hold none).
 pub const INSERT_BUCKET: &str =
@@ -37,30 +37,30 @@ pub const INSERT_SCHEMA_VERSION: &str = "INSERT INTO {ks}.schema_version (compon
      applied_at) VALUES (?, ?, toTimestamp(now()))";
 
 /// Every span of a trace.
-pub const SELECT_TRACE: &str = "SELECT document_id, batch, position, start, finish, \
+pub const SELECT_TRACE: &str = "SELECT document_id, write_batch, write_position, start_ns, end_ns, \
      resource_id, scope, span FROM {ks}.spans WHERE tenant = ? AND trace_id = ?";
 /// The start and end of every span of a trace (its time hints).
 pub const SELECT_TRACE_EXTENTS: &str =
-    "SELECT start, finish FROM {ks}.spans WHERE tenant = ? AND trace_id = ?";
+    "SELECT start_ns, end_ns FROM {ks}.spans WHERE tenant = ? AND trace_id = ?";
 /// One resource.
 pub const SELECT_RESOURCE: &str =
     "SELECT resource FROM {ks}.resources WHERE tenant = ? AND resource_id = ?";
 /// One span, by document ID (a candidate the index rows cannot decide alone).
-pub const SELECT_SPAN: &str = "SELECT document_id, batch, position, start, finish, \
+pub const SELECT_SPAN: &str = "SELECT document_id, write_batch, write_position, start_ns, end_ns, \
      resource_id, scope, span FROM {ks}.spans WHERE tenant = ? \
      AND trace_id = ? AND document_id = ?";
 /// A (bucket, shard) partition's rows in a start window, newest first.
-pub const SELECT_SPAN_INDEX: &str = "SELECT start, document_id, trace_id, service, operation, \
-     kind, status, duration FROM {ks}.span_index WHERE tenant = ? AND bucket = ? AND shard = ? \
-     AND start >= ? AND start <= ?";
+pub const SELECT_SPAN_INDEX: &str = "SELECT start_ns, document_id, trace_id, service, operation, \
+     kind, status, duration_ns FROM {ks}.span_index WHERE tenant = ? AND bucket = ? AND shard = ? \
+     AND start_ns >= ? AND start_ns <= ?";
 /// A service's (bucket, shard) partition's rows in a start window, newest first.
-pub const SELECT_SERVICE_INDEX: &str = "SELECT start, document_id, trace_id, operation, kind, \
-     status, duration FROM {ks}.service_index WHERE tenant = ? AND service = ? AND bucket = ? \
-     AND shard = ? AND start >= ? AND start <= ?";
+pub const SELECT_SERVICE_INDEX: &str = "SELECT start_ns, document_id, trace_id, operation, kind, \
+     status, duration_ns FROM {ks}.service_index WHERE tenant = ? AND service = ? AND bucket = ? \
+     AND shard = ? AND start_ns >= ? AND start_ns <= ?";
 /// A term's (bucket, shard) partition's rows in a start window, newest first.
-pub const SELECT_TAG_INDEX: &str = "SELECT start, document_id, trace_id, service, operation, \
-     kind, status, duration FROM {ks}.tag_index WHERE tenant = ? AND term = ? AND bucket = ? AND \
-     shard = ? AND start >= ? AND start <= ?";
+pub const SELECT_TAG_INDEX: &str = "SELECT start_ns, document_id, trace_id, service, operation, \
+     kind, status, duration_ns FROM {ks}.tag_index WHERE tenant = ? AND term = ? AND bucket = ? AND \
+     shard = ? AND start_ns >= ? AND start_ns <= ?";
 /// The buckets holding spans in a range, newest first.
 pub const SELECT_BUCKETS: &str = "SELECT bucket FROM {ks}.active_buckets WHERE tenant = ? AND \
      bucket >= ? AND bucket <= ?";
@@ -289,6 +289,94 @@ mod tests {
                 }
             } else {
                 check_select(&tables, &statement);
+            }
+        }
+    }
+
+    /// CQL's reserved keywords, which cannot name a column unquoted.
+    const RESERVED: &[&str] = &[
+        "add",
+        "allow",
+        "alter",
+        "and",
+        "apply",
+        "asc",
+        "authorize",
+        "batch",
+        "begin",
+        "by",
+        "columnfamily",
+        "create",
+        "delete",
+        "desc",
+        "describe",
+        "drop",
+        "entries",
+        "execute",
+        "from",
+        "full",
+        "grant",
+        "if",
+        "in",
+        "index",
+        "infinity",
+        "insert",
+        "into",
+        "is",
+        "keyspace",
+        "limit",
+        "materialized",
+        "mbean",
+        "mbeans",
+        "modify",
+        "nan",
+        "norecursive",
+        "not",
+        "null",
+        "of",
+        "on",
+        "or",
+        "order",
+        "primary",
+        "rename",
+        "replace",
+        "revoke",
+        "schema",
+        "select",
+        "set",
+        "table",
+        "to",
+        "token",
+        "truncate",
+        "unlogged",
+        "unset",
+        "update",
+        "use",
+        "using",
+        "view",
+        "where",
+        "with",
+    ];
+
+    /// Type names and other keywords a column could clash with in some CQL version.
+    const AVOIDED: &[&str] = &[
+        "duration",
+        "time",
+        "date",
+        "timestamp",
+        "key",
+        "type",
+        "ttl",
+    ];
+
+    #[test]
+    fn no_column_is_named_by_a_keyword() {
+        for (name, table) in tables() {
+            for column in &table.columns {
+                assert!(
+                    !RESERVED.contains(&column.as_str()) && !AVOIDED.contains(&column.as_str()),
+                    "{name}.{column} is a CQL keyword"
+                );
             }
         }
     }
