@@ -1,7 +1,8 @@
 //! Modes 2 and 3 and the v1 API: our server started in-process on port 0, once over each
 //! backend that can run here (memory; LSM in a temporary directory; Elasticsearch/OpenSearch
 //! under a fresh index prefix when `CONFORMANCE_OPENSEARCH_URL` or `CONFORMANCE_ELASTICSEARCH_URL`
-//! names an engine; PostgreSQL in
+//! names an engine; Cassandra in a fresh keyspace when `CONFORMANCE_CASSANDRA_URL` names a node;
+//! PostgreSQL in
 //! a fresh schema when `CONFORMANCE_POSTGRES_URL` names a database), the suite run through gRPC as
 //! Jaeger's direct suite (typed values, Export on the main port), as Jaeger's e2e suite (string
 //! values, 5-span Exports on the writer port) and as Jaeger v1's storage client
@@ -277,6 +278,27 @@ async fn backends() -> anyhow::Result<(Vec<(&'static str, Backend)>, Option<Post
         config.index_prefix = format!("grpc-conformance-{}-{name}", std::process::id());
         config.replicas = 0;
         backends.push((name, backend_elasticsearch::open(config).await?));
+    }
+    if let Some(url) = storage_conformance::environment::external_url(
+        "CONFORMANCE_CASSANDRA_URL",
+        "cassandra through the server",
+        "export CONFORMANCE_CASSANDRA_URL=HOST:9042",
+    ) {
+        let mut config = backend_cassandra::CassandraConfig::new(
+            backend_cassandra::CassandraConfig::DEFAULT_SERVER,
+        );
+        config.servers = url
+            .trim_start_matches("cassandra://")
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        config.keyspace = format!("grpc_conformance_{}", std::process::id());
+        config.bucket = std::time::Duration::from_secs(300);
+        config.shards = 4;
+        backends.push((
+            backend_cassandra::NAME,
+            backend_cassandra::open(config).await?,
+        ));
     }
     let Some(url) =
         storage_conformance::environment::service_url("postgres", "postgres through the server")

@@ -802,3 +802,75 @@ async fn run_all(writes: Vec<futures::future::BoxFuture<'_, StoreResult<()>>>) -
         .try_collect::<()>()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use remote_storage_core::ErrorKind;
+    use scylla::errors::{DbError, WriteType};
+    use scylla::statement::Consistency as Driver;
+
+    use super::*;
+
+    fn attempt(error: DbError) -> ExecutionError {
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(error, "from node".into()))
+    }
+
+    #[test]
+    fn what_the_cluster_cannot_do_now_is_retryable_and_the_rest_is_internal() {
+        let unavailable = [
+            ExecutionError::RequestTimeout(Duration::from_secs(10)),
+            ExecutionError::EmptyPlan,
+            attempt(DbError::Unavailable {
+                consistency: Driver::LocalQuorum,
+                required: 2,
+                alive: 1,
+            }),
+            attempt(DbError::WriteTimeout {
+                consistency: Driver::LocalQuorum,
+                received: 1,
+                required: 2,
+                write_type: WriteType::Simple,
+            }),
+            attempt(DbError::Overloaded),
+            attempt(DbError::IsBootstrapping),
+        ];
+        for error in unavailable {
+            let shown = error.to_string();
+            assert_eq!(
+                driver_error("writing a span", error).kind(),
+                ErrorKind::Unavailable,
+                "{shown}"
+            );
+        }
+        for error in [
+            attempt(DbError::SyntaxError),
+            attempt(DbError::Invalid),
+            attempt(DbError::Unauthorized),
+        ] {
+            let shown = error.to_string();
+            assert_eq!(
+                driver_error("writing a span", error).kind(),
+                ErrorKind::Internal,
+                "{shown}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_fails_when_any_row_fails_even_after_others_succeeded() {
+        let mut writes: Vec<futures::future::BoxFuture<'_, StoreResult<()>>> = Vec::new();
+        for row in 0..10 {
+            writes.push(Box::pin(async move {
+                if row == 7 {
+                    Err(StoreError::unavailable("cassandra: writing a span", "timeout"))
+                } else {
+                    Ok(())
+                }
+            }));
+        }
+        let result = run_all(writes).await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Unavailable);
+    }
+}
