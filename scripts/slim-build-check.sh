@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the backend seam's promise: a server built with one backend feature
-# (`--no-default-features --features backend-memory`) compiles and has no sqlx, fjall or reqwest in
+# (`--no-default-features --features backend-memory`) compiles and has no sqlx, fjall, reqwest or scylla in
 # its dependency tree. With `--run` it also builds that server and checks that
 # `--backend postgres` fails naming the cargo feature that adds the backend (a full build of the
 # slim dependency set: minutes on 2 cores, so CI only checks).
@@ -10,13 +10,13 @@ cd "$(dirname "$0")/.."
 features=(--no-default-features --features backend-memory)
 
 drivers="$(cargo tree -p remote-storage "${features[@]}" -e normal,build --prefix none \
-    | grep -E '^(sqlx|fjall|reqwest)[a-z-]* v' || true)"
+    | grep -E '^(sqlx|fjall|reqwest|scylla)[a-z-]* v' || true)"
 if [ -n "$drivers" ]; then
     echo "slim build: drivers of backends it does not contain are in its tree:" >&2
     echo "$drivers" >&2
     exit 1
 fi
-echo "slim build: no sqlx, no fjall, no reqwest in the dependency tree"
+echo "slim build: no sqlx, no fjall, no reqwest, no scylla in the dependency tree"
 
 cargo check -p remote-storage "${features[@]}"
 

@@ -864,7 +864,10 @@ mod tests {
         for row in 0..10 {
             writes.push(Box::pin(async move {
                 if row == 7 {
-                    Err(StoreError::unavailable("cassandra: writing a span", "timeout"))
+                    Err(StoreError::unavailable(
+                        "cassandra: writing a span",
+                        "timeout",
+                    ))
                 } else {
                     Ok(())
                 }
