@@ -39,6 +39,13 @@ impl Buckets {
         i16::try_from(remainder).unwrap_or(0)
     }
 
+    /// The start times a bucket holds: its first and last nanosecond, inclusive.
+    pub fn span_of(&self, bucket: i64) -> (UnixNanos, UnixNanos) {
+        let width = self.width_seconds * NANOS_PER_SECOND;
+        let first = u64::try_from(bucket).unwrap_or(0).saturating_mul(width);
+        (UnixNanos(first), UnixNanos(first.saturating_add(width - 1)))
+    }
+
     /// Every shard number.
     pub fn shards(&self) -> impl Iterator<Item = i16> + Clone {
         0..self.shards
@@ -80,6 +87,16 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn a_bucket_spans_its_width_inclusively() {
+        let buckets = Buckets::new(900, 16);
+        let (first, last) = buckets.span_of(2);
+        assert_eq!(first, UnixNanos(1_800 * SECOND));
+        assert_eq!(last, UnixNanos(2_700 * SECOND - 1));
+        assert_eq!(buckets.bucket_of(first), 2);
+        assert_eq!(buckets.bucket_of(last), 2);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::config::{CassandraConfig, Consistency};
 use crate::rows::{Id, IndexEntry, IndexKey, Partition, SpanRow, WriteRows};
 use crate::schema::{self, VersionCheck};
 use crate::statements::{self, for_keyspace};
-use crate::tables::{IndexPage, PageToken, Tables};
+use crate::tables::{ActiveBucket, IndexPage, PageToken, Tables};
 
 /// Rows of one write in flight at once.
 const WRITE_CONCURRENCY: usize = 128;
@@ -40,6 +40,7 @@ struct Prepared {
     insert_service_index: PreparedStatement,
     insert_tag_index: PreparedStatement,
     insert_bucket: PreparedStatement,
+    insert_rollup: PreparedStatement,
     insert_service: PreparedStatement,
     insert_operation: PreparedStatement,
     select_trace: PreparedStatement,
@@ -50,6 +51,7 @@ struct Prepared {
     select_service_index: PreparedStatement,
     select_tag_index: PreparedStatement,
     select_buckets: PreparedStatement,
+    select_rollup: PreparedStatement,
     select_services: PreparedStatement,
     select_operations: PreparedStatement,
     select_operations_of_kind: PreparedStatement,
@@ -233,6 +235,7 @@ impl CqlTables {
             insert_service_index: prepare(statements::INSERT_SERVICE_INDEX).await?,
             insert_tag_index: prepare(statements::INSERT_TAG_INDEX).await?,
             insert_bucket: prepare(statements::INSERT_BUCKET).await?,
+            insert_rollup: prepare(statements::INSERT_ROLLUP).await?,
             insert_service: prepare(statements::INSERT_SERVICE).await?,
             insert_operation: prepare(statements::INSERT_OPERATION).await?,
             select_trace: prepare(statements::SELECT_TRACE).await?,
@@ -243,6 +246,7 @@ impl CqlTables {
             select_service_index,
             select_tag_index,
             select_buckets: prepare(statements::SELECT_BUCKETS).await?,
+            select_rollup: prepare(statements::SELECT_ROLLUP).await?,
             select_services: prepare(statements::SELECT_SERVICES).await?,
             select_operations: prepare(statements::SELECT_OPERATIONS).await?,
             select_operations_of_kind: prepare(statements::SELECT_OPERATIONS_OF_KIND).await?,
@@ -458,7 +462,7 @@ impl Tables for CqlTables {
             writes.push(Box::pin(self.execute(
                 "recording a bucket",
                 &s.insert_bucket,
-                (tenant, *bucket, ttl_seconds),
+                (tenant, *bucket, rows.written_at, ttl_seconds),
             )));
         }
         for service in &rows.services {
@@ -642,11 +646,11 @@ impl Tables for CqlTables {
         })
     }
 
-    async fn buckets(&self, tenant: &str, min: i64, max: i64) -> StoreResult<Vec<i64>> {
+    async fn buckets(&self, tenant: &str, min: i64, max: i64) -> StoreResult<Vec<ActiveBucket>> {
         if min > max {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64,)> = self
+        let rows: Vec<(i64, Option<i64>)> = self
             .rows(
                 "reading the active buckets",
                 &self.statements.select_buckets,
@@ -654,7 +658,40 @@ impl Tables for CqlTables {
             )
             .await?;
         // Clustering order is bucket descending: newest first already.
-        Ok(rows.into_iter().map(|(bucket,)| bucket).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, last_write)| ActiveBucket {
+                bucket,
+                last_write: last_write.unwrap_or(i64::MAX),
+            })
+            .collect())
+    }
+
+    async fn rollup(&self, tenant: &str, bucket: i64) -> StoreResult<Option<(i64, Vec<u8>)>> {
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .rows(
+                "reading a dependency rollup",
+                &self.statements.select_rollup,
+                (tenant, bucket),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn put_rollup(
+        &self,
+        tenant: &str,
+        bucket: i64,
+        computed_at: i64,
+        links: &[u8],
+        ttl_seconds: i32,
+    ) -> StoreResult<()> {
+        self.execute(
+            "storing a dependency rollup",
+            &self.statements.insert_rollup,
+            (tenant, bucket, computed_at, links, ttl_seconds),
+        )
+        .await
     }
 
     async fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {

@@ -41,6 +41,7 @@ pub mod cql;
 #[cfg(any(test, feature = "table-model"))]
 pub mod model;
 pub mod planner;
+pub mod rollups;
 pub mod rows;
 pub mod schema;
 mod search;

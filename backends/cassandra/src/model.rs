@@ -6,13 +6,14 @@
 //! driver are not modelled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use remote_storage_core::StoreResult;
 
 use crate::rows::{Id, IndexEntry, Partition, SpanRow, WriteRows};
-use crate::tables::{IndexPage, PageToken, Tables};
+use crate::tables::{ActiveBucket, IndexPage, PageToken, Tables};
 
 /// The clustering key of an index row: start descending, then document ID ascending.
 type Clustering = (std::cmp::Reverse<i64>, Id);
@@ -22,7 +23,9 @@ struct State {
     spans: HashMap<(String, Id), BTreeMap<Id, SpanRow>>,
     resources: HashMap<(String, Id), Vec<u8>>,
     index: HashMap<(String, Partition), BTreeMap<Clustering, IndexEntry>>,
-    buckets: HashMap<String, BTreeSet<i64>>,
+    /// Per tenant: bucket → last write.
+    buckets: HashMap<String, BTreeMap<i64, i64>>,
+    rollups: HashMap<(String, i64), (i64, Vec<u8>)>,
     services: HashMap<String, BTreeSet<String>>,
     operations: HashMap<(String, String), BTreeSet<(String, String)>>,
 }
@@ -31,6 +34,14 @@ struct State {
 #[derive(Default)]
 pub struct ModelTables {
     state: RwLock<State>,
+    trace_reads: AtomicU64,
+}
+
+impl ModelTables {
+    /// How many times a trace partition was read (what a rollup saves).
+    pub fn trace_reads(&self) -> u64 {
+        self.trace_reads.load(Ordering::Relaxed)
+    }
 }
 
 #[async_trait]
@@ -59,11 +70,10 @@ impl Tables for ModelTables {
                     entry.clone(),
                 );
         }
-        state
-            .buckets
-            .entry(tenant.to_owned())
-            .or_default()
-            .extend(rows.buckets.iter().copied());
+        let buckets = state.buckets.entry(tenant.to_owned()).or_default();
+        for bucket in &rows.buckets {
+            buckets.insert(*bucket, rows.written_at);
+        }
         for service in &rows.services {
             state
                 .services
@@ -82,6 +92,7 @@ impl Tables for ModelTables {
     }
 
     async fn trace(&self, tenant: &str, trace_id: &Id) -> StoreResult<Vec<SpanRow>> {
+        self.trace_reads.fetch_add(1, Ordering::Relaxed);
         Ok(self
             .state
             .read()
@@ -155,7 +166,7 @@ impl Tables for ModelTables {
         })
     }
 
-    async fn buckets(&self, tenant: &str, min: i64, max: i64) -> StoreResult<Vec<i64>> {
+    async fn buckets(&self, tenant: &str, min: i64, max: i64) -> StoreResult<Vec<ActiveBucket>> {
         if min > max {
             return Ok(Vec::new());
         }
@@ -164,8 +175,38 @@ impl Tables for ModelTables {
             .read()
             .buckets
             .get(tenant)
-            .map(|buckets| buckets.range(min..=max).rev().copied().collect())
+            .map(|buckets| {
+                buckets
+                    .range(min..=max)
+                    .rev()
+                    .map(|(&bucket, &last_write)| ActiveBucket { bucket, last_write })
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    async fn rollup(&self, tenant: &str, bucket: i64) -> StoreResult<Option<(i64, Vec<u8>)>> {
+        Ok(self
+            .state
+            .read()
+            .rollups
+            .get(&(tenant.to_owned(), bucket))
+            .cloned())
+    }
+
+    async fn put_rollup(
+        &self,
+        tenant: &str,
+        bucket: i64,
+        computed_at: i64,
+        links: &[u8],
+        _ttl_seconds: i32,
+    ) -> StoreResult<()> {
+        self.state
+            .write()
+            .rollups
+            .insert((tenant.to_owned(), bucket), (computed_at, links.to_vec()));
+        Ok(())
     }
 
     async fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {

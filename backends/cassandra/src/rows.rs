@@ -103,6 +103,8 @@ pub struct WriteRows {
     pub index: Vec<(Partition, IndexEntry)>,
     /// Distinct buckets of the write's spans.
     pub buckets: Vec<i64>,
+    /// When the write happened (its batch number: the writer's clock, nanoseconds).
+    pub written_at: i64,
     /// Distinct services.
     pub services: Vec<String>,
     /// Distinct (service, kind, operation).
@@ -116,7 +118,10 @@ pub fn nanos_column(nanos: u64) -> i64 {
 
 /// The rows of one write of `spans` for `tenant`, `batch` ordering it among writes.
 pub fn write_rows(tenant: &Tenant, spans: &[Span], buckets: &Buckets, batch: i64) -> WriteRows {
-    let mut rows = WriteRows::default();
+    let mut rows = WriteRows {
+        written_at: batch,
+        ..WriteRows::default()
+    };
     let mut resources: HashMap<*const Resource, (Id, Vec<String>)> = HashMap::new();
     let mut scopes: HashMap<*const Scope, (Vec<u8>, Vec<String>)> = HashMap::new();
     let mut copies: HashMap<u128, u32> = HashMap::new();

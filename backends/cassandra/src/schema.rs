@@ -17,7 +17,8 @@
 //! | `span_index` | tenant, bucket, shard | ≤ rate × bucket / shards |
 //! | `service_index` | tenant, service, bucket, shard | ≤ that service's rate × bucket / shards |
 //! | `tag_index` | tenant, term, bucket, shard | ≤ that term's rate × bucket / shards |
-//! | `active_buckets` | tenant | the buckets holding spans: retention ÷ bucket |
+//! | `active_buckets` | tenant | the buckets holding spans, with their last write: retention ÷ bucket |
+//! | `dependency_rollups` | tenant, bucket | one: the bucket's links, once settled |
 //! | `services` | tenant | the services |
 //! | `operations` | tenant, service | the service's operations × kinds |
 
@@ -32,6 +33,7 @@ pub const TABLES: &[&str] = &[
     "service_index",
     "tag_index",
     "active_buckets",
+    "dependency_rollups",
     "services",
     "operations",
 ];
@@ -115,8 +117,12 @@ pub fn migrations(keyspace: &str, retention: Duration) -> Vec<Migration> {
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.active_buckets (tenant text, bucket bigint, \
-                 PRIMARY KEY ((tenant), bucket)) WITH CLUSTERING ORDER BY (bucket DESC) AND \
+                 last_write bigint, PRIMARY KEY ((tenant), bucket)) WITH CLUSTERING ORDER BY (bucket DESC) AND \
                  gc_grace_seconds = {GC_GRACE_SECONDS}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.dependency_rollups (tenant text, bucket bigint, \
+                 computed_at bigint, links blob, PRIMARY KEY ((tenant, bucket))) WITH {options}"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.services (tenant text, service text, PRIMARY \

@@ -185,7 +185,12 @@ pub(crate) async fn find(
 /// Those of `planned` (newest first) that hold spans.
 async fn active(tables: &dyn Tables, tenant: &str, planned: &[i64]) -> StoreResult<Vec<i64>> {
     match (planned.last(), planned.first()) {
-        (Some(&oldest), Some(&newest)) => tables.buckets(tenant, oldest, newest).await,
+        (Some(&oldest), Some(&newest)) => Ok(tables
+            .buckets(tenant, oldest, newest)
+            .await?
+            .into_iter()
+            .map(|active| active.bucket)
+            .collect()),
         _ => Ok(Vec::new()),
     }
 }

@@ -24,8 +24,11 @@ pub const INSERT_TAG_INDEX: &str = "INSERT INTO {ks}.tag_index (tenant, term, bu
      start_ns, document_id, trace_id, service, operation, kind, status, duration_ns) VALUES (?, ?, ?, \
      ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
 /// Records that a bucket holds spans (searches skip the buckets that hold none).
-pub const INSERT_BUCKET: &str =
-    "INSERT INTO {ks}.active_buckets (tenant, bucket) VALUES (?, ?) USING TTL ?";
+pub const INSERT_BUCKET: &str = "INSERT INTO {ks}.active_buckets (tenant, bucket, last_write) \
+     VALUES (?, ?, ?) USING TTL ?";
+/// Stores a settled bucket's dependency links.
+pub const INSERT_ROLLUP: &str = "INSERT INTO {ks}.dependency_rollups (tenant, bucket, \
+     computed_at, links) VALUES (?, ?, ?, ?) USING TTL ?";
 /// Records a service.
 pub const INSERT_SERVICE: &str =
     "INSERT INTO {ks}.services (tenant, service) VALUES (?, ?) USING TTL ?";
@@ -62,8 +65,11 @@ pub const SELECT_TAG_INDEX: &str = "SELECT start_ns, document_id, trace_id, serv
      kind, status, duration_ns FROM {ks}.tag_index WHERE tenant = ? AND term = ? AND bucket = ? AND \
      shard = ? AND start_ns >= ? AND start_ns <= ?";
 /// The buckets holding spans in a range, newest first.
-pub const SELECT_BUCKETS: &str = "SELECT bucket FROM {ks}.active_buckets WHERE tenant = ? AND \
-     bucket >= ? AND bucket <= ?";
+pub const SELECT_BUCKETS: &str = "SELECT bucket, last_write FROM {ks}.active_buckets WHERE \
+     tenant = ? AND bucket >= ? AND bucket <= ?";
+/// A bucket's stored dependency links.
+pub const SELECT_ROLLUP: &str = "SELECT computed_at, links FROM {ks}.dependency_rollups WHERE \
+     tenant = ? AND bucket = ?";
 /// A tenant's services.
 pub const SELECT_SERVICES: &str = "SELECT service FROM {ks}.services WHERE tenant = ?";
 /// A service's operations, every kind.
@@ -84,6 +90,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("INSERT_SERVICE_INDEX", INSERT_SERVICE_INDEX),
     ("INSERT_TAG_INDEX", INSERT_TAG_INDEX),
     ("INSERT_BUCKET", INSERT_BUCKET),
+    ("INSERT_ROLLUP", INSERT_ROLLUP),
     ("INSERT_SERVICE", INSERT_SERVICE),
     ("INSERT_OPERATION", INSERT_OPERATION),
     ("INSERT_SCHEMA_VERSION", INSERT_SCHEMA_VERSION),
@@ -95,6 +102,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("SELECT_SERVICE_INDEX", SELECT_SERVICE_INDEX),
     ("SELECT_TAG_INDEX", SELECT_TAG_INDEX),
     ("SELECT_BUCKETS", SELECT_BUCKETS),
+    ("SELECT_ROLLUP", SELECT_ROLLUP),
     ("SELECT_SERVICES", SELECT_SERVICES),
     ("SELECT_OPERATIONS", SELECT_OPERATIONS),
     ("SELECT_OPERATIONS_OF_KIND", SELECT_OPERATIONS_OF_KIND),

@@ -1,6 +1,7 @@
 //! The store: the trait implementations over [`Tables`], thin; the work lives in `rows.rs`
 //! (what a write stores), `search.rs` (searches) and `planner.rs`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,9 +17,10 @@ use remote_storage_core::{
 };
 
 use crate::buckets::Buckets;
-use crate::rows::{Id, SpanDecoder, start_of, trace_id, write_rows};
+use crate::rollups;
+use crate::rows::{Id, SpanDecoder, nanos_column, start_of, trace_id, write_rows};
 use crate::search;
-use crate::tables::Tables;
+use crate::tables::{ActiveBucket, Tables};
 
 /// Traces whose time hints are read at once after a search.
 const EXTENT_READS: usize = 16;
@@ -170,23 +172,108 @@ impl<T: Tables> TraceStore for CassandraStore<T> {
 
 #[async_trait]
 impl<T: Tables> DependencyStore for CassandraStore<T> {
+    /// Per bucket of the window that holds spans: the stored links of a settled bucket the
+    /// window covers whole (computed and stored when missing or older than the bucket's last
+    /// write), or links counted from the traces of the part of the bucket in the window.
     async fn get_dependencies(
         &self,
         tenant: &Tenant,
         query: DependencyQuery,
+    ) -> StoreResult<Vec<DependencyLink>> {
+        let window: Vec<i64> = self.buckets.newest_first(query.start, query.end).collect();
+        let (Some(&oldest), Some(&newest)) = (window.last(), window.first()) else {
+            return Ok(Vec::new());
+        };
+        let now = UnixNanos::now();
+        let settle = u64::try_from(rollups::SETTLE.as_nanos()).unwrap_or(u64::MAX);
+        let mut totals: HashMap<(String, String), u64> = HashMap::new();
+        for active in self.tables.buckets(tenant.name(), oldest, newest).await? {
+            let (first, last) = self.buckets.span_of(active.bucket);
+            let whole = query.start <= first && last <= query.end;
+            let settled = last.0.saturating_add(settle) < now.0;
+            let links = if whole && settled {
+                self.settled_links(tenant, active, first, last).await?
+            } else {
+                let part = DependencyQuery {
+                    start: query.start.max(first),
+                    end: query.end.min(last),
+                };
+                self.count_links(tenant, &part).await?
+            };
+            for link in links {
+                *totals.entry((link.parent, link.child)).or_default() += link.call_count;
+            }
+        }
+        let mut links: Vec<DependencyLink> = totals
+            .into_iter()
+            .map(|((parent, child), call_count)| DependencyLink {
+                parent,
+                child,
+                call_count,
+            })
+            .collect();
+        links.sort_unstable_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+        Ok(links)
+    }
+}
+
+impl<T: Tables> CassandraStore<T> {
+    /// A settled bucket's links: stored ones computed after its last write, or computed now
+    /// and stored.
+    async fn settled_links(
+        &self,
+        tenant: &Tenant,
+        active: ActiveBucket,
+        first: UnixNanos,
+        last: UnixNanos,
+    ) -> StoreResult<Vec<DependencyLink>> {
+        if let Some((computed_at, bytes)) = self.tables.rollup(tenant.name(), active.bucket).await?
+            && computed_at > active.last_write
+        {
+            return rollups::decode(&bytes);
+        }
+        // Stamped before reading: a write that lands while counting is newer, so the next
+        // call counts again.
+        let computed_at = nanos_column(UnixNanos::now().0);
+        let links = self
+            .count_links(
+                tenant,
+                &DependencyQuery {
+                    start: first,
+                    end: last,
+                },
+            )
+            .await?;
+        self.tables
+            .put_rollup(
+                tenant.name(),
+                active.bucket,
+                computed_at,
+                &rollups::encode(&links),
+                self.ttl_seconds(),
+            )
+            .await?;
+        Ok(links)
+    }
+
+    /// Links of the spans starting in `window`, counted from their whole traces.
+    async fn count_links(
+        &self,
+        tenant: &Tenant,
+        window: &DependencyQuery,
     ) -> StoreResult<Vec<DependencyLink>> {
         let mut counter = DependencyCounter::default();
         let traces = search::traces_in_window(
             self.tables.as_ref(),
             tenant.name(),
             &self.buckets,
-            query.start,
-            query.end,
+            window.start,
+            window.end,
         )
         .await?;
         for id in traces {
             if let Some(trace) = self.read_trace(tenant, &id).await? {
-                counter.add_trace(&trace, &query);
+                counter.add_trace(&trace, window);
             }
         }
         Ok(counter.finish())
@@ -204,5 +291,84 @@ impl<T: Tables> Purger for CassandraStore<T> {
 impl<T: Tables> StoreLifecycle for CassandraStore<T> {
     async fn ready(&self) -> StoreResult<()> {
         self.tables.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use remote_storage_core::testing::span;
+
+    use super::*;
+    use crate::model::ModelTables;
+
+    const HOUR: u64 = 3_600 * 1_000_000_000;
+
+    #[tokio::test]
+    async fn settled_buckets_reuse_their_stored_links_until_written_again() {
+        let tables = Arc::new(ModelTables::default());
+        let store = CassandraStore::new(
+            Arc::clone(&tables),
+            Buckets::new(60, 2),
+            Duration::from_secs(7 * 86_400),
+        );
+        let tenant = Tenant::default();
+        let now = UnixNanos::now().0;
+        let start = now - 2 * HOUR;
+        store
+            .write_spans(
+                &tenant,
+                vec![
+                    span(1, 1, None, "frontend", "root", start, start + 1_000, false),
+                    span(1, 2, Some(1), "cart", "add", start + 10, start + 500, false),
+                ],
+            )
+            .await
+            .unwrap();
+        let window = DependencyQuery {
+            start: UnixNanos(now - 3 * HOUR),
+            end: UnixNanos(now),
+        };
+        let links = store.get_dependencies(&tenant, window).await.unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].call_count, 1);
+        let reads = tables.trace_reads();
+        assert!(reads > 0, "computed from the traces the first time");
+
+        let again = store.get_dependencies(&tenant, window).await.unwrap();
+        assert_eq!(again, links);
+        assert_eq!(
+            tables.trace_reads(),
+            reads,
+            "the settled bucket's links were stored"
+        );
+
+        // A late span in that bucket: the stored links are stale, and counted again.
+        store
+            .write_spans(
+                &tenant,
+                vec![span(
+                    1,
+                    3,
+                    Some(1),
+                    "cart",
+                    "remove",
+                    start + 20,
+                    start + 30,
+                    false,
+                )],
+            )
+            .await
+            .unwrap();
+        let after = store.get_dependencies(&tenant, window).await.unwrap();
+        assert_eq!(after[0].call_count, 2);
+        assert!(tables.trace_reads() > reads);
+
+        // A window that cuts the bucket counts only the spans inside it, from the traces.
+        let cut = DependencyQuery {
+            start: UnixNanos(start + 15),
+            end: UnixNanos(now),
+        };
+        let partial = store.get_dependencies(&tenant, cut).await.unwrap();
+        assert_eq!(partial[0].call_count, 1, "only the span starting at +20");
     }
 }

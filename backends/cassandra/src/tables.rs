@@ -8,6 +8,15 @@ use remote_storage_core::StoreResult;
 
 use crate::rows::{Id, IndexEntry, Partition, SpanRow, WriteRows};
 
+/// A bucket that holds spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveBucket {
+    /// The bucket.
+    pub bucket: i64,
+    /// When a write last added spans to it (the writer's clock, nanoseconds).
+    pub last_write: i64,
+}
+
 /// Where the next page of a partition read starts (opaque; from the previous page).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageToken(pub Vec<u8>);
@@ -57,7 +66,20 @@ pub trait Tables: Send + Sync + 'static {
     ) -> StoreResult<IndexPage>;
 
     /// The buckets in `min ..= max` that hold spans, newest first.
-    async fn buckets(&self, tenant: &str, min: i64, max: i64) -> StoreResult<Vec<i64>>;
+    async fn buckets(&self, tenant: &str, min: i64, max: i64) -> StoreResult<Vec<ActiveBucket>>;
+
+    /// A bucket's stored dependency links, when computed: when, and the encoded links.
+    async fn rollup(&self, tenant: &str, bucket: i64) -> StoreResult<Option<(i64, Vec<u8>)>>;
+
+    /// Stores a bucket's dependency links, computed at `computed_at`.
+    async fn put_rollup(
+        &self,
+        tenant: &str,
+        bucket: i64,
+        computed_at: i64,
+        links: &[u8],
+        ttl_seconds: i32,
+    ) -> StoreResult<()>;
 
     /// A tenant's services.
     async fn services(&self, tenant: &str) -> StoreResult<Vec<String>>;
