@@ -24,6 +24,8 @@ use crate::tables::{ActiveBucket, Tables};
 
 /// Traces whose time hints are read at once after a search.
 const EXTENT_READS: usize = 16;
+/// Traces read at once by GetTraces, FindTraces and dependency counting.
+const TRACE_READS: usize = 8;
 
 /// The Cassandra store over some [`Tables`].
 pub struct CassandraStore<T: Tables> {
@@ -63,34 +65,35 @@ impl<T: Tables> CassandraStore<T> {
 
     /// Every span of one trace in write order, or `None` when none is stored.
     async fn read_trace(&self, tenant: &Tenant, id: &Id) -> StoreResult<Option<Trace>> {
-        let mut rows = self.tables.trace(tenant.name(), id).await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        rows.sort_by(|a, b| {
-            (a.batch, a.position, a.document_id).cmp(&(b.batch, b.position, b.document_id))
-        });
-        let mut decoder = SpanDecoder::default();
-        let mut spans = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if !decoder.has_resource(&row.resource_id) {
-                match self
-                    .tables
-                    .resource(tenant.name(), &row.resource_id)
-                    .await?
-                {
-                    Some(bytes) => decoder.add_resource(row.resource_id, &bytes)?,
-                    // Its resource expired first (written earlier): the span goes with it.
-                    None => continue,
-                }
-            }
-            spans.push(decoder.decode(row)?);
-        }
-        Ok((!spans.is_empty()).then(|| Trace {
-            trace_id: trace_id(id),
-            spans,
-        }))
+        read_trace(self.tables.as_ref(), tenant.name(), id).await
     }
+}
+
+/// Every span of one trace in write order, or `None` when none is stored.
+async fn read_trace(tables: &dyn Tables, tenant: &str, id: &Id) -> StoreResult<Option<Trace>> {
+    let mut rows = tables.trace(tenant, id).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.sort_by(|a, b| {
+        (a.batch, a.position, a.document_id).cmp(&(b.batch, b.position, b.document_id))
+    });
+    let mut decoder = SpanDecoder::default();
+    let mut spans = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if !decoder.has_resource(&row.resource_id) {
+            match tables.resource(tenant, &row.resource_id).await? {
+                Some(bytes) => decoder.add_resource(row.resource_id, &bytes)?,
+                // Its resource expired first (written earlier): the span goes with it.
+                None => continue,
+            }
+        }
+        spans.push(decoder.decode(row)?);
+    }
+    Ok((!spans.is_empty()).then(|| Trace {
+        trace_id: trace_id(id),
+        spans,
+    }))
 }
 
 #[async_trait]
@@ -110,13 +113,18 @@ impl<T: Tables> TraceStore for CassandraStore<T> {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream> {
-        let mut traces = Vec::with_capacity(lookups.len());
-        for lookup in lookups {
-            if let Some(trace) = self.read_trace(tenant, lookup.trace_id.as_bytes()).await? {
-                traces.push(Ok(trace));
-            }
-        }
-        Ok(futures::stream::iter(traces).boxed())
+        // A few traces read at once, streamed in request order as they complete.
+        let tables = Arc::clone(&self.tables);
+        let tenant = tenant.name().to_owned();
+        let traces = futures::stream::iter(lookups)
+            .map(move |lookup| {
+                let tables = Arc::clone(&tables);
+                let tenant = tenant.clone();
+                async move { read_trace(tables.as_ref(), &tenant, lookup.trace_id.as_bytes()).await }
+            })
+            .buffered(TRACE_READS)
+            .filter_map(|read| async move { read.transpose() });
+        Ok(traces.boxed())
     }
 
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {
@@ -271,8 +279,11 @@ impl<T: Tables> CassandraStore<T> {
             window.end,
         )
         .await?;
-        for id in traces {
-            if let Some(trace) = self.read_trace(tenant, &id).await? {
+        let mut traces = futures::stream::iter(traces)
+            .map(|id| async move { self.read_trace(tenant, &id).await })
+            .buffered(TRACE_READS);
+        while let Some(trace) = traces.try_next().await? {
+            if let Some(trace) = trace {
                 counter.add_trace(&trace, window);
             }
         }
