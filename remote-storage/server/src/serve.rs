@@ -20,6 +20,7 @@ use tonic::transport::server::TcpIncoming;
 use tracing::{Instrument as _, error, info, info_span, warn};
 
 use crate::config::ServerConfig;
+use crate::grpc::client_errors::ClientErrorLayer;
 use crate::grpc::{self, GrpcContext, rpc_metrics::RpcMetricsLayer};
 use crate::http::admin_router;
 use crate::metrics::ServerMetrics;
@@ -221,7 +222,9 @@ async fn serve_grpc(
 ) -> ListenerResult {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = Server::builder()
+        // Metrics outermost, so they count the status the client finally gets.
         .layer(RpcMetricsLayer::new(metrics))
+        .layer(ClientErrorLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stopping(shutdown))
         .await

@@ -862,10 +862,8 @@ async fn requests_above_the_size_limit_are_refused_clearly() {
         .export(request)
         .await
         .unwrap_err();
-    assert!(
-        matches!(refused.code(), Code::OutOfRange | Code::ResourceExhausted),
-        "{refused:?}"
-    );
+    // RESOURCE_EXHAUSTED, not tonic's OUT_OF_RANGE, which OTLP exporters retry forever.
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(
         refused.message().contains("too large"),
         "{}",
@@ -1267,5 +1265,72 @@ async fn a_backend_that_is_not_ready_is_reported_not_serving() {
     let (status, body) = http_get(server.admin_addr.unwrap(), "/").await;
     assert_eq!(status, 503);
     assert_eq!(body, "not ready");
+    server.stop().await.unwrap();
+}
+
+/// Sends one gRPC request whose message is `message` as is (any bytes) over HTTP/2 and returns
+/// the status of the trailers-only answer.
+async fn raw_grpc_status(addr: SocketAddr, path: &str, frame: Vec<u8>) -> (Code, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let response = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    let status = Status::from_header_map(response.headers()).expect("a trailers-only answer");
+    (status.code(), status.message().to_owned())
+}
+
+/// A gRPC length-prefixed message: uncompressed flag, big-endian length, bytes.
+fn grpc_frame(declared_length: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0];
+    frame.extend_from_slice(&declared_length.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    frame
+}
+
+#[tokio::test]
+async fn requests_the_client_got_wrong_get_the_client_s_status_codes() {
+    let server = start().await;
+    let export_path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    // Not protobuf: a client error, never INTERNAL (which error-rate alerts count as ours).
+    let garbage = [0xff_u8; 16];
+    let (code, message) =
+        raw_grpc_status(server.grpc_addr, export_path, grpc_frame(16, &garbage)).await;
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("decode"), "{message}");
+    // The same on the v2 reader.
+    let (code, message) = raw_grpc_status(
+        server.grpc_addr,
+        "/jaeger.storage.v2.TraceReader/FindTraces",
+        grpc_frame(16, &garbage),
+    )
+    .await;
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    // A body cut short of the length it declares.
+    let (code, message) = raw_grpc_status(
+        server.grpc_addr,
+        export_path,
+        grpc_frame(100, &[0x0a, 0x02]),
+    )
+    .await;
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    // Over the size limit: RESOURCE_EXHAUSTED (not retried), not OUT_OF_RANGE (retried).
+    let (code, message) =
+        raw_grpc_status(server.grpc_addr, export_path, grpc_frame(u32::MAX, &[0x0a])).await;
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    // The server still serves.
+    assert_eq!(
+        export(server.grpc_addr, two_traces(now_nanos()))
+            .await
+            .partial_success,
+        None
+    );
     server.stop().await.unwrap();
 }

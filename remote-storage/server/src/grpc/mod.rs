@@ -4,6 +4,7 @@
 
 mod capabilities;
 pub(crate) mod chunking;
+pub(crate) mod client_errors;
 mod dependency_reader;
 mod otlp;
 pub(crate) mod rpc_metrics;
