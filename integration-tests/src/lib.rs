@@ -25,6 +25,8 @@
 pub mod behaviour;
 pub mod compare;
 mod connection;
+#[cfg(feature = "containers")]
+pub mod containers;
 pub mod cross_api;
 pub mod environment;
 pub mod fixtures;

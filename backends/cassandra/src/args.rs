@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use remote_storage_core::StoreError;
+use remote_storage_core::secret_file::read_secret_file;
 use remote_storage_core::units::HumanDuration;
 
 use crate::config::{CassandraConfig, Consistency, Password, TlsFiles};
@@ -165,17 +166,10 @@ impl TryFrom<&CassandraArgs> for CassandraConfig {
     /// The settings the flags describe, validated; errors name the flag.
     fn try_from(args: &CassandraArgs) -> Result<Self, Self::Error> {
         let password = match &args.password_file {
-            Some(path) => Some(Password(
-                std::fs::read_to_string(path)
-                    .map_err(|error| {
-                        StoreError::invalid_argument(format!(
-                            "--cassandra.password-file {}: {error}",
-                            path.display()
-                        ))
-                    })?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_owned(),
-            )),
+            Some(path) => Some(Password(read_secret_file(
+                path,
+                "--cassandra.password-file",
+            )?)),
             None => None,
         };
         let tls = match (&args.tls_ca, &args.tls_cert, &args.tls_key) {

@@ -27,7 +27,7 @@ use crate::tables::{ActiveBucket, IndexPage, PageToken, Tables};
 
 /// Rows of one write in flight at once.
 const WRITE_CONCURRENCY: usize = 128;
-/// Index rows per page.
+/// Index rows per page of a search.
 const INDEX_PAGE_ROWS: i32 = 1_000;
 /// The component name under which `schema_version` records the version.
 const SCHEMA_COMPONENT: &str = "spans";
@@ -450,7 +450,7 @@ impl Tables for CqlTables {
         }
         run_all(writes).await?;
         let mut writes: Vec<futures::future::BoxFuture<'_, StoreResult<()>>> = Vec::new();
-        for (partition, entry) in &rows.index {
+        for (partition, entry) in rows.index_rows() {
             writes.push(Box::pin(self.write_index(
                 tenant,
                 partition,
@@ -550,7 +550,6 @@ impl Tables for CqlTables {
         partition: &Partition,
         window: (i64, i64),
         page: Option<PageToken>,
-        _page_size: usize,
     ) -> StoreResult<IndexPage> {
         let s = &self.statements;
         let state = page.map_or_else(PagingState::start, |token| {
@@ -558,30 +557,26 @@ impl Tables for CqlTables {
         });
         let (bucket, shard) = (partition.bucket, partition.shard);
         let what = "reading an index";
-        let answer = match &partition.key {
-            IndexKey::All => {
+        let (statement, key) = match &partition.key {
+            IndexKey::All => (&s.select_span_index, None),
+            IndexKey::Service(service) => (&s.select_service_index, Some(service.as_str())),
+            IndexKey::Tag(term) => (&s.select_tag_index, Some(term.as_str())),
+        };
+        let answer = match key {
+            None => {
                 self.session
                     .execute_single_page(
-                        &s.select_span_index,
+                        statement,
                         (tenant, bucket, shard, window.0, window.1),
                         state,
                     )
                     .await
             }
-            IndexKey::Service(service) => {
+            Some(key) => {
                 self.session
                     .execute_single_page(
-                        &s.select_service_index,
-                        (tenant, service.as_str(), bucket, shard, window.0, window.1),
-                        state,
-                    )
-                    .await
-            }
-            IndexKey::Tag(term) => {
-                self.session
-                    .execute_single_page(
-                        &s.select_tag_index,
-                        (tenant, term.as_str(), bucket, shard, window.0, window.1),
+                        statement,
+                        (tenant, bucket, shard, key, window.0, window.1),
                         state,
                     )
                     .await
@@ -591,48 +586,24 @@ impl Tables for CqlTables {
         let rows = result
             .into_rows_result()
             .map_err(|error| answer_error(what, error))?;
+        type Columns = (i64, Vec<u8>, Vec<u8>, String, String, i8, i8, i64);
         let mut entries = Vec::new();
-        match &partition.key {
-            IndexKey::Service(service) => {
-                type Columns = (i64, Vec<u8>, Vec<u8>, String, i8, i8, i64);
-                for row in rows
-                    .rows::<Columns>()
-                    .map_err(|error| answer_error(what, error))?
-                {
-                    let (start, document_id, trace_id, operation, kind, status, duration) =
-                        row.map_err(|error| answer_error(what, error))?;
-                    entries.push(IndexEntry {
-                        start,
-                        document_id: to_id(&document_id, "document ID")?,
-                        trace_id: to_id(&trace_id, "trace ID")?,
-                        service: service.clone(),
-                        operation,
-                        kind,
-                        status,
-                        duration,
-                    });
-                }
-            }
-            IndexKey::All | IndexKey::Tag(_) => {
-                type Columns = (i64, Vec<u8>, Vec<u8>, String, String, i8, i8, i64);
-                for row in rows
-                    .rows::<Columns>()
-                    .map_err(|error| answer_error(what, error))?
-                {
-                    let (start, document_id, trace_id, service, operation, kind, status, duration) =
-                        row.map_err(|error| answer_error(what, error))?;
-                    entries.push(IndexEntry {
-                        start,
-                        document_id: to_id(&document_id, "document ID")?,
-                        trace_id: to_id(&trace_id, "trace ID")?,
-                        service,
-                        operation,
-                        kind,
-                        status,
-                        duration,
-                    });
-                }
-            }
+        for row in rows
+            .rows::<Columns>()
+            .map_err(|error| answer_error(what, error))?
+        {
+            let (start, document_id, trace_id, service, operation, kind, status, duration) =
+                row.map_err(|error| answer_error(what, error))?;
+            entries.push(IndexEntry {
+                start,
+                document_id: to_id(&document_id, "document ID")?,
+                trace_id: to_id(&trace_id, "trace ID")?,
+                service,
+                operation,
+                kind,
+                status,
+                duration,
+            });
         }
         let next = match paging {
             PagingStateResponse::HasMorePages { state } => state
@@ -762,72 +733,46 @@ impl CqlTables {
         let s = &self.statements;
         let what = "writing an index row";
         let (bucket, shard) = (partition.bucket, partition.shard);
-        match &partition.key {
-            IndexKey::All => {
-                self.execute(
-                    what,
-                    &s.insert_span_index,
-                    (
-                        tenant,
-                        bucket,
-                        shard,
-                        entry.start,
-                        &entry.document_id[..],
-                        &entry.trace_id[..],
-                        entry.service.as_str(),
-                        entry.operation.as_str(),
-                        entry.kind,
-                        entry.status,
-                        entry.duration,
-                        ttl_seconds,
-                    ),
-                )
-                .await
-            }
-            IndexKey::Service(service) => {
-                self.execute(
-                    what,
-                    &s.insert_service_index,
-                    (
-                        tenant,
-                        service.as_str(),
-                        bucket,
-                        shard,
-                        entry.start,
-                        &entry.document_id[..],
-                        &entry.trace_id[..],
-                        entry.operation.as_str(),
-                        entry.kind,
-                        entry.status,
-                        entry.duration,
-                        ttl_seconds,
-                    ),
-                )
-                .await
-            }
+        let (document_id, trace_id) = (&entry.document_id[..], &entry.trace_id[..]);
+        let (service, operation) = (entry.service.as_str(), entry.operation.as_str());
+        let statement = match &partition.key {
+            IndexKey::All => &s.insert_span_index,
+            IndexKey::Service(_) => &s.insert_service_index,
             IndexKey::Tag(term) => {
-                self.execute(
-                    what,
-                    &s.insert_tag_index,
-                    (
-                        tenant,
-                        term.as_str(),
-                        bucket,
-                        shard,
-                        entry.start,
-                        &entry.document_id[..],
-                        &entry.trace_id[..],
-                        entry.service.as_str(),
-                        entry.operation.as_str(),
-                        entry.kind,
-                        entry.status,
-                        entry.duration,
-                        ttl_seconds,
-                    ),
-                )
-                .await
+                let values = (
+                    tenant,
+                    bucket,
+                    shard,
+                    entry.start,
+                    document_id,
+                    trace_id,
+                    service,
+                    operation,
+                    entry.kind,
+                    entry.status,
+                    entry.duration,
+                    term.as_str(),
+                    ttl_seconds,
+                );
+                return self.execute(what, &s.insert_tag_index, values).await;
             }
-        }
+        };
+        // `service_index` takes the span's service as its partition key.
+        let values = (
+            tenant,
+            bucket,
+            shard,
+            entry.start,
+            document_id,
+            trace_id,
+            service,
+            operation,
+            entry.kind,
+            entry.status,
+            entry.duration,
+            ttl_seconds,
+        );
+        self.execute(what, statement, values).await
     }
 }
 

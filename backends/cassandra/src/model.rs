@@ -31,13 +31,29 @@ struct State {
 }
 
 /// The in-memory tables.
-#[derive(Default)]
 pub struct ModelTables {
     state: RwLock<State>,
     trace_reads: AtomicU64,
+    page_rows: usize,
+}
+
+impl Default for ModelTables {
+    /// Pages of a few rows, so searches cross page boundaries even over small data sets.
+    fn default() -> Self {
+        Self::with_page_rows(3)
+    }
 }
 
 impl ModelTables {
+    /// Tables answering index reads `page_rows` rows at a time.
+    pub fn with_page_rows(page_rows: usize) -> Self {
+        Self {
+            state: RwLock::default(),
+            trace_reads: AtomicU64::default(),
+            page_rows: page_rows.max(1),
+        }
+    }
+
     /// How many times a trace partition was read (what a rollup saves).
     pub fn trace_reads(&self) -> u64 {
         self.trace_reads.load(Ordering::Relaxed)
@@ -60,7 +76,7 @@ impl Tables for ModelTables {
                 .or_default()
                 .insert(row.document_id, row.clone());
         }
-        for (partition, entry) in &rows.index {
+        for (partition, entry) in rows.index_rows() {
             state
                 .index
                 .entry((tenant.to_owned(), partition.clone()))
@@ -144,8 +160,8 @@ impl Tables for ModelTables {
         partition: &Partition,
         window: (i64, i64),
         page: Option<PageToken>,
-        page_size: usize,
     ) -> StoreResult<IndexPage> {
+        let page_size = self.page_rows;
         let state = self.state.read();
         let Some(rows) = state.index.get(&(tenant.to_owned(), partition.clone())) else {
             return Ok(IndexPage::default());

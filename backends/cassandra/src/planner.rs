@@ -172,12 +172,6 @@ impl SearchPlan {
             window,
         }
     }
-
-    /// Partitions read for a search that walks every bucket (the most a search reads; it
-    /// stops earlier once it has `search_depth` traces).
-    pub fn partitions(&self, buckets: &Buckets) -> usize {
-        self.buckets.len() * buckets.shards().count()
-    }
 }
 
 #[cfg(test)]
@@ -230,7 +224,6 @@ mod tests {
         assert!(!plan.needs_span);
         // 10:00 to 12:00 in 15-minute buckets: 40..=48, newest first.
         assert_eq!(plan.buckets, (40..=48).rev().collect::<Vec<_>>());
-        assert_eq!(plan.partitions(&Buckets::new(900, 16)), 9 * 16);
     }
 
     #[test]

@@ -92,6 +92,16 @@ pub struct IndexEntry {
     pub duration: i64,
 }
 
+/// One span's index row and the partitions it goes into (one per index key: all spans, its
+/// service, each of its terms), kept once rather than copied per partition.
+#[derive(Debug)]
+pub struct IndexedSpan {
+    /// The row.
+    pub entry: IndexEntry,
+    /// Where it is written.
+    pub partitions: Vec<Partition>,
+}
+
 /// Every row of one write.
 #[derive(Debug, Default)]
 pub struct WriteRows {
@@ -100,7 +110,7 @@ pub struct WriteRows {
     /// `resources` rows: ID and `ResourceSpans` bytes.
     pub resources: Vec<(Id, Vec<u8>)>,
     /// Index rows, each with its partition.
-    pub index: Vec<(Partition, IndexEntry)>,
+    pub index: Vec<IndexedSpan>,
     /// Distinct buckets of the write's spans.
     pub buckets: Vec<i64>,
     /// When the write happened (its batch number: the writer's clock, nanoseconds).
@@ -109,6 +119,18 @@ pub struct WriteRows {
     pub services: Vec<String>,
     /// Distinct (service, kind, operation).
     pub operations: Vec<(String, String, String)>,
+}
+
+impl WriteRows {
+    /// Every index row with its partition.
+    pub fn index_rows(&self) -> impl Iterator<Item = (&Partition, &IndexEntry)> {
+        self.index.iter().flat_map(|indexed| {
+            indexed
+                .partitions
+                .iter()
+                .map(move |partition| (partition, &indexed.entry))
+        })
+    }
 }
 
 /// A nanosecond value as CQL `bigint` (times past 2262 are clamped).
@@ -197,15 +219,15 @@ pub fn write_rows(tenant: &Tenant, spans: &[Span], buckets: &Buckets, batch: i64
         span_terms.extend(scope_terms.iter().cloned());
         let mut span_terms: Vec<String> = span_terms.into_iter().collect();
         span_terms.sort_unstable();
-        rows.index.push((partition(IndexKey::All), entry.clone()));
-        rows.index.push((
-            partition(IndexKey::Service(entry.service.clone())),
-            entry.clone(),
-        ));
-        for term in span_terms {
-            rows.index
-                .push((partition(IndexKey::Tag(term)), entry.clone()));
-        }
+        let mut partitions = Vec::with_capacity(2 + span_terms.len());
+        partitions.push(partition(IndexKey::All));
+        partitions.push(partition(IndexKey::Service(entry.service.clone())));
+        partitions.extend(
+            span_terms
+                .into_iter()
+                .map(|term| partition(IndexKey::Tag(term))),
+        );
+        rows.index.push(IndexedSpan { entry, partitions });
 
         if services.insert(span.service_name()) {
             rows.services.push(span.service_name().to_owned());
@@ -364,8 +386,7 @@ mod tests {
         let rows = write_rows(&Tenant::default(), &spans, &buckets(), 1);
         let row = &rows.spans[0];
         let keys: Vec<&IndexKey> = rows
-            .index
-            .iter()
+            .index_rows()
             .map(|(partition, _)| &partition.key)
             .collect();
         assert_eq!(keys[0], &IndexKey::All);
@@ -374,8 +395,8 @@ mod tests {
             .iter()
             .filter(|key| matches!(key, IndexKey::Tag(_)))
             .count();
-        assert_eq!(terms, rows.index.len() - 2);
-        for (partition, entry) in &rows.index {
+        assert_eq!(terms, keys.len() - 2);
+        for (partition, entry) in rows.index_rows() {
             assert_eq!(partition.bucket, buckets().bucket_of(UnixNanos(1_000)));
             assert_eq!(partition.shard, buckets().shard_of(&row.document_id));
             assert_eq!(entry.document_id, row.document_id);

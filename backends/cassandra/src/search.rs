@@ -14,9 +14,6 @@ use crate::planner::{DrivingIndex, IndexRow, SearchPlan};
 use crate::rows::{Id, IndexEntry, IndexKey, Partition, SpanDecoder, nanos_column};
 use crate::tables::{PageToken, Tables};
 
-/// Index rows per page.
-pub(crate) const PAGE_ROWS: usize = 1_000;
-
 /// One shard's partition, read page by page.
 struct Cursor {
     partition: Partition,
@@ -44,7 +41,7 @@ impl Cursor {
     ) -> StoreResult<bool> {
         while self.rows.is_empty() && !self.exhausted {
             let page = tables
-                .index_page(tenant, &self.partition, window, self.next.take(), PAGE_ROWS)
+                .index_page(tenant, &self.partition, window, self.next.take())
                 .await?;
             self.rows.extend(page.rows);
             self.exhausted = page.next.is_none();

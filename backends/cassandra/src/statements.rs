@@ -11,17 +11,21 @@ pub const INSERT_SPAN: &str = "INSERT INTO {ks}.spans (tenant, trace_id, documen
 /// Writes a resource, once per write that carries it (refreshing its TTL).
 pub const INSERT_RESOURCE: &str = "INSERT INTO {ks}.resources (tenant, resource_id, resource) \
      VALUES (?, ?, ?) USING TTL ?";
+// The three index tables take the same values in the same order (the key a partition adds,
+// `service` or `term`, last), and their reads return the same columns, so one code path
+// writes and reads all three.
+
 /// Indexes a span in its (bucket, shard): searches without a service.
-pub const INSERT_SPAN_INDEX: &str = "INSERT INTO {ks}.span_index (tenant, bucket, shard, start_ns, \
-     document_id, trace_id, service, operation, kind, status, duration_ns) VALUES (?, ?, ?, ?, ?, \
-     ?, ?, ?, ?, ?, ?) USING TTL ?";
-/// Indexes a span under its service.
-pub const INSERT_SERVICE_INDEX: &str = "INSERT INTO {ks}.service_index (tenant, service, bucket, \
-     shard, start_ns, document_id, trace_id, operation, kind, status, duration_ns) VALUES (?, ?, ?, ?, \
-     ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
+pub const INSERT_SPAN_INDEX: &str = "INSERT INTO {ks}.span_index (tenant, bucket, shard, \
+     start_ns, document_id, trace_id, service, operation, kind, status, duration_ns) VALUES (?, \
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
+/// Indexes a span under its service (the `service` value is this partition's key).
+pub const INSERT_SERVICE_INDEX: &str = "INSERT INTO {ks}.service_index (tenant, bucket, shard, \
+     start_ns, document_id, trace_id, service, operation, kind, status, duration_ns) VALUES (?, \
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
 /// Indexes a span under one of its attribute terms.
-pub const INSERT_TAG_INDEX: &str = "INSERT INTO {ks}.tag_index (tenant, term, bucket, shard, \
-     start_ns, document_id, trace_id, service, operation, kind, status, duration_ns) VALUES (?, ?, ?, \
+pub const INSERT_TAG_INDEX: &str = "INSERT INTO {ks}.tag_index (tenant, bucket, shard, start_ns, \
+     document_id, trace_id, service, operation, kind, status, duration_ns, term) VALUES (?, ?, ?, \
      ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
 /// Records that a bucket holds spans (searches skip the buckets that hold none).
 pub const INSERT_BUCKET: &str = "INSERT INTO {ks}.active_buckets (tenant, bucket, last_write) \
@@ -57,13 +61,13 @@ pub const SELECT_SPAN_INDEX: &str = "SELECT start_ns, document_id, trace_id, ser
      kind, status, duration_ns FROM {ks}.span_index WHERE tenant = ? AND bucket = ? AND shard = ? \
      AND start_ns >= ? AND start_ns <= ?";
 /// A service's (bucket, shard) partition's rows in a start window, newest first.
-pub const SELECT_SERVICE_INDEX: &str = "SELECT start_ns, document_id, trace_id, operation, kind, \
-     status, duration_ns FROM {ks}.service_index WHERE tenant = ? AND service = ? AND bucket = ? \
-     AND shard = ? AND start_ns >= ? AND start_ns <= ?";
+pub const SELECT_SERVICE_INDEX: &str = "SELECT start_ns, document_id, trace_id, service, \
+     operation, kind, status, duration_ns FROM {ks}.service_index WHERE tenant = ? AND bucket = ? \
+     AND shard = ? AND service = ? AND start_ns >= ? AND start_ns <= ?";
 /// A term's (bucket, shard) partition's rows in a start window, newest first.
 pub const SELECT_TAG_INDEX: &str = "SELECT start_ns, document_id, trace_id, service, operation, \
-     kind, status, duration_ns FROM {ks}.tag_index WHERE tenant = ? AND term = ? AND bucket = ? AND \
-     shard = ? AND start_ns >= ? AND start_ns <= ?";
+     kind, status, duration_ns FROM {ks}.tag_index WHERE tenant = ? AND bucket = ? AND shard = ? \
+     AND term = ? AND start_ns >= ? AND start_ns <= ?";
 /// The buckets holding spans in a range, newest first.
 pub const SELECT_BUCKETS: &str = "SELECT bucket, last_write FROM {ks}.active_buckets WHERE \
      tenant = ? AND bucket >= ? AND bucket <= ?";

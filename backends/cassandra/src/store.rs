@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +12,7 @@ use remote_storage_core::model::span_kind_name;
 use remote_storage_core::{
     DependencyLink, DependencyQuery, DependencyStore, FoundTraceId, Operation, OperationQuery,
     Purger, Span, StoreLifecycle, StoreResult, Tenant, Trace, TraceLookup, TraceQuery, TraceStore,
-    TraceStream, UnixNanos,
+    TraceStream, UnixNanos, WriteClock,
 };
 
 use crate::buckets::Buckets;
@@ -32,8 +31,8 @@ pub struct CassandraStore<T: Tables> {
     tables: Arc<T>,
     buckets: Buckets,
     retention: Duration,
-    /// The last write's batch number (a nanosecond clock reading, strictly increasing).
-    last_batch: AtomicU64,
+    /// Numbers writes, so a trace's spans read back in write order.
+    writes: WriteClock,
 }
 
 impl<T: Tables> CassandraStore<T> {
@@ -43,24 +42,25 @@ impl<T: Tables> CassandraStore<T> {
             tables,
             buckets,
             retention,
-            last_batch: AtomicU64::new(0),
+            writes: WriteClock::default(),
         }
-    }
-
-    /// A batch number above every earlier one of this process.
-    fn next_batch(&self) -> i64 {
-        let now = UnixNanos::now().0;
-        let previous = self
-            .last_batch
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-                Some(now.max(last + 1))
-            })
-            .unwrap_or(now);
-        i64::try_from(now.max(previous + 1)).unwrap_or(i64::MAX)
     }
 
     fn ttl_seconds(&self) -> i32 {
         i32::try_from(self.retention.as_secs()).unwrap_or(i32::MAX)
+    }
+
+    /// The traces `query` finds, newest first.
+    async fn search(&self, tenant: &Tenant, query: &TraceQuery) -> StoreResult<Vec<Id>> {
+        search::find(
+            self.tables.as_ref(),
+            tenant.name(),
+            query,
+            &self.buckets,
+            UnixNanos::now(),
+            u64::try_from(self.retention.as_nanos()).unwrap_or(u64::MAX),
+        )
+        .await
     }
 
     /// Every span of one trace in write order, or `None` when none is stored.
@@ -102,7 +102,12 @@ impl<T: Tables> TraceStore for CassandraStore<T> {
         if spans.is_empty() {
             return Ok(());
         }
-        let rows = write_rows(tenant, &spans, &self.buckets, self.next_batch());
+        let rows = write_rows(
+            tenant,
+            &spans,
+            &self.buckets,
+            nanos_column(self.writes.next()),
+        );
         self.tables
             .write(tenant.name(), &rows, self.ttl_seconds())
             .await
@@ -153,15 +158,7 @@ impl<T: Tables> TraceStore for CassandraStore<T> {
         tenant: &Tenant,
         query: TraceQuery,
     ) -> StoreResult<Vec<FoundTraceId>> {
-        let found = search::find(
-            self.tables.as_ref(),
-            tenant.name(),
-            &query,
-            &self.buckets,
-            UnixNanos::now(),
-            u64::try_from(self.retention.as_nanos()).unwrap_or(u64::MAX),
-        )
-        .await?;
+        let found = self.search(tenant, &query).await?;
         // The time hints of each trace, a few traces at a time.
         futures::stream::iter(found)
             .map(|id| async move {
@@ -175,6 +172,21 @@ impl<T: Tables> TraceStore for CassandraStore<T> {
             .buffered(EXTENT_READS)
             .try_collect()
             .await
+    }
+
+    /// The found traces read whole, without the time hints `find_trace_ids` reads for them:
+    /// trace reads here do not use hints, so reading them would be a second read per trace.
+    async fn find_traces(&self, tenant: &Tenant, query: TraceQuery) -> StoreResult<TraceStream> {
+        let found = self.search(tenant, &query).await?;
+        let lookups = found
+            .iter()
+            .map(|id| TraceLookup {
+                trace_id: trace_id(id),
+                start: None,
+                end: None,
+            })
+            .collect();
+        self.get_traces(tenant, lookups).await
     }
 }
 

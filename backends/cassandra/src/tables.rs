@@ -55,14 +55,14 @@ pub trait Tables: Send + Sync + 'static {
     /// One resource's bytes.
     async fn resource(&self, tenant: &str, resource_id: &Id) -> StoreResult<Option<Vec<u8>>>;
 
-    /// One page of a partition's rows with `min ≤ start ≤ max`, newest first.
+    /// One page of a partition's rows with `min ≤ start ≤ max`, newest first (the page size
+    /// is the implementation's).
     async fn index_page(
         &self,
         tenant: &str,
         partition: &Partition,
         window: (i64, i64),
         page: Option<PageToken>,
-        page_size: usize,
     ) -> StoreResult<IndexPage>;
 
     /// The buckets in `min ..= max` that hold spans, newest first.

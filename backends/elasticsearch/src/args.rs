@@ -1,8 +1,9 @@
 //! The Elasticsearch/OpenSearch backend's command-line flags (`--es.*`, feature `cli`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use remote_storage_core::StoreError;
+use remote_storage_core::secret_file::read_secret_file;
 use remote_storage_core::units::HumanDuration;
 
 use crate::config::{Credentials, ElasticsearchConfig, IndexRotation, RefreshPolicy, TlsConfig};
@@ -181,13 +182,6 @@ pub struct ElasticsearchArgs {
     pub maintenance_interval: HumanDuration,
 }
 
-fn secret(path: &Path, flag: &str) -> Result<String, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        StoreError::invalid_argument(format!("{flag} {}: {error}", path.display()))
-    })?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
-}
-
 impl TryFrom<&ElasticsearchArgs> for ElasticsearchConfig {
     type Error = StoreError;
 
@@ -213,16 +207,18 @@ impl TryFrom<&ElasticsearchArgs> for ElasticsearchConfig {
         ) {
             (Some(username), Some(password), _, _) => Credentials::Basic {
                 username: username.clone(),
-                password: secret(password, "--es.password-file")?,
+                password: read_secret_file(password, "--es.password-file")?,
             },
             (Some(_), None, _, _) | (None, Some(_), _, _) => {
                 return Err(StoreError::invalid_argument(
                     "--es.username and --es.password-file must be given together",
                 ));
             }
-            (None, None, Some(key), _) => Credentials::ApiKey(secret(key, "--es.api-key-file")?),
+            (None, None, Some(key), _) => {
+                Credentials::ApiKey(read_secret_file(key, "--es.api-key-file")?)
+            }
             (None, None, None, Some(token)) => {
-                Credentials::Bearer(secret(token, "--es.bearer-token-file")?)
+                Credentials::Bearer(read_secret_file(token, "--es.bearer-token-file")?)
             }
             (None, None, None, None) => Credentials::None,
         };

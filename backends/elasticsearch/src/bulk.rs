@@ -375,11 +375,13 @@ fn hex128(value: u128) -> [u8; 32] {
     text
 }
 
+/// Lowercase hex of a trace (16 bytes) or span (8 bytes) ID.
 fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for byte in bytes {
-        out.push(HEX_DIGITS[usize::from(byte >> 4)]);
-        out.push(HEX_DIGITS[usize::from(byte & 0xf)]);
-    }
+    let mut text = [0; 32];
+    let text = &mut text[..2 * bytes.len().min(16)];
+    // The output is exactly twice the input's length, so this cannot fail.
+    let _ = hex::encode_to_slice(&bytes[..text.len() / 2], text);
+    out.extend_from_slice(text);
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -455,7 +457,8 @@ mod tests {
 
     use super::*;
     use crate::config::IndexRotation;
-    use crate::document::{attribute_term, decode_blob, span_terms};
+    use crate::document::{decode_blob, span_terms};
+    use remote_storage_core::index_term::index_term;
 
     fn names() -> IndexNames {
         IndexNames::new("jr", IndexRotation::Day)
@@ -513,7 +516,7 @@ mod tests {
         terms.dedup();
         assert_eq!(terms, span_terms(&original), "every level's terms");
         assert!(terms.contains(&"1:n=500".to_owned()), "{terms:?}");
-        assert!(terms.contains(&attribute_term("sql", &"x".repeat(1_000)).0));
+        assert!(terms.contains(&index_term("sql", &"x".repeat(1_000)).text));
         let back = decode_blob(source["blob"].as_str().unwrap()).unwrap();
         assert_eq!(back.otlp(), original.otlp());
         assert_eq!(back.resource().otlp(), original.resource().otlp());

@@ -23,25 +23,18 @@ use remote_storage_core::{Resource, Scope, Span};
 
 use crate::error::EsError;
 
-/// The term of one attribute, and whether it is a hash (not exact on its own).
-pub(crate) fn attribute_term(key: &str, value: &str) -> (String, bool) {
-    let term = remote_storage_core::index_term::index_term(key, value);
-    (term.text, term.hashed)
-}
-
 /// Every attribute term of a span over every level the matcher searches, sorted and without
 /// duplicates (what the `terms` array of its document holds, as a set).
 #[cfg(test)]
 pub(crate) fn span_terms(span: &Span) -> Vec<String> {
     use remote_storage_core::attribute::any_value_text;
+    use remote_storage_core::index_term::index_term;
     use remote_storage_core::matcher::span_level_attributes;
     let levels = span_level_attributes(span.otlp())
         .chain(&span.scope().otlp().attributes)
         .chain(&span.resource().otlp().attributes);
     let mut terms: Vec<String> = levels
-        .map(|attribute| {
-            attribute_term(&attribute.key, &any_value_text(attribute.value.as_ref())).0
-        })
+        .map(|attribute| index_term(&attribute.key, &any_value_text(attribute.value.as_ref())).text)
         .collect();
     terms.sort_unstable();
     terms.dedup();

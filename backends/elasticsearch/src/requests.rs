@@ -1,12 +1,13 @@
 //! The request bodies: index templates, searches, trace reads, services and operations. Pure
 //! functions of their inputs, so every body has a golden snapshot (`tests/golden/`).
 
+use remote_storage_core::index_term::index_term;
 use remote_storage_core::matcher::AttributeCondition;
 use remote_storage_core::{TraceQuery, UnixNanos};
 use serde_json::{Value, json};
 
 use crate::config::ElasticsearchConfig;
-use crate::document::{attribute_term, micros};
+use crate::document::micros;
 use crate::indices::{IndexKind, IndexNames};
 
 /// The composable index template of a kind. Every supported line (Elasticsearch 7.10 to 9,
@@ -105,13 +106,13 @@ pub(crate) fn span_filters(
     for condition in conditions {
         match condition {
             AttributeCondition::Anywhere { key, value } => {
-                let (term, hashed) = attribute_term(key, value);
-                exact &= !hashed;
-                clauses.push(json!({"term": {"terms": term}}));
+                let term = index_term(key, value);
+                exact &= !term.hashed;
+                clauses.push(json!({"term": {"terms": term.text}}));
             }
             AttributeCondition::Resource { key, value } => {
                 // The term is found on some level; the matcher checks it is the resource's.
-                clauses.push(json!({"term": {"terms": attribute_term(key, value).0}}));
+                clauses.push(json!({"term": {"terms": index_term(key, value).text}}));
                 exact = false;
             }
             AttributeCondition::Kind(kind) => {

@@ -1,7 +1,6 @@
 //! The store: the trait implementations over the engine's HTTP API.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
@@ -12,7 +11,7 @@ use remote_storage_core::matcher::SpanMatcher;
 use remote_storage_core::{
     DependencyLink, DependencyQuery, DependencyStore, FoundTraceId, Operation, OperationQuery,
     Purger, Span, StoreError, StoreLifecycle, StoreResult, Tenant, Trace, TraceId, TraceLookup,
-    TraceQuery, TraceStore, TraceStream, UnixNanos,
+    TraceQuery, TraceStore, TraceStream, UnixNanos, WriteClock,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -49,8 +48,8 @@ struct Shared {
     names: IndexNames,
     config: ElasticsearchConfig,
     version: EngineVersion,
-    /// The last write's batch number (a nanosecond clock reading, strictly increasing).
-    last_batch: AtomicU64,
+    /// Numbers writes, so a trace's spans read back in write order.
+    writes: WriteClock,
 }
 
 /// The Elasticsearch/OpenSearch store.
@@ -76,7 +75,7 @@ impl ElasticsearchStore {
             names,
             config,
             version,
-            last_batch: AtomicU64::new(0),
+            writes: WriteClock::default(),
         });
         if shared.config.create_templates {
             for kind in [IndexKind::Span, IndexKind::Service] {
@@ -220,25 +219,12 @@ impl Shared {
         bulk_item_failures(&parse("bulk", &answer)?, documents, &self.names)
     }
 
-    /// A batch number above every earlier one of this process: the clock, or one more than
-    /// the last number when the clock has not moved on.
-    fn next_batch(&self) -> u64 {
-        let now = UnixNanos::now().0;
-        let previous = self
-            .last_batch
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-                Some(now.max(last + 1))
-            })
-            .unwrap_or(now);
-        now.max(previous + 1)
-    }
-
     async fn write(&self, tenant: &Tenant, spans: &[Span]) -> StoreResult<()> {
         let chunks = encode_write(
             tenant,
             spans,
             &self.names,
-            self.next_batch(),
+            self.writes.next(),
             MAX_BULK_BYTES,
             || self.client.body_buffer(),
         );

@@ -1,31 +1,16 @@
-//! The conformance suite against every supported engine line in a throwaway container
-//! (testcontainers): Elasticsearch 7.17, 8 and 9, OpenSearch 1.3, 2 and 3, one after another,
-//! each single-node with security off, each followed by the backend checks. Where no Docker
-//! engine is reachable (as on this project's CI machine, which has no Docker), one line per
-//! engine says it was skipped and how to run it; a container that fails to start, or a
-//! trial that fails, fails the test.
-//!
-//! `CONFORMANCE_CONTAINER_ENGINES=es-8,os-3` runs only the engines named (labels below).
-//! The images come from Docker Hub and docker.elastic.co, so the first run pulls about 4 GB.
+//! The conformance suite against every supported engine line in a throwaway single-node
+//! container with security off (`storage_conformance::containers`): Elasticsearch 7.17, 8 and
+//! 9, OpenSearch 1.3, 2 and 3, one after another, each followed by the backend checks. Without
+//! a reachable Docker engine (as on this project's CI machine) one line per engine says it was
+//! skipped. `CONFORMANCE_CONTAINER_ENGINES=es-8,os-3` picks some. The images come from Docker
+//! Hub and docker.elastic.co, so the first run pulls about 4 GB.
 
 mod common;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use testcontainers::core::{IntoContainerPort as _, WaitFor};
-use testcontainers::runners::SyncRunner as _;
-use testcontainers::{Container, GenericImage, ImageExt as _, TestcontainersError};
-
-/// One engine version to test.
-struct Engine {
-    /// Short label, also the suite's trial prefix (`elasticsearch@<label>/…`).
-    label: &'static str,
-    image: &'static str,
-    tag: &'static str,
-    /// Settings for a single node without security.
-    env: &'static [(&'static str, &'static str)],
-}
+use storage_conformance::containers::{ContainerEngine, run_each};
 
 const ELASTICSEARCH: &[(&str, &str)] = &[
     ("discovery.type", "single-node"),
@@ -40,72 +25,38 @@ const OPENSEARCH: &[(&str, &str)] = &[
     ("OPENSEARCH_JAVA_OPTS", "-Xms512m -Xmx512m"),
 ];
 
-const ENGINES: &[Engine] = &[
-    Engine {
-        label: "es-7",
-        image: "docker.elastic.co/elasticsearch/elasticsearch",
-        tag: "7.17.28",
-        env: ELASTICSEARCH,
-    },
-    Engine {
-        label: "es-8",
-        image: "docker.elastic.co/elasticsearch/elasticsearch",
-        tag: "8.19.2",
-        env: ELASTICSEARCH,
-    },
-    Engine {
-        label: "es-9",
-        image: "docker.elastic.co/elasticsearch/elasticsearch",
-        tag: "9.1.2",
-        env: ELASTICSEARCH,
-    },
-    Engine {
-        label: "os-1",
-        image: "opensearchproject/opensearch",
-        tag: "1.3.20",
-        env: OPENSEARCH,
-    },
-    Engine {
-        label: "os-2",
-        image: "opensearchproject/opensearch",
-        tag: "2.19.3",
-        env: OPENSEARCH,
-    },
-    Engine {
-        label: "os-3",
-        image: "opensearchproject/opensearch",
-        tag: "3.2.0",
-        env: OPENSEARCH,
-    },
+/// An engine line: both engines log "started" once the node is up; `wait_until_healthy` then
+/// waits for the cluster itself.
+const fn engine(
+    label: &'static str,
+    image: &'static str,
+    tag: &'static str,
+    env: &'static [(&'static str, &'static str)],
+) -> ContainerEngine {
+    ContainerEngine {
+        label,
+        image,
+        tag,
+        port: 9200,
+        ready_log: "started",
+        env,
+        cmd: &[],
+    }
+}
+
+const ELASTIC: &str = "docker.elastic.co/elasticsearch/elasticsearch";
+
+const ENGINES: &[ContainerEngine] = &[
+    engine("es-7", ELASTIC, "7.17.28", ELASTICSEARCH),
+    engine("es-8", ELASTIC, "8.19.2", ELASTICSEARCH),
+    engine("es-9", ELASTIC, "9.1.2", ELASTICSEARCH),
+    engine("os-1", "opensearchproject/opensearch", "1.3.20", OPENSEARCH),
+    engine("os-2", "opensearchproject/opensearch", "2.19.3", OPENSEARCH),
+    engine("os-3", "opensearchproject/opensearch", "3.2.0", OPENSEARCH),
 ];
 
 /// How long an engine may take to start (JVM start, first-time setup).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(240);
-
-impl Engine {
-    fn start(&self) -> Result<Container<GenericImage>, TestcontainersError> {
-        // Both engines log "started" once the node is up; `wait_until_healthy` then waits for
-        // the cluster itself.
-        let image = GenericImage::new(self.image, self.tag)
-            .with_exposed_port(9200.tcp())
-            .with_wait_for(WaitFor::message_on_stdout("started"));
-        let mut request = image.with_startup_timeout(STARTUP_TIMEOUT);
-        for (name, value) in self.env {
-            request = request.with_env_var(*name, *value);
-        }
-        request.start()
-    }
-
-    fn skip(&self, reason: &str) {
-        eprintln!(
-            "SKIPPED the Elasticsearch/OpenSearch conformance suite on {}:{} (testcontainers): \
-             {reason}; to run it: start a Docker engine that can pull the image and run \
-             `cargo test -p backend-elasticsearch --test containers` (or point \
-             CONFORMANCE_ELASTICSEARCH_URL / CONFORMANCE_OPENSEARCH_URL at a cluster)",
-            self.image, self.tag
-        );
-    }
-}
 
 /// Waits until the cluster at `url` reports at least yellow health (its readiness check).
 fn wait_until_healthy(url: &str) -> Result<(), String> {
@@ -136,67 +87,23 @@ fn wait_until_healthy(url: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let selected: Option<Vec<String>> =
-        std::env::var("CONFORMANCE_CONTAINER_ENGINES")
-            .ok()
-            .map(|labels| {
-                labels
-                    .split(',')
-                    .map(|label| label.trim().to_owned())
-                    .collect()
-            });
-    let engines = ENGINES.iter().filter(|engine| {
-        selected
-            .as_ref()
-            .is_none_or(|labels| labels.iter().any(|label| label == engine.label))
-    });
-    let mut result = ExitCode::SUCCESS;
-    let mut no_docker: Option<String> = None;
-    for engine in engines {
-        if let Some(reason) = &no_docker {
-            engine.skip(reason);
-            continue;
-        }
-        let container = match engine.start() {
-            Ok(container) => container,
-            Err(TestcontainersError::Client(error)) => {
-                let reason = format!("no Docker engine reachable ({error})");
-                engine.skip(&reason);
-                no_docker = Some(reason);
-                continue;
-            }
-            Err(error) => {
-                eprintln!("{}:{} did not start: {error}", engine.image, engine.tag);
-                result = ExitCode::FAILURE;
-                continue;
-            }
-        };
-        let url = match (container.get_host(), container.get_host_port_ipv4(9200)) {
-            (Ok(host), Ok(port)) => format!("http://{host}:{port}"),
-            (host, port) => {
+    run_each(
+        "the Elasticsearch/OpenSearch conformance suite",
+        "point CONFORMANCE_ELASTICSEARCH_URL / CONFORMANCE_OPENSEARCH_URL at a cluster and run \
+         `cargo test -p backend-elasticsearch --test conformance`",
+        ENGINES,
+        STARTUP_TIMEOUT,
+        |engine, address| {
+            let url = format!("http://{address}");
+            if let Err(error) = wait_until_healthy(&url) {
                 eprintln!(
-                    "{}:{}: no address for port 9200 ({:?}, {:?})",
-                    engine.image,
-                    engine.tag,
-                    host.err(),
-                    port.err()
+                    "{}:{} never became healthy: {error}",
+                    engine.image, engine.tag
                 );
-                result = ExitCode::FAILURE;
-                continue;
+                return ExitCode::FAILURE;
             }
-        };
-        if let Err(error) = wait_until_healthy(&url) {
-            eprintln!(
-                "{}:{} never became healthy: {error}",
-                engine.image, engine.tag
-            );
-            result = ExitCode::FAILURE;
-            continue;
-        }
-        let name = format!("{}@{}", backend_elasticsearch::NAME, engine.label);
-        if common::run_suite(&name, url) != ExitCode::SUCCESS {
-            result = ExitCode::FAILURE;
-        }
-    }
-    result
+            let name = format!("{}@{}", backend_elasticsearch::NAME, engine.label);
+            common::run_suite(&name, url)
+        },
+    )
 }

@@ -29,6 +29,7 @@ pub mod index_term;
 pub mod matcher;
 pub mod model;
 pub mod query;
+pub mod secret_file;
 pub mod store;
 pub mod summary;
 pub mod testing;
@@ -46,7 +47,7 @@ pub use store::{
     Tenant, TraceStore, TraceStream,
 };
 pub use summary::TraceSummary;
-pub use time::UnixNanos;
+pub use time::{UnixNanos, WriteClock};
 
 /// Re-export of the protobuf crate, so backends and the server use the same types.
 pub use jaeger_remote_proto as proto;
