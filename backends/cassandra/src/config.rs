@@ -141,7 +141,7 @@ impl CassandraConfig {
     /// clusters pass e.g. `{'class': 'NetworkTopologyStrategy', 'dc1': 3}`.
     pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
     /// Index bucket width by default. With [`Self::DEFAULT_SHARDS`] an index partition holds
-    /// at most 56 × (spans per second) rows: 562,500 rows (about 60 MB) at 10,000 spans/s (see
+    /// at most 56 × (spans per second) rows: 562,500 rows (about 60 MB at an estimated 100 bytes per row) at 10,000 spans/s (see
     /// [`crate::buckets::Buckets::rows_per_partition`]); raise the shards for more.
     pub const DEFAULT_BUCKET: Duration = Duration::from_secs(900);
     /// Shards per bucket by default.
