@@ -18,6 +18,7 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::unprepared::Statement;
 
 use crate::config::{CassandraConfig, Consistency};
 use crate::rows::{Id, IndexEntry, IndexKey, Partition, SpanRow, WriteRows};
@@ -62,6 +63,9 @@ pub struct CqlTables {
     session: Session,
     keyspace: String,
     statements: Prepared,
+    /// The readiness check, bounded like every request (the driver's default is 30 s, longer
+    /// than any probe waits).
+    ping: Statement,
 }
 
 /// A driver error as the store reports it: what the cluster cannot do now (unreachable,
@@ -251,10 +255,13 @@ impl CqlTables {
             select_operations: prepare(statements::SELECT_OPERATIONS).await?,
             select_operations_of_kind: prepare(statements::SELECT_OPERATIONS_OF_KIND).await?,
         };
+        let mut ping = Statement::new("SELECT release_version FROM system.local");
+        ping.set_request_timeout(Some(config.request_timeout));
         Ok(Self {
             session,
             keyspace,
             statements,
+            ping,
         })
     }
 
@@ -715,7 +722,7 @@ impl Tables for CqlTables {
 
     async fn ping(&self) -> StoreResult<()> {
         self.session
-            .query_unpaged("SELECT release_version FROM system.local", ())
+            .query_unpaged(self.ping.clone(), ())
             .await
             .map(drop)
             .map_err(|error| driver_error("checking the cluster", error))
