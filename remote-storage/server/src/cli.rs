@@ -8,12 +8,15 @@ use std::num::NonZeroUsize;
 use anyhow::ensure;
 use clap::Parser;
 use remote_storage_core::QueryLimits;
-use remote_storage_core::units::ByteSize;
+use remote_storage_core::units::{ByteSize, HumanDuration};
 use tracing::{info, warn};
 
 pub use crate::backend::{BackendArgs, BackendKind};
 use crate::backend::{BackendConfig, open_backend};
-use crate::config::{ServerConfig, ServerLimits, TenancyConfig};
+use crate::config::{
+    DEFAULT_MAX_CONCURRENT_READS, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONCURRENT_WRITES,
+    DEFAULT_THROTTLE_RETRY_DELAY, ServerConfig, ServerLimits, TenancyConfig,
+};
 use crate::logging::LogFormat;
 use crate::serve::{RunningServer, wait_for_termination_signal};
 
@@ -109,6 +112,52 @@ pub struct Cli {
     )]
     pub max_search_depth: NonZeroUsize,
 
+    /// Write calls (OTLP Export, v1 writes) in flight at once; more are answered UNAVAILABLE
+    /// with RetryInfo (the OTLP throttling answer) at once, not queued.
+    #[arg(
+        long,
+        env = "JAEGER_REMOTE_STORAGE_MAX_CONCURRENT_WRITES",
+        default_value_t = DEFAULT_MAX_CONCURRENT_WRITES
+    )]
+    pub max_concurrent_writes: NonZeroUsize,
+
+    /// Request bytes of write calls held at once, from arrival until answered (bytes or with
+    /// a unit); more are throttled. At least --max-recv-msg-size.
+    #[arg(long, env = "JAEGER_REMOTE_STORAGE_MAX_INFLIGHT_BYTES", default_value = "256MiB", value_parser = parse_nonzero_byte_size)]
+    pub max_inflight_bytes: NonZeroUsize,
+
+    /// Read calls in flight at once (until their answer stream ends); more are throttled.
+    #[arg(
+        long,
+        env = "JAEGER_REMOTE_STORAGE_MAX_CONCURRENT_READS",
+        default_value_t = DEFAULT_MAX_CONCURRENT_READS
+    )]
+    pub max_concurrent_reads: NonZeroUsize,
+
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(
+        long,
+        env = "JAEGER_REMOTE_STORAGE_MAX_CONCURRENT_STREAMS",
+        default_value_t = DEFAULT_MAX_CONCURRENT_STREAMS
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// Interval of HTTP/2 keepalive pings (and TCP keepalive) on gRPC connections, e.g. 30s.
+    #[arg(
+        long,
+        env = "JAEGER_REMOTE_STORAGE_KEEPALIVE_INTERVAL",
+        default_value = "30s"
+    )]
+    pub keepalive_interval: HumanDuration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed as dead.
+    #[arg(
+        long,
+        env = "JAEGER_REMOTE_STORAGE_KEEPALIVE_TIMEOUT",
+        default_value = "20s"
+    )]
+    pub keepalive_timeout: HumanDuration,
+
     /// Log line format.
     #[arg(long, env = "JAEGER_REMOTE_STORAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -130,6 +179,20 @@ pub struct Cli {
 impl Cli {
     /// The server settings these flags describe.
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let max_recv_bytes = self
+            .max_recv_msg_size
+            .to_usize("--max-recv-msg-size")
+            .map_err(anyhow::Error::msg)?;
+        ensure!(
+            self.max_inflight_bytes.get() >= max_recv_bytes,
+            "--max-inflight-bytes ({}) must be at least --max-recv-msg-size ({max_recv_bytes}), \
+             or the largest accepted message could never be admitted",
+            self.max_inflight_bytes
+        );
+        ensure!(
+            self.max_concurrent_streams > 0,
+            "--max-concurrent-streams must be at least 1"
+        );
         ensure!(
             self.default_search_depth <= self.max_search_depth,
             "--default-search-depth ({}) must not exceed --max-search-depth ({})",
@@ -152,16 +215,20 @@ impl Cli {
                     .collect(),
             },
             limits: ServerLimits {
-                max_recv_bytes: self
-                    .max_recv_msg_size
-                    .to_usize("--max-recv-msg-size")
-                    .map_err(anyhow::Error::msg)?,
+                max_recv_bytes,
                 max_chunk_spans: self.max_chunk_spans,
                 max_chunk_bytes: self.max_chunk_bytes,
                 query: QueryLimits {
                     default_search_depth: self.default_search_depth,
                     max_search_depth: self.max_search_depth,
                 },
+                max_concurrent_writes: self.max_concurrent_writes,
+                max_inflight_bytes: self.max_inflight_bytes,
+                max_concurrent_reads: self.max_concurrent_reads,
+                throttle_retry_delay: DEFAULT_THROTTLE_RETRY_DELAY,
+                max_concurrent_streams: self.max_concurrent_streams,
+                keepalive_interval: self.keepalive_interval.0,
+                keepalive_timeout: self.keepalive_timeout.0,
             },
         })
     }
@@ -214,11 +281,35 @@ fn parse_nonzero_byte_size(text: &str) -> Result<NonZeroUsize, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory as _;
+    use std::time::Duration;
 
     fn parse(arguments: &[&str]) -> Cli {
         let mut all = vec!["jaeger-remote-storage"];
         all.extend_from_slice(arguments);
         Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn a_byte_budget_smaller_than_the_largest_message_is_refused() {
+        let error = parse(&["--max-recv-msg-size=64MiB", "--max-inflight-bytes=32MiB"])
+            .server_config()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("--max-inflight-bytes"),
+            "{error}"
+        );
+        let config = parse(&[
+            "--max-inflight-bytes=1GiB",
+            "--max-concurrent-writes=8",
+            "--max-concurrent-reads=4",
+            "--keepalive-interval=1m",
+        ])
+        .server_config()
+        .unwrap();
+        assert_eq!(config.limits.max_inflight_bytes.get(), 1 << 30);
+        assert_eq!(config.limits.max_concurrent_writes.get(), 8);
+        assert_eq!(config.limits.max_concurrent_reads.get(), 4);
+        assert_eq!(config.limits.keepalive_interval, Duration::from_secs(60));
     }
 
     #[cfg(feature = "backend-lsm")]
@@ -422,6 +513,12 @@ mod tests {
         assert_eq!(config.limits.max_chunk_bytes.get(), 2 << 20);
         assert_eq!(config.limits.query.max_search_depth.get(), 10_000);
         assert_eq!(config.limits.query.default_search_depth.get(), 100);
+        assert_eq!(config.limits.max_concurrent_writes.get(), 256);
+        assert_eq!(config.limits.max_inflight_bytes.get(), 256 << 20);
+        assert_eq!(config.limits.max_concurrent_reads.get(), 128);
+        assert_eq!(config.limits.max_concurrent_streams, 200);
+        assert_eq!(config.limits.keepalive_interval, Duration::from_secs(30));
+        assert_eq!(config.limits.keepalive_timeout, Duration::from_secs(20));
         #[cfg(feature = "backend-memory")]
         {
             let Ok(BackendConfig::Memory(memory)) = cli.backend_config() else {

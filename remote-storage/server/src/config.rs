@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use remote_storage_core::QueryLimits;
 
@@ -17,6 +18,22 @@ pub const DEFAULT_MAX_RECV_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_CHUNK_SPANS: NonZeroUsize = NonZeroUsize::new(1000).unwrap();
 /// Default byte budget of one streamed chunk: half of the Go client's 4 MiB receive limit.
 pub const DEFAULT_MAX_CHUNK_BYTES: NonZeroUsize = NonZeroUsize::new(2 * 1024 * 1024).unwrap();
+
+/// Default bound on write calls (Export, v1 writes) in flight at once.
+pub const DEFAULT_MAX_CONCURRENT_WRITES: NonZeroUsize = NonZeroUsize::new(256).unwrap();
+/// Default bound on request bytes of write calls held at once: four largest messages.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: NonZeroUsize =
+    NonZeroUsize::new(4 * DEFAULT_MAX_RECV_BYTES).unwrap();
+/// Default bound on read calls in flight at once.
+pub const DEFAULT_MAX_CONCURRENT_READS: NonZeroUsize = NonZeroUsize::new(128).unwrap();
+/// The delay a throttled client is told to wait (`RetryInfo`).
+pub const DEFAULT_THROTTLE_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Default HTTP/2 streams one connection may have open at once.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
+/// Default interval of HTTP/2 keepalive pings (and TCP keepalive) on idle connections.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Default wait for a keepalive ping's answer before the connection is closed.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Everything [`crate::RunningServer::start`] needs besides the backend.
 #[derive(Debug, Clone)]
@@ -102,6 +119,21 @@ pub struct ServerLimits {
     pub max_chunk_bytes: NonZeroUsize,
     /// Search-depth defaults and maximum.
     pub query: QueryLimits,
+    /// Write calls in flight at once; more are throttled.
+    pub max_concurrent_writes: NonZeroUsize,
+    /// Request bytes of unary write calls held at once (from arrival until answered); more
+    /// are throttled. At least `max_recv_bytes`, so the largest message fits an idle server.
+    pub max_inflight_bytes: NonZeroUsize,
+    /// Read calls in flight at once (until their answer stream ends); more are throttled.
+    pub max_concurrent_reads: NonZeroUsize,
+    /// The wait a throttled client is told (`RetryInfo`).
+    pub throttle_retry_delay: Duration,
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 keepalive ping (and TCP keepalive) interval.
+    pub keepalive_interval: Duration,
+    /// Wait for a ping's answer before the connection is closed as dead.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -111,6 +143,13 @@ impl Default for ServerLimits {
             max_chunk_spans: DEFAULT_MAX_CHUNK_SPANS,
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             query: QueryLimits::default(),
+            max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            max_concurrent_reads: DEFAULT_MAX_CONCURRENT_READS,
+            throttle_retry_delay: DEFAULT_THROTTLE_RETRY_DELAY,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
         }
     }
 }

@@ -66,6 +66,14 @@ pub(crate) struct ServerMetrics {
     rpc_duration: Family<MethodLabels, Histogram, fn() -> Histogram>,
     stored_traces: Family<BackendLabels, Gauge>,
     stored_spans: Family<BackendLabels, Gauge>,
+    throttled: Family<ThrottledLabels, Counter>,
+    inflight_bytes: Gauge,
+}
+
+/// Labels of a call turned away by a bound (`grpc::admission`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThrottledLabels {
+    bound: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -113,6 +121,19 @@ impl ServerMetrics {
             "Spans held by the backend",
             stored_spans.clone(),
         );
+        let throttled = Family::<ThrottledLabels, Counter>::default();
+        registry.register(
+            "grpc_throttled",
+            "Calls answered UNAVAILABLE with RetryInfo because a bound was reached, by bound \
+             (concurrent_writes, inflight_bytes, concurrent_reads)",
+            throttled.clone(),
+        );
+        let inflight_bytes = Gauge::default();
+        registry.register(
+            "inflight_write_bytes",
+            "Request bytes of admitted write calls held now (bounded by --max-inflight-bytes)",
+            inflight_bytes.clone(),
+        );
         Self {
             registry,
             backend,
@@ -122,7 +143,22 @@ impl ServerMetrics {
             rpc_duration,
             stored_traces,
             stored_spans,
+            throttled,
+            inflight_bytes,
         }
+    }
+
+    /// Counts a call turned away by `bound`.
+    pub(crate) fn record_throttled(&self, bound: &'static str) {
+        self.throttled
+            .get_or_create(&ThrottledLabels { bound })
+            .inc();
+    }
+
+    /// Sets the request bytes held by admitted write calls.
+    pub(crate) fn set_inflight_bytes(&self, bytes: usize) {
+        self.inflight_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn spans_received(&self, count: u64) {

@@ -19,7 +19,8 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tracing::{Instrument as _, error, info, info_span, warn};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, ServerLimits};
+use crate::grpc::admission::{Admission, AdmissionLayer};
 use crate::grpc::client_errors::ClientErrorLayer;
 use crate::grpc::{self, GrpcContext, rpc_metrics::RpcMetricsLayer};
 use crate::http::admin_router;
@@ -72,6 +73,12 @@ impl RunningServer {
             metrics: Arc::clone(&metrics),
             readiness: Arc::clone(&readiness),
         };
+        // One set of bounds for both gRPC listeners: a flood on either counts against it.
+        let grpc_settings = GrpcSettings {
+            metrics: Arc::clone(&metrics),
+            admission: Admission::new(&config.limits, Arc::clone(&metrics)),
+            limits: config.limits,
+        };
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let mut listeners = JoinSet::new();
         let grpc_addr = local_addr(&grpc_listener)?;
@@ -79,7 +86,7 @@ impl RunningServer {
             "gRPC",
             grpc_listener,
             grpc::main_routes(&context)?,
-            Arc::clone(&metrics),
+            grpc_settings.clone(),
             shutdown_receiver.clone(),
         ));
         let writer_addr = match writer_listener {
@@ -89,7 +96,7 @@ impl RunningServer {
                     "writer",
                     listener,
                     grpc::writer_routes(&context),
-                    Arc::clone(&metrics),
+                    grpc_settings.clone(),
                     shutdown_receiver.clone(),
                 ));
                 Some(addr)
@@ -213,18 +220,36 @@ async fn stopping(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
 
+/// What every gRPC listener is served with.
+#[derive(Clone)]
+struct GrpcSettings {
+    metrics: Arc<ServerMetrics>,
+    admission: Arc<Admission>,
+    limits: ServerLimits,
+}
+
 async fn serve_grpc(
     name: &'static str,
     listener: TcpListener,
     routes: Routes,
-    metrics: Arc<ServerMetrics>,
+    settings: GrpcSettings,
     shutdown: watch::Receiver<bool>,
 ) -> ListenerResult {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let limits = settings.limits;
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(limits.keepalive_interval));
     let served = Server::builder()
-        // Metrics outermost, so they count the status the client finally gets.
-        .layer(RpcMetricsLayer::new(metrics))
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
+        // Pings find connections whose peer vanished without a FIN (a crashed collector host,
+        // a dropped NAT entry), so their streams and buffers are released.
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        // Metrics outermost, so they count the status the client finally gets (throttling
+        // included).
+        .layer(RpcMetricsLayer::new(settings.metrics))
         .layer(ClientErrorLayer)
+        .layer(AdmissionLayer::new(settings.admission))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stopping(shutdown))
         .await

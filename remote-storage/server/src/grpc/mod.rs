@@ -2,6 +2,7 @@
 //! chunking rules, the single error mapping and the RPC metrics layer. [`main_routes`] and
 //! [`writer_routes`] assemble what each listener serves.
 
+pub(crate) mod admission;
 mod capabilities;
 pub(crate) mod chunking;
 pub(crate) mod client_errors;
