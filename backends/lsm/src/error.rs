@@ -5,6 +5,8 @@
 
 use remote_storage_core::StoreError;
 
+use crate::fault::Fault;
+
 /// Failures inside the LSM backend.
 #[derive(Debug, thiserror::Error)]
 pub enum LsmError {
@@ -26,6 +28,9 @@ pub enum LsmError {
     /// A stored span failed validation when read back.
     #[error("stored span is invalid: {0}")]
     InvalidSpan(#[source] StoreError),
+    /// The store has failed for good (see [`crate::fault`]).
+    #[error("lsm store failed: {0}")]
+    Fault(Fault),
 }
 
 impl LsmError {
@@ -47,6 +52,12 @@ impl From<LsmError> for StoreError {
                 error,
             ),
             LsmError::Format(message) => StoreError::invalid_argument(message),
+            // Normally answered by the store's health latch, which adds the directory and the
+            // remedy; this is the plain form for errors raised outside it.
+            LsmError::Fault(_) => StoreError::Unavailable {
+                message: error.to_string(),
+                source: None,
+            },
             other => StoreError::internal("lsm store failure", other),
         }
     }

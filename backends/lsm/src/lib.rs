@@ -7,6 +7,8 @@ mod args;
 mod config;
 mod engine;
 mod error;
+mod fault;
+mod health;
 mod keys;
 mod read;
 mod records;
@@ -16,6 +18,7 @@ mod store;
 pub use args::LsmArgs;
 pub use config::{LsmConfig, StorageLocation, SyncPolicy};
 pub use error::LsmError;
+pub use fault::Fault;
 pub use store::LsmStore;
 
 /// Backend name used in logs and metrics.

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
@@ -21,12 +22,20 @@ use remote_storage_core::{
 use crate::config::{LsmConfig, StorageLocation, SyncPolicy};
 use crate::engine::Engine;
 use crate::error::LsmError;
+use crate::fault::Fault;
 use crate::read::{ContentCache, Skeletons};
 use crate::{CAPABILITIES, NAME};
 
 /// Items buffered between a blocking reader and the consumer of its stream. Small, so a slow
 /// client holds at most a couple of traces in memory.
 const STREAM_BUFFER: usize = 2;
+/// Longest a readiness probe may take; it waits for the journal lock, which a write stuck on a
+/// failing disk may hold.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest `close` may take: flushing the memtables of a healthy store takes seconds at most;
+/// beyond this the engine is taken as stuck, so the process can still exit (the journal is
+/// replayed at the next start).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The background thread: periodic fsync and retention.
 struct Background {
@@ -38,6 +47,8 @@ struct Background {
 pub struct LsmStore {
     engine: Arc<Engine>,
     background: Mutex<Option<Background>>,
+    /// A readiness probe is running; a stuck one is not joined by another.
+    probing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for LsmStore {
@@ -97,6 +108,7 @@ impl LsmStore {
         Ok(Self {
             engine,
             background: Mutex::new(background),
+            probing: Arc::default(),
         })
     }
 
@@ -121,11 +133,12 @@ impl LsmStore {
     #[doc(hidden)]
     pub async fn flush_memtables(&self) -> StoreResult<()> {
         blocking(&self.engine, |engine| {
-            for partition in engine.snapshot() {
-                partition.spans.rotate_memtable_and_wait()?;
-                partition.index.rotate_memtable_and_wait()?;
-            }
-            Ok(())
+            let keyspaces: Vec<_> = engine
+                .snapshot()
+                .iter()
+                .flat_map(|partition| [partition.spans.clone(), partition.index.clone()])
+                .collect();
+            engine.flush(&keyspaces)
         })
         .await
     }
@@ -177,6 +190,7 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
                     && now >= due
                 {
                     if let Err(error) = engine.sync_all() {
+                        let error = engine.store_error(error);
                         tracing::error!(%error, "lsm periodic fsync failed");
                     }
                     next_sync = Some(now + period);
@@ -185,6 +199,7 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
                     && now >= due
                 {
                     if let Err(error) = engine.expire(UnixNanos::now()) {
+                        let error = engine.store_error(error);
                         tracing::error!(%error, "lsm retention pass failed");
                     }
                     next_expiry = Some(now + period);
@@ -193,8 +208,10 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
             // Whatever the policy, leave nothing unsynced behind on a clean stop.
             if sync_period.is_some()
                 && let Some(engine) = weak.upgrade()
+                && !engine.health.is_failed()
                 && let Err(error) = engine.sync_all()
             {
+                let error = engine.store_error(error);
                 tracing::error!(%error, "lsm final fsync failed");
             }
         });
@@ -207,34 +224,43 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
     }
 }
 
-/// Runs blocking engine work off the async workers.
+/// Runs blocking engine work off the async workers. A failed store answers at once; a call
+/// that is stuck in the engine when the store fails (a write waiting for a flush worker that
+/// died) answers as soon as the failure is known, leaving its thread behind.
 async fn blocking<T: Send + 'static>(
     engine: &Arc<Engine>,
     work: impl FnOnce(&Engine) -> Result<T, LsmError> + Send + 'static,
 ) -> StoreResult<T> {
-    let engine = Arc::clone(engine);
-    tokio::task::spawn_blocking(move || work(&engine))
-        .await
-        .map_err(|error| StoreError::internal("lsm store task failed", error))?
-        .map_err(StoreError::from)
+    engine.health.check()?;
+    let worker_engine = Arc::clone(engine);
+    let task = tokio::task::spawn_blocking(move || {
+        work(&worker_engine).map_err(|error| worker_engine.store_error(error))
+    });
+    tokio::select! {
+        biased;
+        joined = task => joined
+            .map_err(|error| StoreError::internal("lsm store task failed", error))?,
+        () = engine.health.failed() => Err(engine.health.failure()),
+    }
 }
 
 /// A stream fed by a blocking producer one item at a time; the producer stops as soon as the
-/// consumer goes away (`emit` returns `false`).
+/// consumer goes away (`emit` returns `false`). A failed store answers at once.
 fn stream_blocking<T: Send + 'static>(
     engine: &Arc<Engine>,
     produce: impl FnOnce(&Engine, &mut dyn FnMut(T) -> bool) -> Result<(), LsmError> + Send + 'static,
-) -> BoxStream<'static, StoreResult<T>> {
+) -> StoreResult<BoxStream<'static, StoreResult<T>>> {
+    engine.health.check()?;
     let engine = Arc::clone(engine);
     let (sender, mut receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     tokio::task::spawn_blocking(move || {
         let mut emit = |item: T| sender.blocking_send(Ok(item)).is_ok();
         if let Err(error) = produce(&engine, &mut emit) {
             // The consumer may be gone already; nothing else to tell.
-            let _ = sender.blocking_send(Err(StoreError::from(error)));
+            let _ = sender.blocking_send(Err(engine.store_error(error)));
         }
     });
-    futures::stream::poll_fn(move |context| receiver.poll_recv(context)).boxed()
+    Ok(futures::stream::poll_fn(move |context| receiver.poll_recv(context)).boxed())
 }
 
 #[async_trait]
@@ -244,7 +270,11 @@ impl TraceStore for LsmStore {
             return Ok(());
         }
         let tenant = tenant.clone();
-        blocking(&self.engine, move |engine| engine.write(&tenant, &spans)).await
+        blocking(&self.engine, move |engine| {
+            engine.health.ensure_directory()?;
+            engine.write(&tenant, &spans)
+        })
+        .await
     }
 
     async fn get_traces(
@@ -253,7 +283,7 @@ impl TraceStore for LsmStore {
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream> {
         let tenant = tenant.clone();
-        Ok(stream_blocking(&self.engine, move |engine, emit| {
+        stream_blocking(&self.engine, move |engine, emit| {
             let partitions = engine.snapshot();
             let mut cache = ContentCache::default();
             for lookup in lookups {
@@ -265,7 +295,7 @@ impl TraceStore for LsmStore {
                 }
             }
             Ok(())
-        }))
+        })
     }
 
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {
@@ -315,7 +345,7 @@ impl TraceStore for LsmStore {
 
     async fn find_traces(&self, tenant: &Tenant, query: TraceQuery) -> StoreResult<TraceStream> {
         let tenant = tenant.clone();
-        Ok(stream_blocking(&self.engine, move |engine, emit| {
+        stream_blocking(&self.engine, move |engine, emit| {
             let partitions = engine.snapshot();
             let mut cache = ContentCache::default();
             engine.search(
@@ -332,7 +362,7 @@ impl TraceStore for LsmStore {
                     None => Ok(true),
                 },
             )
-        }))
+        })
     }
 
     async fn find_trace_summaries(
@@ -341,7 +371,7 @@ impl TraceStore for LsmStore {
         query: TraceQuery,
     ) -> StoreResult<SummaryStream> {
         let tenant = tenant.clone();
-        Ok(stream_blocking(&self.engine, move |engine, emit| {
+        stream_blocking(&self.engine, move |engine, emit| {
             let partitions = engine.snapshot();
             let mut skeletons = Skeletons::default();
             engine.search(
@@ -358,7 +388,7 @@ impl TraceStore for LsmStore {
                     None => Ok(true),
                 },
             )
-        }))
+        })
     }
 }
 
@@ -386,22 +416,63 @@ impl Purger for LsmStore {
 
 #[async_trait]
 impl StoreLifecycle for LsmStore {
+    /// Ready while no fatal storage fault is latched, the data directory is still the one
+    /// opened, and fjall has not poisoned itself (a background flush that died on a full disk
+    /// shows up only here until the next write).
+    async fn ready(&self) -> StoreResult<()> {
+        self.engine.health.check()?;
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::Unavailable {
+                message: "lsm store health probe is still waiting for the disk".into(),
+                source: None,
+            });
+        }
+        let probing = Arc::clone(&self.probing);
+        let engine = Arc::clone(&self.engine);
+        let probe = tokio::task::spawn_blocking(move || {
+            let probed = engine.health.probe(&engine.db);
+            probing.store(false, Ordering::Release);
+            probed
+        });
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(joined) => {
+                joined.map_err(|error| StoreError::internal("lsm health probe failed", error))?
+            }
+            Err(_elapsed) => Err(StoreError::Unavailable {
+                message: format!("lsm store health probe took longer than {PROBE_TIMEOUT:?}"),
+                source: None,
+            }),
+        }
+    }
+
     fn stats(&self) -> Option<StoreStats> {
         Some(self.engine.stats())
     }
 
     /// Stops the background thread, writes the memtables out as tables (so the next start
-    /// replays no journal and sealed journals are freed) and fsyncs everything.
+    /// replays no journal and sealed journals are freed) and fsyncs everything. A failed store
+    /// answers its fault at once (a flush would wait for workers that died), and a stuck one
+    /// gives up after [`CLOSE_TIMEOUT`]; either way the journal holds every acknowledged write.
     async fn close(&self) -> StoreResult<()> {
-        if let Some(handle) = self.stop_background() {
-            tokio::task::spawn_blocking(move || handle.join())
-                .await
-                .map_err(|error| StoreError::internal("lsm background stop failed", error))?
-                .map_err(|_| StoreError::Internal {
-                    message: "lsm background thread panicked".into(),
-                    source: None,
-                })?;
+        let health = &self.engine.health;
+        let closing = async {
+            if let Some(handle) = self.stop_background() {
+                let joined = tokio::task::spawn_blocking(move || handle.join());
+                tokio::select! {
+                    joined = joined => joined
+                        .map_err(|error| StoreError::internal("lsm background stop failed", error))?
+                        .map_err(|_| StoreError::Internal {
+                            message: "lsm background thread panicked".into(),
+                            source: None,
+                        })?,
+                    () = health.failed() => return Err(health.failure()),
+                }
+            }
+            blocking(&self.engine, Engine::flush_and_sync).await
+        };
+        match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+            Ok(closed) => closed,
+            Err(_elapsed) => Err(health.latch(&Fault::CloseTimedOut(CLOSE_TIMEOUT))),
         }
-        blocking(&self.engine, Engine::flush_and_sync).await
     }
 }

@@ -13,16 +13,18 @@ mod write;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use remote_storage_core::{StoreStats, UnixNanos};
+use remote_storage_core::{StoreError, StoreStats, UnixNanos};
 
 use self::batch_ids::BatchIds;
 pub(crate) use self::partition::Partition;
 use self::partition::PartitionId;
 use crate::config::SyncPolicy;
 use crate::error::LsmError;
+use crate::health::StoreHealth;
 use crate::keys;
 
 /// Journals kept before fjall forces memtables to disk. A crash replays at most this much at
@@ -34,6 +36,8 @@ const MAX_JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
 const FORMAT_VERSION: u8 = 2;
 /// The keyspace holding the format record.
 const META_KEYSPACE: &str = "meta";
+/// How often a flush wait looks at fjall's progress (and whether it has died).
+const FLUSH_POLL: Duration = Duration::from_millis(10);
 
 type PartitionMap = BTreeMap<PartitionId, Arc<Partition>>;
 
@@ -47,6 +51,8 @@ pub(crate) struct Engine {
     /// Holds the format record and the batch ID reservation.
     meta: Keyspace,
     batch_ids: Mutex<BatchIds>,
+    /// Whether the store still serves; latches the first fatal storage fault.
+    pub(crate) health: StoreHealth,
     /// An ephemeral store's directory; declared last so it is removed after the database
     /// closes (streams hold the engine, so it lives as long as they do).
     _temp_dir: Option<tempfile::TempDir>,
@@ -83,6 +89,7 @@ impl Engine {
             partitions: RwLock::new(BTreeMap::new()),
             meta,
             batch_ids: Mutex::new(batch_ids),
+            health: StoreHealth::new(path),
             _temp_dir: temp_dir,
         };
         let mut partitions = BTreeMap::new();
@@ -117,12 +124,37 @@ impl Engine {
     /// Flushes every memtable into tables, then syncs: fjall frees a journal only once every
     /// keyspace written in it is flushed, so this leaves no journal to replay or keep.
     pub(crate) fn flush_and_sync(&self) -> Result<(), LsmError> {
+        let mut keyspaces = vec![self.meta.clone()];
         for partition in self.snapshot() {
-            partition.spans.rotate_memtable_and_wait()?;
-            partition.index.rotate_memtable_and_wait()?;
+            keyspaces.push(partition.spans.clone());
+            keyspaces.push(partition.index.clone());
         }
-        self.meta.rotate_memtable_and_wait()?;
+        self.flush(&keyspaces)?;
         self.sync_all()
+    }
+
+    /// Seals the memtables of `keyspaces` and waits until fjall has written them out as
+    /// tables. Unlike fjall's `rotate_memtable_and_wait`, gives up as soon as the database is
+    /// poisoned: a flush worker that died (a full disk) never empties the queue, and that wait
+    /// would never return.
+    pub(crate) fn flush(&self, keyspaces: &[Keyspace]) -> Result<(), LsmError> {
+        for keyspace in keyspaces {
+            keyspace.rotate_memtable()?;
+        }
+        while keyspaces
+            .iter()
+            .any(|keyspace| keyspace.sealed_memtable_count() > 0)
+        {
+            // Writes nothing to disk; fails once fjall has poisoned itself.
+            self.db.persist(PersistMode::Buffer)?;
+            std::thread::sleep(FLUSH_POLL);
+        }
+        Ok(())
+    }
+
+    /// The store's error for a failed engine call, latching fatal faults. Blocking.
+    pub(crate) fn store_error(&self, error: LsmError) -> StoreError {
+        self.health.store_error(error, &self.db)
     }
 
     /// A read guard over the partition map that holds every partition in `ids`, creating the
@@ -204,6 +236,18 @@ impl Engine {
         self.db.delete_keyspace(partition.spans.clone())?;
         self.db.delete_keyspace(partition.index.clone())?;
         Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if self.health.is_failed() {
+            // Closing a fjall database waits for its worker threads, and one stuck on the
+            // failed disk would hold this thread, and with it the process, forever. The store
+            // is dead and everything acknowledged is in the journal already: leave the
+            // database to the process exit.
+            std::mem::forget(self.db.clone());
+        }
     }
 }
 
