@@ -1,6 +1,7 @@
 //! `jaeger-remote-storage`: parse the CLI, start logging, run until SIGTERM or Ctrl-C.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser as _;
 use remote_storage::cli::Cli;
@@ -10,8 +11,28 @@ use remote_storage::cli::Cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long blocking tasks still running after the server stopped may take to finish. Normally
+/// there are none; one stuck in a failed storage engine is left behind, so it cannot keep the
+/// process alive (a `#[tokio::main]` runtime waits for them forever).
+const BLOCKING_TASKS_GRACE: Duration = Duration::from_millis(500);
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(runtime_error) => {
+            eprintln!("jaeger-remote-storage: starting the async runtime: {runtime_error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let exit_code = runtime.block_on(serve());
+    runtime.shutdown_timeout(BLOCKING_TASKS_GRACE);
+    exit_code
+}
+
+async fn serve() -> ExitCode {
     let cli = Cli::parse();
     if let Err(logging_error) = remote_storage::init_logging(cli.log_format, &cli.log_level) {
         eprintln!("jaeger-remote-storage: {logging_error:#}");

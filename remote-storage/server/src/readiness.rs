@@ -20,6 +20,8 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 use tracing::{info, warn};
 
+use crate::grpc::health::EndingHealth;
+
 /// How often readiness is re-checked.
 const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// A readiness probe slower than this counts as not ready.
@@ -46,6 +48,8 @@ pub(crate) struct Readiness {
     ready: AtomicBool,
     reporter: HealthReporter,
     lifecycle: Arc<dyn StoreLifecycle>,
+    /// Turns true at shutdown, ending every health Watch stream.
+    stopping: watch::Sender<bool>,
 }
 
 impl Readiness {
@@ -55,14 +59,24 @@ impl Readiness {
             ready: AtomicBool::new(false),
             reporter: HealthReporter::new(),
             lifecycle,
+            stopping: watch::Sender::new(false),
         });
         readiness.publish(false).await;
         readiness
     }
 
     /// A `grpc.health.v1.Health` service over these statuses; one per listener.
-    pub(crate) fn health_service(&self) -> HealthServer<HealthService> {
-        HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
+    pub(crate) fn health_service(&self) -> HealthServer<EndingHealth> {
+        HealthServer::new(EndingHealth::new(
+            HealthService::from_health_reporter(self.reporter.clone()),
+            self.stopping.subscribe(),
+        ))
+    }
+
+    /// Ends every health Watch stream (after the status they have not sent yet), so watchers
+    /// do not hold a stopping server until the drain timeout.
+    pub(crate) fn end_watches(&self) {
+        self.stopping.send_replace(true);
     }
 
     pub(crate) fn is_ready(&self) -> bool {

@@ -28,9 +28,31 @@ use crate::metrics::ServerMetrics;
 use crate::readiness::Readiness;
 use crate::tenancy::TenancyGuard;
 
-/// How long in-flight requests may take to finish after shutdown starts; connections still
-/// open then (e.g. health Watch streams) are cut.
+/// The longest a shutdown takes, from its start to the backend closed, whatever state the
+/// backend is in: in-flight requests get what [`CLOSE_TIMEOUT`] leaves of it (connections
+/// still open then are cut), the backend gets the rest to close. 30 s is also Kubernetes'
+/// default grace period before it kills a pod.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The part of [`DRAIN_TIMEOUT`] kept for closing the backend (an LSM store flushes its
+/// memtables); a backend that takes longer is left behind, its journal replayed at the next
+/// start.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a shutdown may take (see [`DRAIN_TIMEOUT`]); a parameter so tests can shorten it.
+#[derive(Debug, Clone, Copy)]
+struct ShutdownLimits {
+    /// From the start of the shutdown to the backend closed.
+    total: Duration,
+    /// The part of `total` kept for closing the backend.
+    close: Duration,
+}
+
+impl ShutdownLimits {
+    const SERVER: Self = Self {
+        total: DRAIN_TIMEOUT,
+        close: CLOSE_TIMEOUT,
+    };
+}
 
 /// Result of one listener task, named for logs.
 type ListenerResult = (&'static str, anyhow::Result<()>);
@@ -144,6 +166,7 @@ impl RunningServer {
                 readiness,
                 readiness_task,
                 Arc::clone(&backend.lifecycle),
+                ShutdownLimits::SERVER,
             )
             .instrument(info_span!("server", backend = backend.name)),
         );
@@ -276,6 +299,7 @@ async fn supervise(
     readiness: Arc<Readiness>,
     readiness_task: JoinHandle<()>,
     lifecycle: Arc<dyn StoreLifecycle>,
+    limits: ShutdownLimits,
 ) -> anyhow::Result<()> {
     let mut first_error: Option<anyhow::Error> = None;
     let mut record = |joined: Result<ListenerResult, tokio::task::JoinError>| {
@@ -299,23 +323,40 @@ async fn supervise(
         }
     }
     info!("shutting down: no new connections, draining in-flight requests");
+    let shutdown_started = tokio::time::Instant::now();
+    let deadline = shutdown_started + limits.total;
     readiness.publish(false).await;
+    readiness.end_watches();
+    // A readiness probe in flight is of no use any more, and may wait on a stuck backend.
+    readiness_task.abort();
 
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    let drain_limit = limits.total.saturating_sub(limits.close);
+    let drained = tokio::time::timeout_at(shutdown_started + drain_limit, async {
         while let Some(joined) = listeners.join_next().await {
             record(joined);
         }
     })
     .await;
     if drained.is_err() {
-        warn!(timeout = ?DRAIN_TIMEOUT, "connections still open after the drain timeout; closing them");
+        warn!(timeout = ?drain_limit, "connections still open after the drain timeout; closing them");
         listeners.shutdown().await;
     }
     let _ = readiness_task.await;
 
-    if let Err(close_error) = lifecycle.close().await {
-        error!(error = %close_error, "closing the backend failed");
-        first_error.get_or_insert(anyhow::Error::new(close_error).context("closing the backend"));
+    match tokio::time::timeout_at(deadline, lifecycle.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(close_error)) => {
+            error!(error = %close_error, "closing the backend failed");
+            first_error
+                .get_or_insert(anyhow::Error::new(close_error).context("closing the backend"));
+        }
+        Err(_elapsed) => {
+            error!(timeout = ?limits.total, "the backend did not close before the shutdown deadline; stopping without it");
+            first_error.get_or_insert(anyhow::anyhow!(
+                "closing the backend took longer than the shutdown limit ({:?})",
+                limits.total
+            ));
+        }
     }
     info!("jaeger-remote-storage stopped");
     first_error.map_or(Ok(()), Err)
@@ -338,4 +379,50 @@ pub async fn wait_for_termination_signal() -> anyhow::Result<()> {
         .await
         .context("waiting for Ctrl-C")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use remote_storage_core::StoreResult;
+
+    use super::*;
+
+    /// A backend whose close never returns, like a storage engine stuck on a dead disk.
+    struct StuckClose;
+
+    #[async_trait]
+    impl StoreLifecycle for StuckClose {
+        async fn close(&self) -> StoreResult<()> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_never_closes_does_not_hold_the_shutdown() {
+        let lifecycle: Arc<dyn StoreLifecycle> = Arc::new(StuckClose);
+        let readiness = Readiness::new(Arc::clone(&lifecycle)).await;
+        let (shutdown, receiver) = watch::channel(false);
+        let readiness_task = tokio::spawn(Arc::clone(&readiness).run(receiver));
+        shutdown.send_replace(true);
+        let limits = ShutdownLimits {
+            total: Duration::from_millis(300),
+            close: Duration::from_millis(100),
+        };
+        let started = tokio::time::Instant::now();
+        let supervised = supervise(
+            JoinSet::new(),
+            shutdown,
+            readiness,
+            readiness_task,
+            lifecycle,
+            limits,
+        );
+        // Generous, so a slow machine does not fail it; a hang does.
+        let stopped = tokio::time::timeout(Duration::from_secs(10), supervised)
+            .await
+            .expect("the shutdown ends");
+        assert!(stopped.is_err(), "a backend that did not close is reported");
+        eprintln!("stopped in {:?} with a stuck backend", started.elapsed());
+    }
 }

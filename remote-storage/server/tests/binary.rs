@@ -152,6 +152,7 @@ async fn the_binary_serves_from_env_config_and_exits_cleanly_on_sigterm() {
         mut guard,
         grpc_addr,
         log_lines: log_reader,
+        ..
     } = start_binary(
         &[],
         &[

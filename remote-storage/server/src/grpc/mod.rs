@@ -7,6 +7,7 @@ mod capabilities;
 pub(crate) mod chunking;
 pub(crate) mod client_errors;
 mod dependency_reader;
+pub(crate) mod health;
 mod otlp;
 pub(crate) mod rpc_metrics;
 mod status;

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use jaeger_remote_proto::otlp::collector::ExportTraceServiceRequest;
 use jaeger_remote_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
@@ -35,6 +35,35 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Sends SIGTERM and waits up to `limit` for the process to exit; returns its status and how
+/// long it took, or `None` (after killing it) when it did not exit in time.
+pub(crate) async fn terminate(
+    guard: &mut ChildGuard,
+    limit: Duration,
+) -> Option<(ExitStatus, Duration)> {
+    let mut child = guard.0.take().expect("the process is running");
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+    let started = Instant::now();
+    // Waiting blocks; off the runtime, so clients the test still holds keep working.
+    tokio::task::spawn_blocking(move || {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some((status, started.elapsed()));
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap()
+}
+
 /// Pulls `"key":"value"` out of a JSON log line.
 pub(crate) fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let marker = format!("\"{key}\":\"");
@@ -49,6 +78,8 @@ pub(crate) struct Started {
     pub(crate) guard: ChildGuard,
     /// Where its gRPC listener is bound.
     pub(crate) grpc_addr: SocketAddr,
+    /// Where its admin HTTP listener is bound, when it has one.
+    pub(crate) admin_addr: Option<SocketAddr>,
     /// Every stdout line, returned when the process exits.
     pub(crate) log_lines: tokio::task::JoinHandle<Vec<String>>,
 }
@@ -79,19 +110,22 @@ pub(crate) async fn start_binary(arguments: &[&str], environment: &[(&str, &str)
             {
                 let grpc_addr: SocketAddr =
                     json_field(&line, "grpc_addr").unwrap().parse().unwrap();
-                let _ = sender.send(grpc_addr);
+                // `off` when there is no admin listener.
+                let admin_addr = json_field(&line, "admin_addr").and_then(|addr| addr.parse().ok());
+                let _ = sender.send((grpc_addr, admin_addr));
             }
             lines.push(line);
         }
         lines
     });
-    let grpc_addr = tokio::time::timeout(Duration::from_secs(60), addr_receiver)
+    let (grpc_addr, admin_addr) = tokio::time::timeout(Duration::from_secs(60), addr_receiver)
         .await
         .expect("server started within 60 s")
         .expect("started line logged");
     Started {
         guard,
         grpc_addr,
+        admin_addr,
         log_lines,
     }
 }
