@@ -10,6 +10,8 @@ mod error;
 mod fault;
 mod health;
 mod keys;
+#[cfg(test)]
+mod properties;
 mod read;
 mod records;
 mod store;

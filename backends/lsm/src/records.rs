@@ -16,6 +16,8 @@ use crate::keys::{ContentId, Discriminator, put_bytes, put_len, take_bytes, take
 const FORMAT_V1: u8 = 1;
 /// Span group records: lz4-compressed.
 const FORMAT_GROUP: u8 = 2;
+/// The most lz4 can expand its input (a run of one byte compresses about 255 to 1).
+const MAX_LZ4_RATIO: u64 = 256;
 
 /// A resource with its `ResourceSpans.schema_url`, as one protobuf message
 /// (`ResourceSpans` without spans), and the hash that names it.
@@ -177,6 +179,18 @@ impl SpanGroup {
             Some((&FORMAT_GROUP, rest)) => rest,
             _ => return Err(LsmError::corrupt("span group record has an unknown format")),
         };
+        // A corrupt size prefix must not make us reserve gigabytes: lz4 expands at most
+        // about 255 to 1, so a larger claim is corrupt.
+        let declared = compressed
+            .get(..4)
+            .and_then(|prefix| prefix.try_into().ok())
+            .map_or(0, u32::from_le_bytes);
+        if u64::from(declared) > (compressed.len() as u64).saturating_mul(MAX_LZ4_RATIO) {
+            return Err(LsmError::corrupt(format!(
+                "span group claims {declared} bytes from {} compressed",
+                compressed.len()
+            )));
+        }
         let plain = lz4_flex::decompress_size_prepended(compressed).map_err(|error| {
             LsmError::corrupt(format!("span group does not decompress: {error}"))
         })?;

@@ -10,6 +10,8 @@ use remote_storage_core::{
 mod args;
 mod config;
 mod error;
+#[cfg(test)]
+mod properties;
 mod rows;
 mod schema;
 mod search;

@@ -28,6 +28,8 @@ pub mod ids;
 pub mod index_term;
 pub mod matcher;
 pub mod model;
+#[cfg(test)]
+mod properties;
 pub mod query;
 pub mod secret_file;
 pub mod store;

@@ -5,6 +5,8 @@
 pub(crate) mod admission;
 mod capabilities;
 pub(crate) mod chunking;
+#[cfg(test)]
+mod chunking_properties;
 pub(crate) mod client_errors;
 mod dependency_reader;
 pub(crate) mod health;
