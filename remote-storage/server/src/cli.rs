@@ -22,8 +22,23 @@ use crate::serve::{RunningServer, wait_for_termination_signal};
 
 /// gRPC remote storage for Jaeger v2 (Jaeger's `grpc` storage type).
 #[derive(Debug, Parser)]
-#[command(name = "jaeger-remote-storage", version, about, long_about = None)]
+#[command(
+    name = "jaeger-remote-storage",
+    version = env!("JAEGER_REMOTE_STORAGE_VERSION_TEXT"),
+    about,
+    long_about = None
+)]
 pub struct Cli {
+    /// YAML file holding any of these settings, nested by flag name (`memory: {max-traces:
+    /// 1000}`); flags and environment variables win over it.
+    #[arg(long, env = "JAEGER_REMOTE_STORAGE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Print the effective configuration (in --config format, each value with its source,
+    /// secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Storage backend.
     #[arg(long, env = "JAEGER_REMOTE_STORAGE_BACKEND", value_enum, default_value_t = BackendKind::Memory)]
     pub backend: BackendKind,

@@ -21,6 +21,7 @@
 mod backend;
 pub mod cli;
 mod config;
+pub mod config_file;
 mod grpc;
 mod http;
 mod logging;

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser as _;
-use remote_storage::cli::Cli;
+use remote_storage::config_file::Loaded;
 
 /// mimalloc instead of glibc malloc: the Export path allocates a String per attribute key and
 /// value, and decoding is allocation-bound (see bench/PROFILES.md).
@@ -33,7 +32,17 @@ fn main() -> ExitCode {
 }
 
 async fn serve() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match remote_storage::config_file::load(std::env::args_os()) {
+        Ok(Loaded::Run(cli)) => *cli,
+        Ok(Loaded::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(config_error) => {
+            eprintln!("jaeger-remote-storage: {config_error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(logging_error) = remote_storage::init_logging(cli.log_format, &cli.log_level) {
         eprintln!("jaeger-remote-storage: {logging_error:#}");
         return ExitCode::FAILURE;

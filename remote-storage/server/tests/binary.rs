@@ -88,6 +88,65 @@ fn help_lists_every_flag_with_its_env_var() {
 }
 
 #[test]
+fn version_names_the_revision_and_the_compiled_in_backends() {
+    let output = run(&["--version"], &[]);
+    assert!(output.status.success());
+    let version = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        version.starts_with(&format!(
+            "jaeger-remote-storage {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{version}"
+    );
+    assert!(version.contains("(git "), "{version}");
+    // This test binary is built with the default features: every backend.
+    for backend in [
+        "memory",
+        "lsm",
+        "postgres",
+        "elasticsearch",
+        "cassandra",
+        "discard",
+    ] {
+        assert!(version.contains(backend), "{backend} missing: {version}");
+    }
+}
+
+#[test]
+fn a_config_file_configures_the_binary_with_environment_and_flags_over_it() {
+    let path = std::env::temp_dir().join(format!("jrs-binary-config-{}.yaml", std::process::id()));
+    std::fs::write(
+        &path,
+        "grpc-addr: 127.0.0.1:7001\nmax-chunk-spans: 11\nmemory:\n  max-traces: 42\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let output = run(
+        &["--config", config, "--max-chunk-spans=12", "--print-config"],
+        &[("JAEGER_REMOTE_STORAGE_GRPC_ADDR", "127.0.0.1:7002")],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("grpc-addr: \"127.0.0.1:7002\"  # environment"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("max-chunk-spans: \"12\"  # flag"),
+        "{printed}"
+    );
+    assert!(printed.contains("max-traces: \"42\"  # file"), "{printed}");
+
+    std::fs::write(&path, "grpc-adr: 127.0.0.1:7001\n").unwrap();
+    let output = run(&["--config", config], &[]);
+    assert!(!output.status.success());
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(error.contains(":1: unknown setting `grpc-adr`"), "{error}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn invalid_env_values_are_refused_naming_the_flag() {
     let output = run(&[], &[("JAEGER_REMOTE_STORAGE_MAX_CHUNK_SPANS", "0")]);
     assert_eq!(output.status.code(), Some(2));
