@@ -36,7 +36,7 @@ pub struct Cli {
 
     /// Print the effective configuration (in --config format, each value with its source,
     /// secrets redacted) and exit.
-    #[arg(long)]
+    #[arg(long, env = "JAEGER_REMOTE_STORAGE_PRINT_CONFIG")]
     pub print_config: bool,
 
     /// Storage backend.
