@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod names;
 mod records;
+mod rollups;
 mod store;
 mod tenant;
 mod terms;

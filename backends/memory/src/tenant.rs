@@ -7,6 +7,8 @@
 //! decoded OTLP message takes. Spans are decoded only to answer a read or to test a search
 //! condition the index record cannot decide.
 
+#[cfg(test)]
+mod dependency_properties;
 mod search;
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
@@ -26,6 +28,7 @@ use crate::names::{Operations, Services};
 use crate::records::{
     Group, MAX_SPANS_PER_TRACE, MAX_TRACE_SEQUENCE, SpanKey, SpanSlot, StoredSpan, StoredTrace,
 };
+use crate::rollups::{self, CallRollups};
 use crate::terms::TermDictionary;
 
 /// All data of one tenant, bounded to `max_traces` traces.
@@ -47,6 +50,11 @@ pub(crate) struct TenantStore {
     /// The attribute index.
     blocks: SpanBlocks,
     span_count: usize,
+    /// Dependency calls by minute, kept as spans arrive.
+    calls: CallRollups,
+    /// Traces this write added spans to, with their span count before it: their new calls
+    /// are counted when the write ends (or before an eviction, which must see them counted).
+    unsettled: HashMap<u64, usize>,
     /// Reused buffers of the write path.
     scratch_payload: Vec<u8>,
     scratch_hashes: Vec<u64>,
@@ -65,6 +73,8 @@ impl TenantStore {
             terms: TermDictionary::default(),
             blocks: SpanBlocks::default(),
             span_count: 0,
+            calls: CallRollups::default(),
+            unsettled: HashMap::new(),
             scratch_payload: Vec::new(),
             scratch_hashes: Vec::new(),
         }
@@ -100,7 +110,30 @@ impl TenantStore {
                 refused.get_or_insert(error);
             }
         }
+        self.settle();
         refused.map_or(Ok(()), Err)
+    }
+
+    /// Counts the calls the spans appended since the last settle add.
+    fn settle(&mut self) {
+        let Self {
+            traces,
+            first_sequence,
+            calls,
+            unsettled,
+            ..
+        } = self;
+        for (sequence, old_len) in unsettled.drain() {
+            let Some(trace) = usize::try_from(sequence - *first_sequence)
+                .ok()
+                .and_then(|position| traces.get(position))
+            else {
+                continue;
+            };
+            rollups::added_calls(&trace.spans, old_len, |start, parent, child| {
+                calls.add(start, parent, child);
+            });
+        }
     }
 
     fn oldest_live(&self) -> SpanSlot {
@@ -127,6 +160,7 @@ impl TenantStore {
             ));
         }
         if self.traces.len() >= self.max_traces.get() {
+            self.settle();
             self.evict_oldest();
         }
         let sequence = self.first_sequence + self.traces.len() as u64;
@@ -158,6 +192,7 @@ impl TenantStore {
             span_count,
             scratch_payload,
             scratch_hashes,
+            unsettled,
             ..
         } = self;
         let Some(trace) = usize::try_from(sequence - *first_sequence)
@@ -175,6 +210,7 @@ impl TenantStore {
             )));
         }
         let slot = SpanSlot::new(sequence, index);
+        unsettled.entry(sequence).or_insert(index);
 
         let service = services.id_or_insert(span.service_name());
         if !trace.services.contains(&service) {
@@ -254,6 +290,10 @@ impl TenantStore {
         let sequence = self.first_sequence;
         self.first_sequence += 1;
         self.sequence_by_id.remove(&trace.trace_id);
+        let calls = &mut self.calls;
+        rollups::trace_calls(&trace.spans, |start, parent, child| {
+            calls.remove(start, parent, child);
+        });
         for (index, span) in trace.spans.iter().enumerate() {
             let key = SpanKey {
                 start: UnixNanos(span.start),
@@ -322,12 +362,54 @@ impl TenantStore {
         Span::new(Arc::clone(&group.resource), Arc::clone(&group.scope), otlp)
     }
 
-    /// Links from the traces that have a span starting inside the window.
+    /// Links of the calls whose callee starts inside the window: the window's whole minutes
+    /// from the rollups, its partial minutes at either edge from the spans.
     pub(crate) fn dependencies(&self, window: &DependencyQuery) -> Vec<DependencyLink> {
+        let mut counter = DependencyCounter::default();
+        let Some(whole) = rollups::whole_buckets(window) else {
+            self.count_from_spans(window, &mut counter);
+            return counter.finish();
+        };
+        let whole_start = whole.start * rollups::BUCKET_NANOS;
+        // `None`: the whole buckets reach the last representable nanosecond.
+        let whole_end = whole.end.checked_mul(rollups::BUCKET_NANOS);
+        if window.start.0 < whole_start {
+            self.count_from_spans(
+                &DependencyQuery {
+                    start: window.start,
+                    end: UnixNanos(whole_start - 1),
+                },
+                &mut counter,
+            );
+        }
+        if let Some(whole_end) = whole_end.filter(|whole_end| *whole_end <= window.end.0) {
+            self.count_from_spans(
+                &DependencyQuery {
+                    start: UnixNanos(whole_end),
+                    end: window.end,
+                },
+                &mut counter,
+            );
+        }
+        for (parent, child, count) in self.calls.calls(whole) {
+            counter.add_calls(self.services.name(parent), self.services.name(child), count);
+        }
+        counter.finish()
+    }
+
+    /// Links counted from the spans alone (what the rollups must always equal).
+    #[cfg(test)]
+    pub(crate) fn dependencies_from_spans(&self, window: &DependencyQuery) -> Vec<DependencyLink> {
+        let mut counter = DependencyCounter::default();
+        self.count_from_spans(window, &mut counter);
+        counter.finish()
+    }
+
+    /// Counts the calls whose callee starts inside the window, trace by trace.
+    fn count_from_spans(&self, window: &DependencyQuery, counter: &mut DependencyCounter) {
         let lower = SpanKey::lowest(window.start);
         let upper = SpanKey::highest(window.end);
         let mut counted: HashSet<u64> = HashSet::new();
-        let mut counter = DependencyCounter::default();
         for key in self.spans_by_start.range(lower..=upper) {
             let sequence = key.slot.sequence();
             if !counted.insert(sequence) {
@@ -345,6 +427,5 @@ impl TenantStore {
                 );
             }
         }
-        counter.finish()
     }
 }

@@ -85,6 +85,20 @@ impl DependencyCounter {
         }
     }
 
+    /// Adds `calls` calls from `parent` to `child`, counted elsewhere (e.g. a backend's
+    /// rollups of whole time buckets).
+    pub fn add_calls(&mut self, parent: &str, child: &str, calls: u64) {
+        if calls == 0 {
+            return;
+        }
+        *self
+            .calls
+            .entry(parent.to_owned())
+            .or_default()
+            .entry(child.to_owned())
+            .or_default() += calls;
+    }
+
     /// The links, sorted by parent then child.
     pub fn finish(self) -> Vec<DependencyLink> {
         let mut links: Vec<DependencyLink> = self
