@@ -46,6 +46,8 @@ async fn health(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 }
 
 async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    let text = state.metrics.render(state.lifecycle.stats());
+    let text = state
+        .metrics
+        .render(state.lifecycle.stats(), state.readiness.is_ready());
     ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text)
 }

@@ -9,6 +9,9 @@
 //! - `grpc_request_duration_seconds{method}`: RPC latency until the last response byte.
 //! - `stored_traces{backend}`, `stored_spans{backend}`: what the backend holds, read from
 //!   `StoreLifecycle::stats` at scrape time (absent if the backend does not report them).
+//! - `backend_ready{backend}`: 1 while the backend passes its readiness check (admin `/`
+//!   answers 200), 0 otherwise; read at scrape time, so an alert needs no probe of its own.
+//! - `grpc_throttled_total{bound}`, `inflight_write_bytes`: backpressure (`grpc::admission`).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -66,6 +69,7 @@ pub(crate) struct ServerMetrics {
     rpc_duration: Family<MethodLabels, Histogram, fn() -> Histogram>,
     stored_traces: Family<BackendLabels, Gauge>,
     stored_spans: Family<BackendLabels, Gauge>,
+    backend_ready: Family<BackendLabels, Gauge>,
     throttled: Family<ThrottledLabels, Counter>,
     inflight_bytes: Gauge,
 }
@@ -121,6 +125,12 @@ impl ServerMetrics {
             "Spans held by the backend",
             stored_spans.clone(),
         );
+        let backend_ready = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "backend_ready",
+            "1 while the backend passes its readiness check (admin / answers 200), 0 otherwise",
+            backend_ready.clone(),
+        );
         let throttled = Family::<ThrottledLabels, Counter>::default();
         registry.register(
             "grpc_throttled",
@@ -143,6 +153,7 @@ impl ServerMetrics {
             rpc_duration,
             stored_traces,
             stored_spans,
+            backend_ready,
             throttled,
             inflight_bytes,
         }
@@ -193,12 +204,16 @@ impl ServerMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Renders the OpenMetrics text exposition, refreshing the storage gauges first.
-    pub(crate) fn render(&self, stats: Option<StoreStats>) -> String {
+    /// Renders the OpenMetrics text exposition, refreshing the storage and readiness gauges
+    /// first (`ready` is what the admin `/` endpoint would answer now).
+    pub(crate) fn render(&self, stats: Option<StoreStats>, ready: bool) -> String {
+        let labels = BackendLabels {
+            backend: self.backend,
+        };
+        self.backend_ready
+            .get_or_create(&labels)
+            .set(i64::from(ready));
         if let Some(stats) = stats {
-            let labels = BackendLabels {
-                backend: self.backend,
-            };
             self.stored_traces
                 .get_or_create(&labels)
                 .set(i64::try_from(stats.traces).unwrap_or(i64::MAX));
@@ -231,10 +246,13 @@ mod tests {
             "OK",
             Duration::from_millis(3),
         );
-        let text = metrics.render(Some(StoreStats {
-            traces: 7,
-            spans: 11,
-        }));
+        let text = metrics.render(
+            Some(StoreStats {
+                traces: 7,
+                spans: 11,
+            }),
+            true,
+        );
         for expected in [
             "jaeger_remote_storage_spans_received_total{backend=\"memory\"} 5",
             "jaeger_remote_storage_spans_rejected_total{backend=\"memory\",reason=\"invalid\"} 2",
@@ -242,8 +260,36 @@ mod tests {
             "jaeger_remote_storage_grpc_request_duration_seconds_count{method=\"jaeger.storage.v2.TraceReader/GetTraces\"} 1",
             "jaeger_remote_storage_stored_traces{backend=\"memory\"} 7",
             "jaeger_remote_storage_stored_spans{backend=\"memory\"} 11",
+            "jaeger_remote_storage_backend_ready{backend=\"memory\"} 1",
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }
+    }
+
+    #[test]
+    fn backend_ready_follows_each_scrape_both_ways() {
+        let metrics = ServerMetrics::new("lsm");
+        let ready_line = |text: &str| {
+            text.lines()
+                .find(|line| line.starts_with("jaeger_remote_storage_backend_ready{"))
+                .map(str::to_owned)
+        };
+        // Not ready yet: the series exists (an alert on `== 0` fires) rather than being absent.
+        let before = metrics.render(None, false);
+        assert_eq!(
+            ready_line(&before).as_deref(),
+            Some("jaeger_remote_storage_backend_ready{backend=\"lsm\"} 0")
+        );
+        let ready = metrics.render(None, true);
+        assert_eq!(
+            ready_line(&ready).as_deref(),
+            Some("jaeger_remote_storage_backend_ready{backend=\"lsm\"} 1")
+        );
+        // A backend that fails later (disk full, database gone) turns it back to 0.
+        let failed = metrics.render(None, false);
+        assert_eq!(
+            ready_line(&failed).as_deref(),
+            Some("jaeger_remote_storage_backend_ready{backend=\"lsm\"} 0")
+        );
     }
 }
