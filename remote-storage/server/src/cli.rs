@@ -18,6 +18,7 @@ use crate::config::{
     DEFAULT_THROTTLE_RETRY_DELAY, ServerConfig, ServerLimits, TenancyConfig,
 };
 use crate::logging::LogFormat;
+pub use crate::security_args::SecurityArgs;
 use crate::serve::{RunningServer, wait_for_termination_signal};
 
 /// gRPC remote storage for Jaeger v2 (Jaeger's `grpc` storage type).
@@ -186,6 +187,10 @@ pub struct Cli {
     #[arg(long, env = "JAEGER_REMOTE_STORAGE_PRINT_SCHEMA")]
     pub print_schema: bool,
 
+    /// TLS per listener.
+    #[command(flatten)]
+    pub security: SecurityArgs,
+
     /// Each backend's flags, under its own heading.
     #[command(flatten)]
     pub backends: BackendArgs,
@@ -245,6 +250,7 @@ impl Cli {
                 keepalive_interval: self.keepalive_interval.0,
                 keepalive_timeout: self.keepalive_timeout.0,
             },
+            security: self.security.config(),
         })
     }
 
@@ -295,6 +301,7 @@ fn parse_nonzero_byte_size(text: &str) -> Result<NonZeroUsize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{SecurityConfig, TlsFiles};
     use clap::CommandFactory as _;
     use std::time::Duration;
 
@@ -410,6 +417,15 @@ mod tests {
             "log-format",
             "log-level",
             "print-schema",
+            "grpc.tls.cert",
+            "grpc.tls.key",
+            "grpc.tls.client-ca",
+            "writer.tls.cert",
+            "writer.tls.key",
+            "writer.tls.client-ca",
+            "admin.tls.cert",
+            "admin.tls.key",
+            "admin.tls.client-ca",
         ] {
             assert_eq!(heading_of(flag), None, "--{flag} is a server flag");
         }
@@ -504,7 +520,12 @@ mod tests {
         }
         // A backend's flags, pinned above or not, sit under that backend's heading.
         for (long, heading) in &offered {
-            if long.contains('.') && !long.starts_with("multi-tenancy.") {
+            let server_prefixes = ["multi-tenancy.", "grpc.", "writer.", "admin."];
+            if long.contains('.')
+                && !server_prefixes
+                    .iter()
+                    .any(|prefix| long.starts_with(prefix))
+            {
                 assert!(
                     heading.as_deref().is_some_and(|h| h.contains("--backend ")),
                     "--{long} is not under a backend heading: {heading:?}"
@@ -523,6 +544,7 @@ mod tests {
         assert_eq!(config.writer_addr, None);
         assert_eq!(config.purger_addr, None);
         assert_eq!(config.tenancy, TenancyConfig::default());
+        assert_eq!(config.security, SecurityConfig::default());
         assert_eq!(config.limits.max_recv_bytes, 64 << 20);
         assert_eq!(config.limits.max_chunk_spans.get(), 1000);
         assert_eq!(config.limits.max_chunk_bytes.get(), 2 << 20);
@@ -574,6 +596,76 @@ mod tests {
         assert_eq!(config.limits.query.default_search_depth.get(), 20);
         assert_eq!(config.limits.query.max_search_depth.get(), 500);
         assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn tls_flags_are_read_and_paired() {
+        let cli = parse(&[
+            "--writer-addr=127.0.0.1:2",
+            "--grpc.tls.cert=/tls/grpc.crt",
+            "--grpc.tls.key=/tls/grpc.key",
+            "--grpc.tls.client-ca=/tls/clients.crt",
+            "--writer.tls.cert=/tls/writer.crt",
+            "--writer.tls.key=/tls/writer.key",
+            "--admin.tls.cert=/tls/admin.crt",
+            "--admin.tls.key=/tls/admin.key",
+            "--admin.tls.client-ca=/tls/probes.crt",
+        ]);
+        let security = cli.server_config().unwrap().security;
+        let files = |cert: &str, key: &str, client_ca: Option<&str>| TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: client_ca.map(Into::into),
+        };
+        assert_eq!(
+            security.grpc_tls,
+            Some(files(
+                "/tls/grpc.crt",
+                "/tls/grpc.key",
+                Some("/tls/clients.crt")
+            ))
+        );
+        assert_eq!(
+            security.writer_tls,
+            Some(files("/tls/writer.crt", "/tls/writer.key", None))
+        );
+        assert_eq!(
+            security.admin_tls,
+            Some(files(
+                "/tls/admin.crt",
+                "/tls/admin.key",
+                Some("/tls/probes.crt")
+            ))
+        );
+        // Env vars follow the flag names.
+        let command = Cli::command();
+        for argument in command.get_arguments() {
+            let Some(long) = argument.get_long() else {
+                continue;
+            };
+            if ["grpc.tls.", "writer.tls.", "admin.tls."]
+                .iter()
+                .any(|prefix| long.starts_with(prefix))
+            {
+                let expected = format!(
+                    "JAEGER_REMOTE_STORAGE_{}",
+                    long.replace(['.', '-'], "_").to_ascii_uppercase()
+                );
+                assert_eq!(argument.get_env(), Some(expected.as_ref()), "--{long}");
+            }
+        }
+        // A certificate without its key (or the reverse, or a CA alone) is refused by clap.
+        for lonely in [
+            &["--grpc.tls.cert=/a"][..],
+            &["--grpc.tls.key=/a"],
+            &["--grpc.tls.client-ca=/a"],
+            &["--admin.tls.cert=/a"],
+            &["--writer.tls.cert=/a", "--writer.tls.key=/b"],
+        ] {
+            let mut all = vec!["jaeger-remote-storage"];
+            all.extend_from_slice(lonely);
+            assert!(Cli::try_parse_from(all).is_err(), "{lonely:?}");
+        }
     }
 
     #[cfg(feature = "backend-memory")]

@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use remote_storage_core::QueryLimits;
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     pub tenancy: TenancyConfig,
     /// Message sizes, stream chunking and search limits.
     pub limits: ServerLimits,
+    /// TLS on the listeners; off by default.
+    pub security: SecurityConfig,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             purger_addr: None,
             tenancy: TenancyConfig::default(),
             limits: ServerLimits::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ impl ServerConfig {
             purger_addr: Some(any_local_port),
             tenancy: TenancyConfig::default(),
             limits: ServerLimits::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -152,4 +157,44 @@ impl Default for ServerLimits {
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
         }
     }
+}
+
+/// How often certificate files are checked for changes (SIGHUP reloads at once).
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// TLS per listener. Plaintext by default, for local use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// TLS on the main gRPC listener.
+    pub grpc_tls: Option<TlsFiles>,
+    /// TLS on the writer listener; `None` uses [`SecurityConfig::grpc_tls`], so turning TLS
+    /// on for gRPC never leaves the writer in plaintext by omission.
+    pub writer_tls: Option<TlsFiles>,
+    /// TLS on the admin and purger HTTP listeners.
+    pub admin_tls: Option<TlsFiles>,
+    /// How often the certificate files are checked for changes.
+    pub reload_interval: Duration,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            grpc_tls: None,
+            writer_tls: None,
+            admin_tls: None,
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
+        }
+    }
+}
+
+/// The PEM files of one TLS listener; re-read when they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates that sign client certificates; when given, clients must present one
+    /// (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }

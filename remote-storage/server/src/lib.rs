@@ -27,16 +27,21 @@ mod http;
 mod logging;
 mod metrics;
 mod readiness;
+mod reload;
+mod security;
+mod security_args;
 mod serve;
 mod tenancy;
+mod tls;
 
 pub use backend::{BackendConfig, open_backend};
 pub use config::{
     DEFAULT_ADMIN_PORT, DEFAULT_GRPC_PORT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_CHUNK_BYTES, DEFAULT_MAX_CHUNK_SPANS, DEFAULT_MAX_CONCURRENT_READS,
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONCURRENT_WRITES, DEFAULT_MAX_INFLIGHT_BYTES,
-    DEFAULT_MAX_RECV_BYTES, DEFAULT_TENANT_HEADER, DEFAULT_THROTTLE_RETRY_DELAY, ServerConfig,
-    ServerLimits, TenancyConfig,
+    DEFAULT_MAX_RECV_BYTES, DEFAULT_RELOAD_INTERVAL, DEFAULT_TENANT_HEADER,
+    DEFAULT_THROTTLE_RETRY_DELAY, SecurityConfig, ServerConfig, ServerLimits, TenancyConfig,
+    TlsFiles,
 };
 pub use logging::{LogFormat, init_logging};
 pub use serve::{RunningServer, wait_for_termination_signal};

@@ -26,7 +26,10 @@ use crate::grpc::{self, GrpcContext, rpc_metrics::RpcMetricsLayer};
 use crate::http::admin_router;
 use crate::metrics::ServerMetrics;
 use crate::readiness::Readiness;
+use crate::security::Security;
 use crate::tenancy::TenancyGuard;
+use crate::tls::ReloadingTls;
+use crate::tls::listener::accept_tls;
 
 /// The longest a shutdown takes, from its start to the backend closed, whatever state the
 /// backend is in: in-flight requests get what [`CLOSE_TIMEOUT`] leaves of it (connections
@@ -77,6 +80,7 @@ impl RunningServer {
     /// Binds every configured listener, checks backend readiness once, and serves in the
     /// background.
     pub async fn start(config: ServerConfig, backend: Backend) -> anyhow::Result<Self> {
+        let security = Security::load(&config.security)?;
         let tenancy = TenancyGuard::new(&config.tenancy)?;
         let grpc_listener = bind(config.grpc_addr, "gRPC").await?;
         let writer_listener = bind_optional(config.writer_addr, "writer").await?;
@@ -107,6 +111,7 @@ impl RunningServer {
         listeners.spawn(serve_grpc(
             "gRPC",
             grpc_listener,
+            security.grpc_tls.clone(),
             grpc::main_routes(&context)?,
             grpc_settings.clone(),
             shutdown_receiver.clone(),
@@ -117,6 +122,7 @@ impl RunningServer {
                 listeners.spawn(serve_grpc(
                     "writer",
                     listener,
+                    security.writer_tls.clone(),
                     grpc::writer_routes(&context),
                     grpc_settings.clone(),
                     shutdown_receiver.clone(),
@@ -136,6 +142,7 @@ impl RunningServer {
                 listeners.spawn(serve_http(
                     "admin",
                     listener,
+                    security.admin_tls.clone(),
                     router,
                     shutdown_receiver.clone(),
                 ));
@@ -151,6 +158,7 @@ impl RunningServer {
                 listeners.spawn(serve_http(
                     "purger",
                     listener,
+                    security.admin_tls.clone(),
                     router,
                     shutdown_receiver.clone(),
                 ));
@@ -158,6 +166,7 @@ impl RunningServer {
             }
             None => None,
         };
+        security.spawn_reloader(shutdown_receiver.clone())?;
         let readiness_task = tokio::spawn(Arc::clone(&readiness).run(shutdown_receiver));
         let supervisor = tokio::spawn(
             supervise(
@@ -176,6 +185,9 @@ impl RunningServer {
             writer_addr = %address_text(writer_addr),
             admin_addr = %address_text(admin_addr),
             purger_addr = %address_text(purger_addr),
+            grpc_transport = Security::describe(security.grpc_tls.as_ref()),
+            writer_transport = Security::describe(security.writer_tls.as_ref()),
+            admin_transport = Security::describe(security.admin_tls.as_ref()),
             "jaeger-remote-storage started"
         );
         Ok(Self {
@@ -254,15 +266,13 @@ struct GrpcSettings {
 async fn serve_grpc(
     name: &'static str,
     listener: TcpListener,
+    tls: Option<Arc<ReloadingTls>>,
     routes: Routes,
     settings: GrpcSettings,
     shutdown: watch::Receiver<bool>,
 ) -> ListenerResult {
     let limits = settings.limits;
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(limits.keepalive_interval));
-    let served = Server::builder()
+    let server = Server::builder()
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
         // Pings find connections whose peer vanished without a FIN (a crashed collector host,
         // a dropped NAT entry), so their streams and buffers are released.
@@ -273,23 +283,61 @@ async fn serve_grpc(
         .layer(RpcMetricsLayer::new(settings.metrics))
         .layer(ClientErrorLayer)
         .layer(AdmissionLayer::new(settings.admission))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, stopping(shutdown))
-        .await
-        .with_context(|| format!("{name} gRPC listener failed"));
+        .add_routes(routes);
+    let served = match tls {
+        None => {
+            let incoming = TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(limits.keepalive_interval));
+            server
+                .serve_with_incoming_shutdown(incoming, stopping(shutdown))
+                .await
+        }
+        Some(tls) => {
+            let local_addr = match local_addr(&listener) {
+                Ok(addr) => addr,
+                Err(addr_error) => return (name, Err(addr_error)),
+            };
+            let incoming = accept_tls(
+                listener,
+                local_addr,
+                tls,
+                name,
+                Some(limits.keepalive_interval),
+            );
+            server
+                .serve_with_incoming_shutdown(incoming, stopping(shutdown))
+                .await
+        }
+    }
+    .with_context(|| format!("{name} gRPC listener failed"));
     (name, served)
 }
 
 async fn serve_http(
     name: &'static str,
     listener: TcpListener,
+    tls: Option<Arc<ReloadingTls>>,
     router: axum::Router,
     shutdown: watch::Receiver<bool>,
 ) -> ListenerResult {
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(stopping(shutdown))
-        .await
-        .with_context(|| format!("{name} HTTP listener failed"));
+    let served = match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopping(shutdown))
+                .await
+        }
+        Some(tls) => {
+            let local_addr = match local_addr(&listener) {
+                Ok(addr) => addr,
+                Err(addr_error) => return (name, Err(addr_error)),
+            };
+            axum::serve(accept_tls(listener, local_addr, tls, name, None), router)
+                .with_graceful_shutdown(stopping(shutdown))
+                .await
+        }
+    }
+    .with_context(|| format!("{name} HTTP listener failed"));
     (name, served)
 }
 
