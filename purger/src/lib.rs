@@ -4,8 +4,9 @@
 //! through [`Purger::purge`] and answers `200 purged` only once the store is empty, so the next
 //! test can write and read immediately. A failure answers `500` with the error text.
 //!
-//! The router has no authentication: mount it only on a listener that tests can reach and
-//! nobody else can (the server does so only when `--purger-addr` is given).
+//! The router itself has no authentication: the server serves it only when `--purger-addr` is
+//! given, and with `--auth.bearer-tokens-file` wraps it in its bearer-token check. Still mount
+//! it only on a listener that tests can reach and nobody else can.
 
 use std::sync::Arc;
 

@@ -187,7 +187,7 @@ pub struct Cli {
     #[arg(long, env = "JAEGER_REMOTE_STORAGE_PRINT_SCHEMA")]
     pub print_schema: bool,
 
-    /// TLS per listener.
+    /// TLS and authentication.
     #[command(flatten)]
     pub security: SecurityArgs,
 
@@ -426,6 +426,7 @@ mod tests {
             "admin.tls.cert",
             "admin.tls.key",
             "admin.tls.client-ca",
+            "auth.bearer-tokens-file",
         ] {
             assert_eq!(heading_of(flag), None, "--{flag} is a server flag");
         }
@@ -520,7 +521,7 @@ mod tests {
         }
         // A backend's flags, pinned above or not, sit under that backend's heading.
         for (long, heading) in &offered {
-            let server_prefixes = ["multi-tenancy.", "grpc.", "writer.", "admin."];
+            let server_prefixes = ["multi-tenancy.", "grpc.", "writer.", "admin.", "auth."];
             if long.contains('.')
                 && !server_prefixes
                     .iter()
@@ -599,7 +600,7 @@ mod tests {
     }
 
     #[test]
-    fn tls_flags_are_read_and_paired() {
+    fn tls_and_auth_flags_are_read_and_paired() {
         let cli = parse(&[
             "--writer-addr=127.0.0.1:2",
             "--grpc.tls.cert=/tls/grpc.crt",
@@ -610,6 +611,7 @@ mod tests {
             "--admin.tls.cert=/tls/admin.crt",
             "--admin.tls.key=/tls/admin.key",
             "--admin.tls.client-ca=/tls/probes.crt",
+            "--auth.bearer-tokens-file=/secrets/tokens",
         ]);
         let security = cli.server_config().unwrap().security;
         let files = |cert: &str, key: &str, client_ca: Option<&str>| TlsFiles {
@@ -637,13 +639,17 @@ mod tests {
                 Some("/tls/probes.crt")
             ))
         );
+        assert_eq!(
+            security.bearer_tokens_file.as_deref(),
+            Some(std::path::Path::new("/secrets/tokens"))
+        );
         // Env vars follow the flag names.
         let command = Cli::command();
         for argument in command.get_arguments() {
             let Some(long) = argument.get_long() else {
                 continue;
             };
-            if ["grpc.tls.", "writer.tls.", "admin.tls."]
+            if ["grpc.tls.", "writer.tls.", "admin.tls.", "auth."]
                 .iter()
                 .any(|prefix| long.starts_with(prefix))
             {

@@ -52,7 +52,7 @@ pub struct ServerConfig {
     pub tenancy: TenancyConfig,
     /// Message sizes, stream chunking and search limits.
     pub limits: ServerLimits,
-    /// TLS on the listeners; off by default.
+    /// TLS on the listeners and bearer-token authentication; all off by default.
     pub security: SecurityConfig,
 }
 
@@ -159,10 +159,11 @@ impl Default for ServerLimits {
     }
 }
 
-/// How often certificate files are checked for changes (SIGHUP reloads at once).
+/// How often certificate and token files are checked for changes (SIGHUP reloads at once).
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
-/// TLS per listener. Plaintext by default, for local use.
+/// TLS per listener and bearer-token authentication. Plaintext and no authentication by
+/// default, for local use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityConfig {
     /// TLS on the main gRPC listener.
@@ -172,7 +173,10 @@ pub struct SecurityConfig {
     pub writer_tls: Option<TlsFiles>,
     /// TLS on the admin and purger HTTP listeners.
     pub admin_tls: Option<TlsFiles>,
-    /// How often the certificate files are checked for changes.
+    /// Accepted bearer tokens, one per line, optionally bound to tenants; `None` turns
+    /// authentication off.
+    pub bearer_tokens_file: Option<PathBuf>,
+    /// How often the certificate and token files are checked for changes.
     pub reload_interval: Duration,
 }
 
@@ -182,6 +186,7 @@ impl Default for SecurityConfig {
             grpc_tls: None,
             writer_tls: None,
             admin_tls: None,
+            bearer_tokens_file: None,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
         }
     }

@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod backend;
 pub mod cli;
 mod config;

@@ -1,4 +1,4 @@
-//! Everything `--grpc.tls.*`, `--writer.tls.*` and `--admin.tls.*` set up, loaded
+//! Everything `--grpc.tls.*`, `--writer.tls.*`, `--admin.tls.*` and `--auth.*` set up, loaded
 //! once at start-up (a bad file fails the start, naming it and its flag) and then kept current
 //! by the reloader.
 
@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::config::SecurityConfig;
+use crate::auth::{BearerTokens, purge};
+use crate::config::{SecurityConfig, TenancyConfig};
 use crate::reload::{Reloadable, spawn_reloader};
 use crate::tls::{GRPC_ALPN, HTTP_ALPN, ReloadingTls};
 
-/// TLS per listener; `None` means plaintext.
+/// TLS per listener and the accepted tokens; `None` means plaintext or no authentication.
 #[derive(Debug)]
 pub(crate) struct Security {
     pub(crate) grpc_tls: Option<Arc<ReloadingTls>>,
@@ -18,11 +19,12 @@ pub(crate) struct Security {
     pub(crate) writer_tls: Option<Arc<ReloadingTls>>,
     /// The admin and purger listeners'.
     pub(crate) admin_tls: Option<Arc<ReloadingTls>>,
+    pub(crate) tokens: Option<Arc<BearerTokens>>,
     reload_interval: std::time::Duration,
 }
 
 impl Security {
-    pub(crate) fn load(config: &SecurityConfig) -> anyhow::Result<Self> {
+    pub(crate) fn load(config: &SecurityConfig, tenancy: &TenancyConfig) -> anyhow::Result<Self> {
         let grpc_tls = config
             .grpc_tls
             .as_ref()
@@ -37,15 +39,21 @@ impl Security {
             .as_ref()
             .map(|files| ReloadingTls::load(files, "--admin.tls", HTTP_ALPN))
             .transpose()?;
+        let tokens = config
+            .bearer_tokens_file
+            .as_deref()
+            .map(|path| BearerTokens::load(path, tenancy.enabled))
+            .transpose()?;
         Ok(Self {
             grpc_tls,
             writer_tls,
             admin_tls,
+            tokens,
             reload_interval: config.reload_interval,
         })
     }
 
-    /// Keeps certificates current until shutdown.
+    /// Keeps certificates and tokens current until shutdown.
     pub(crate) fn spawn_reloader(&self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut items: Vec<Arc<dyn Reloadable>> = Vec::new();
         for tls in [&self.grpc_tls, &self.writer_tls, &self.admin_tls]
@@ -60,7 +68,18 @@ impl Security {
                 items.push(Arc::clone(tls) as Arc<dyn Reloadable>);
             }
         }
+        if let Some(tokens) = &self.tokens {
+            items.push(Arc::clone(tokens) as Arc<dyn Reloadable>);
+        }
         spawn_reloader(items, self.reload_interval, shutdown)
+    }
+
+    /// The purge router, behind the token check when authentication is on.
+    pub(crate) fn protect_purger(&self, router: axum::Router) -> axum::Router {
+        match &self.tokens {
+            Some(tokens) => purge::require_token(router, Arc::clone(tokens)),
+            None => router,
+        }
     }
 
     /// How a listener's transport is described in the start-up log line.

@@ -1,5 +1,6 @@
-//! The TLS flags (`--grpc.tls.*`, `--writer.tls.*`, `--admin.tls.*`), flattened into
-//! [`crate::cli::Cli`]. Plaintext unless given.
+//! The TLS and authentication flags (`--grpc.tls.*`, `--writer.tls.*`, `--admin.tls.*`,
+//! `--auth.*`), flattened into [`crate::cli::Cli`]. Plaintext and no authentication unless
+//! given.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use clap::Args;
 
 use crate::config::{DEFAULT_RELOAD_INTERVAL, SecurityConfig, TlsFiles};
 
-/// TLS per listener.
+/// TLS per listener and bearer-token authentication.
 #[derive(Debug, Clone, Args)]
 pub struct SecurityArgs {
     /// PEM certificate chain of the gRPC listener; with --grpc.tls.key, the listener speaks
@@ -85,6 +86,16 @@ pub struct SecurityArgs {
         requires = "admin_tls_cert"
     )]
     pub admin_tls_client_ca: Option<PathBuf>,
+
+    /// Accepted bearer tokens, one per line, optionally `token tenant[,tenant]` to bind a token
+    /// to tenants (needs --multi-tenancy.enabled). Every gRPC service except health and
+    /// reflection, and the purger, then require a token. Re-read when the file changes or on
+    /// SIGHUP.
+    #[arg(
+        long = "auth.bearer-tokens-file",
+        env = "JAEGER_REMOTE_STORAGE_AUTH_BEARER_TOKENS_FILE"
+    )]
+    pub auth_bearer_tokens_file: Option<PathBuf>,
 }
 
 impl SecurityArgs {
@@ -106,6 +117,7 @@ impl SecurityArgs {
                 self.admin_tls_key.as_ref(),
                 self.admin_tls_client_ca.as_ref(),
             ),
+            bearer_tokens_file: self.auth_bearer_tokens_file.clone(),
             reload_interval: DEFAULT_RELOAD_INTERVAL,
         }
     }

@@ -80,8 +80,8 @@ impl RunningServer {
     /// Binds every configured listener, checks backend readiness once, and serves in the
     /// background.
     pub async fn start(config: ServerConfig, backend: Backend) -> anyhow::Result<Self> {
-        let security = Security::load(&config.security)?;
-        let tenancy = TenancyGuard::new(&config.tenancy)?;
+        let security = Security::load(&config.security, &config.tenancy)?;
+        let tenancy = TenancyGuard::new(&config.tenancy)?.with_auth(security.tokens.clone());
         let grpc_listener = bind(config.grpc_addr, "gRPC").await?;
         let writer_listener = bind_optional(config.writer_addr, "writer").await?;
         let admin_listener = bind_optional(config.admin_addr, "admin").await?;
@@ -154,7 +154,7 @@ impl RunningServer {
             Some(listener) => {
                 let addr = local_addr(&listener)?;
                 warn!(%addr, "purge endpoint enabled: POST /purge deletes all stored data");
-                let router = purger::router(Arc::clone(&backend.purger));
+                let router = security.protect_purger(purger::router(Arc::clone(&backend.purger)));
                 listeners.spawn(serve_http(
                     "purger",
                     listener,
@@ -188,6 +188,7 @@ impl RunningServer {
             grpc_transport = Security::describe(security.grpc_tls.as_ref()),
             writer_transport = Security::describe(security.writer_tls.as_ref()),
             admin_transport = Security::describe(security.admin_tls.as_ref()),
+            auth = if security.tokens.is_some() { "bearer-token" } else { "off" },
             "jaeger-remote-storage started"
         );
         Ok(Self {

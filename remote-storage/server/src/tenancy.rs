@@ -5,8 +5,10 @@
 //! handlers read it back with [`tenant_of`]. With tenancy off it stores the empty tenant, so
 //! handlers never guess.
 //!
-//! `bearer.token` metadata, which Jaeger's client always forwards, is accepted and ignored: no
-//! authentication is configured.
+//! With `--auth.bearer-tokens-file`, the guard first authenticates the request's bearer token
+//! ([`crate::auth`]: `UNAUTHENTICATED` when missing or wrong), then resolves the tenant, then
+//! checks that the token may act for that tenant (`PERMISSION_DENIED` otherwise). Without it,
+//! `bearer.token` metadata, which Jaeger's client always forwards, is accepted and ignored.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
+use crate::auth::BearerTokens;
 use crate::config::TenancyConfig;
 
 const MISSING_TENANT: &str = "missing tenant header";
@@ -28,6 +31,8 @@ const UNKNOWN_TENANT: &str = "unknown tenant";
 pub(crate) struct TenancyGuard {
     /// `None` when tenancy is off.
     rules: Option<Arc<TenancyRules>>,
+    /// `None` when authentication is off.
+    auth: Option<Arc<BearerTokens>>,
 }
 
 #[derive(Debug)]
@@ -42,7 +47,10 @@ impl TenancyGuard {
     /// Validates the configuration; an unusable header name is refused at startup.
     pub(crate) fn new(config: &TenancyConfig) -> anyhow::Result<Self> {
         if !config.enabled {
-            return Ok(Self { rules: None });
+            return Ok(Self {
+                rules: None,
+                auth: None,
+            });
         }
         let header = config.header.trim().to_ascii_lowercase();
         if header.is_empty() {
@@ -61,7 +69,16 @@ impl TenancyGuard {
             .collect();
         Ok(Self {
             rules: Some(Arc::new(TenancyRules { header, allowed })),
+            auth: None,
         })
+    }
+
+    /// The same guard, also requiring one of `tokens` on every request.
+    pub(crate) fn with_auth(self, tokens: Option<Arc<BearerTokens>>) -> Self {
+        Self {
+            auth: tokens,
+            ..self
+        }
     }
 
     /// The tenant a request with this metadata acts for, or the refusal Jaeger's reference
@@ -98,7 +115,16 @@ impl TenancyGuard {
 
 impl Interceptor for TenancyGuard {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        // Authenticate before looking at the tenant, so an unauthenticated caller learns
+        // nothing about which tenants exist.
+        let grant = match &self.auth {
+            Some(tokens) => Some(tokens.authenticate(request.metadata())?),
+            None => None,
+        };
         let tenant = self.resolve(request.metadata())?;
+        if let Some(grant) = grant {
+            grant.permits(&tenant)?;
+        }
         request.extensions_mut().insert(tenant);
         Ok(request)
     }

@@ -1,9 +1,9 @@
-//! Test PKI (rcgen) and TLS clients for gRPC and HTTP.
+//! Test PKI (rcgen), TLS clients for gRPC and HTTP, and captured logs.
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper_util::rt::TokioIo;
 use rcgen::{
@@ -238,4 +238,44 @@ pub(crate) async fn https_request(
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Everything logged in this test process from [`CapturedLogs::install`] on, by every test
+/// running meanwhile too. A global subscriber rather than a thread-scoped one: with scoped
+/// subscribers, tracing's per-callsite interest cache, shared by the tests running in parallel,
+/// can drop events.
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Installs the capture for the rest of the process; only one test may call it.
+    pub(crate) fn install(&self) {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("trace")
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("only one test installs the global subscriber");
+    }
+
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buffer);
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
