@@ -684,6 +684,47 @@ mod tests {
         assert_eq!(memory.max_traces.get(), 7);
     }
 
+    /// The README's "Running it securely" section covers every TLS and auth flag and the
+    /// answers a refused caller gets (issue 14, item 8).
+    #[test]
+    fn the_readme_explains_every_security_flag() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("\n## Running it securely\n")
+            .expect("README has a \"Running it securely\" section");
+        let rest = &readme[start + 1..];
+        let section = rest.find("\n## ").map_or(rest, |end| &rest[..end]);
+        let command = Cli::command();
+        let mut checked = 0;
+        for argument in command.get_arguments() {
+            let Some(long) = argument.get_long() else {
+                continue;
+            };
+            if ["grpc.tls.", "writer.tls.", "admin.tls.", "auth."]
+                .iter()
+                .any(|prefix| long.starts_with(prefix))
+            {
+                assert!(
+                    section.contains(&format!("`--{long}")),
+                    "--{long} not explained"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 10);
+        for answer in [
+            "UNAUTHENTICATED",
+            "PERMISSION_DENIED",
+            "401",
+            "403",
+            "SIGHUP",
+            "mutual TLS",
+            "What none of this does",
+        ] {
+            assert!(section.contains(answer), "{answer} not in the section");
+        }
+    }
+
     #[test]
     fn every_flag_has_an_env_var_and_help() {
         let command = Cli::command();
