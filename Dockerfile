@@ -45,7 +45,8 @@ USER 10001
 EXPOSE 17271 17270
 # Healthy when the admin endpoint answers 200, i.e. the backend is ready. The slim image has no
 # curl or wget; bash's /dev/tcp speaks enough HTTP/1.0 for a status line. Assumes the default
-# --admin-addr port (17270); a deployment that moves it overrides this check.
+# --admin-addr port (17270) in plaintext: a deployment that moves it or turns on --admin.tls.*
+# overrides this check.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/17270 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3 | grep -q ' 200 '"]
 ENTRYPOINT ["jaeger-remote-storage"]
