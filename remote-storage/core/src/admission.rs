@@ -17,6 +17,14 @@ impl Capabilities {
     /// `Ok` when the backend serves this search shape, else the `INVALID_ARGUMENT` a client
     /// gets.
     pub fn admit_trace_query(&self, query: &TraceQuery) -> StoreResult<()> {
+        // Checked first: a filter query has no service name, and "service name required" would
+        // hide the real reason.
+        if query.filter.is_some() {
+            return Err(StoreError::invalid_argument(
+                "query.filter: structured filters are not supported by this backend \
+                 (Capabilities declares no filter support); use the legacy query fields",
+            ));
+        }
         if !self.without_service_name && query.service_name.is_none() {
             return Err(StoreError::invalid_argument(
                 "query.service_name is required: this backend cannot search without a service \
@@ -135,5 +143,44 @@ mod tests {
         };
         assert!(narrow.admit_operation_query(&any_kind).is_ok());
         assert!(Capabilities::FULL.admit_operation_query(&by_kind).is_ok());
+    }
+
+    #[test]
+    fn filters_are_refused_until_capabilities_declare_them() {
+        let filter = crate::filter::Filter::from_proto(
+            &crate::proto::expression::v1::Call {
+                op: "exists".into(),
+                args: vec![crate::proto::expression::v1::Expression {
+                    term: Some(crate::proto::expression::v1::expression::Term::Field(
+                        crate::proto::expression::v1::FieldReference {
+                            name: "name".into(),
+                            level: "span".into(),
+                        },
+                    )),
+                }],
+            },
+            "query.filter",
+        )
+        .unwrap();
+        let filtered = TraceQuery {
+            filter: Some(filter),
+            ..TraceQuery::all(NonZeroUsize::MIN)
+        };
+        // Even the widest declaration has no filter support yet, and a backend that needs a
+        // service name is told about the filter, not the service.
+        let narrow = Capabilities {
+            without_service_name: false,
+            ..Capabilities::FULL
+        };
+        for capabilities in [Capabilities::FULL, narrow] {
+            let error = capabilities.admit_trace_query(&filtered).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+            assert!(error.to_string().starts_with("query.filter: "), "{error}");
+        }
+        assert!(
+            Capabilities::FULL
+                .admit_trace_query(&TraceQuery::all(NonZeroUsize::MIN))
+                .is_ok()
+        );
     }
 }

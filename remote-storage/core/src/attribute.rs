@@ -12,16 +12,24 @@ use jaeger_remote_proto::storage::v2 as storage;
 /// An empty value renders as the empty string.
 pub fn any_value_text(value: Option<&AnyValue>) -> Cow<'_, str> {
     match value.and_then(|value| value.value.as_ref()) {
+        None => Cow::Borrowed(""),
+        Some(value) => value_text(value),
+    }
+}
+
+/// [`any_value_text`] of a value that is set.
+pub fn value_text(value: &Value) -> Cow<'_, str> {
+    match value {
         // `string_value_strindex` is only meaningful inside OTLP profiles.
-        None | Some(Value::StringValueStrindex(_)) => Cow::Borrowed(""),
-        Some(Value::StringValue(text)) => Cow::Borrowed(text),
-        Some(Value::BoolValue(flag)) => Cow::Borrowed(if *flag { "true" } else { "false" }),
-        Some(Value::IntValue(number)) => Cow::Owned(number.to_string()),
-        Some(Value::DoubleValue(number)) => Cow::Owned(double_text(*number)),
-        Some(Value::BytesValue(bytes)) => {
+        Value::StringValueStrindex(_) => Cow::Borrowed(""),
+        Value::StringValue(text) => Cow::Borrowed(text),
+        Value::BoolValue(flag) => Cow::Borrowed(if *flag { "true" } else { "false" }),
+        Value::IntValue(number) => Cow::Owned(number.to_string()),
+        Value::DoubleValue(number) => Cow::Owned(double_text(*number)),
+        Value::BytesValue(bytes) => {
             Cow::Owned(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
-        Some(other @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => {
+        other @ (Value::ArrayValue(_) | Value::KvlistValue(_)) => {
             Cow::Owned(value_json(Some(other)).to_string())
         }
     }

@@ -9,6 +9,8 @@
 //! - [`convert`]: OTLP `ResourceSpans` ⇄ spans, at the edges only.
 //! - [`query`]: request types built once from the protobuf and validated.
 //! - [`matcher`]: the shared span matcher with Jaeger's reference semantics.
+//! - [`filter`]: structured filters (`jaeger.expression.v1`): decoding, validation, resolution
+//!   and evaluation on the span model.
 //! - [`capabilities`]: what a backend declares, once; [`admission`] refuses what it does not.
 //! - [`units`]: durations and byte sizes as operators write them, for backends' flags.
 //! - [`summary`], [`dependencies`]: shared computations so every backend gets them right.
@@ -24,6 +26,7 @@ pub mod capabilities;
 pub mod convert;
 pub mod dependencies;
 pub mod error;
+pub mod filter;
 pub mod ids;
 pub mod index_term;
 pub mod matcher;
@@ -41,6 +44,7 @@ pub mod v1;
 
 pub use capabilities::{Capabilities, Rewrites, SpanOrder, Visibility};
 pub use error::{ErrorKind, StoreError, StoreResult};
+pub use filter::Filter;
 pub use ids::{SpanId, TraceId};
 pub use model::{DependencyLink, Operation, Resource, Scope, Span, Trace};
 pub use query::{DependencyQuery, OperationQuery, QueryLimits, TraceLookup, TraceQuery};

@@ -10,6 +10,7 @@ use jaeger_remote_proto::otlp::common::KeyValue;
 use jaeger_remote_proto::otlp::trace::{Span as OtlpSpan, span::SpanKind, status::StatusCode};
 
 use crate::attribute::any_value_text;
+use crate::filter::Filter;
 use crate::model::{Span, span_kind_from_name};
 use crate::query::{AttributeFilter, TraceQuery};
 use crate::time::UnixNanos;
@@ -133,6 +134,7 @@ pub struct SpanMatcher {
     start_time_max: Option<UnixNanos>,
     duration_min: Option<u64>,
     duration_max: Option<u64>,
+    filter: Option<Filter>,
 }
 
 impl SpanMatcher {
@@ -150,6 +152,7 @@ impl SpanMatcher {
             start_time_max: query.start_time_max,
             duration_min: query.duration_min,
             duration_max: query.duration_max,
+            filter: query.filter.clone(),
         }
     }
 
@@ -178,9 +181,15 @@ impl SpanMatcher {
         {
             return false;
         }
+        // The filter is ANDed per span with the window: the matching span itself must start
+        // inside it (see `crate::filter`'s decisions).
         self.conditions
             .iter()
             .all(|condition| condition.matches(span))
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|filter| filter.matches(span))
     }
 
     /// The query's attribute conditions, parsed once; backends plan index lookups from them.

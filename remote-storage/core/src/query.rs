@@ -9,6 +9,7 @@ use prost_types::{Duration as ProtoDuration, Timestamp};
 
 use crate::attribute::query_value_text;
 use crate::error::StoreError;
+use crate::filter::Filter;
 use crate::ids::TraceId;
 use crate::model::span_kind_from_name;
 use crate::time::{UnixNanos, duration_nanos_from_proto};
@@ -59,6 +60,9 @@ pub struct TraceQuery {
     pub duration_max: Option<u64>,
     /// Maximum number of traces to return.
     pub search_depth: NonZeroUsize,
+    /// A structured filter, resolved; it replaces service, operation, attributes and duration
+    /// bounds (a query never has both), and is ANDed with the time window per span.
+    pub filter: Option<Filter>,
 }
 
 impl TraceQuery {
@@ -73,11 +77,15 @@ impl TraceQuery {
             duration_min: None,
             duration_max: None,
             search_depth,
+            filter: None,
         }
     }
 
-    /// Validates a request's query parameters. A structured `filter` (field 9) is refused:
-    /// filters are not evaluated yet, and ignoring one would widen the search.
+    /// Validates a request's query parameters. A structured `filter` (field 9) is decoded,
+    /// validated and resolved ([`Filter::from_proto`], errors naming `query.filter…`); it may
+    /// not come with a service, operation, attributes or duration bound (the window and
+    /// `search_depth` apply to it as to legacy queries). Whether the backend serves filters is
+    /// decided by admission ([`crate::Capabilities::admit_trace_query`]), not here.
     pub fn from_proto(
         parameters: Option<proto::TraceQueryParameters>,
         limits: QueryLimits,
@@ -85,12 +93,6 @@ impl TraceQuery {
         let Some(parameters) = parameters else {
             return Err(StoreError::invalid_argument("query is required"));
         };
-        if parameters.filter.is_some() {
-            return Err(StoreError::invalid_argument(
-                "query.filter: structured filters are not supported by this server \
-                 (Capabilities declares no filter support); use the legacy query fields",
-            ));
-        }
         let mut attributes = Vec::with_capacity(parameters.attributes.len());
         for (index, pair) in parameters.attributes.iter().enumerate() {
             if pair.key.is_empty() {
@@ -103,7 +105,7 @@ impl TraceQuery {
                 value: query_value_text(pair.value.as_ref()),
             });
         }
-        Self::validated(
+        let mut query = Self::validated(
             QueryFields {
                 service_name: parameters.service_name,
                 operation_name: parameters.operation_name,
@@ -116,7 +118,33 @@ impl TraceQuery {
                 search_depth_field: "query.search_depth",
             },
             limits,
-        )
+        )?;
+        if let Some(call) = &parameters.filter {
+            query.refuse_legacy_fields_beside_filter()?;
+            query.filter = Some(Filter::from_proto(call, "query.filter")?);
+        }
+        Ok(query)
+    }
+
+    /// A filter carries the whole span predicate: legacy conditions beside it are refused
+    /// rather than ANDed, as Jaeger's handler does, so no client relies on a mix.
+    fn refuse_legacy_fields_beside_filter(&self) -> Result<(), StoreError> {
+        let mixed = [
+            ("query.service_name", self.service_name.is_some()),
+            ("query.operation_name", self.operation_name.is_some()),
+            ("query.attributes", !self.attributes.is_empty()),
+            ("query.duration_min", self.duration_min.is_some()),
+            ("query.duration_max", self.duration_max.is_some()),
+        ];
+        for (field, present) in mixed {
+            if present {
+                return Err(StoreError::invalid_argument(format!(
+                    "query.filter cannot be combined with {field}: express it inside the filter \
+                     (the time window and search_depth may accompany a filter)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Validates the fields every query API shares (times, durations, depth).
@@ -153,6 +181,7 @@ impl TraceQuery {
             duration_min,
             duration_max,
             search_depth,
+            filter: None,
         })
     }
 }
@@ -301,6 +330,8 @@ impl DependencyQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jaeger_remote_proto::expression::v1::expression::Term;
+    use jaeger_remote_proto::expression::v1::{Call, Expression, FieldReference, Scalar};
     use prost_types::{Duration, Timestamp};
 
     fn parameters() -> proto::TraceQueryParameters {
@@ -364,16 +395,112 @@ mod tests {
         assert!(TraceQuery::from_proto(Some(durations), QueryLimits::default()).is_err());
     }
 
+    fn name_is(name: &str) -> Call {
+        Call {
+            op: "eq".into(),
+            args: vec![
+                Expression {
+                    term: Some(Term::Field(FieldReference {
+                        name: "name".into(),
+                        level: "span".into(),
+                    })),
+                },
+                Expression {
+                    term: Some(Term::Scalar(Scalar {
+                        value: name.into(),
+                        r#type: String::new(),
+                    })),
+                },
+            ],
+        }
+    }
+
+    fn filter_query() -> proto::TraceQueryParameters {
+        proto::TraceQueryParameters {
+            filter: Some(name_is("GET /cart")),
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn a_filter_is_never_ignored() {
-        let mut query = parameters();
-        query.filter = Some(jaeger_remote_proto::expression::v1::Call {
+    fn a_filter_is_resolved_with_the_window_and_depth() {
+        let mut query = filter_query();
+        query.start_time_min = Some(Timestamp {
+            seconds: 10,
+            nanos: 0,
+        });
+        query.search_depth = 7;
+        let built = TraceQuery::from_proto(Some(query), QueryLimits::default()).unwrap();
+        let filter = built.filter.expect("the filter is kept");
+        assert_eq!(filter.to_proto(), name_is("GET /cart"));
+        assert_eq!(built.start_time_min, Some(UnixNanos(10_000_000_000)));
+        assert_eq!(built.search_depth.get(), 7);
+        assert_eq!(built.service_name, None);
+    }
+
+    #[test]
+    fn a_filter_beside_legacy_conditions_is_refused() {
+        type Mix = fn(&mut proto::TraceQueryParameters);
+        let mixes: [(&str, Mix); 5] = [
+            ("query.service_name", |query| {
+                query.service_name = "svc".into()
+            }),
+            ("query.operation_name", |query| {
+                query.operation_name = "op".into();
+            }),
+            ("query.attributes", |query| {
+                query.attributes.push(proto::KeyValue {
+                    key: "k".into(),
+                    value: None,
+                });
+            }),
+            ("query.duration_min", |query| {
+                query.duration_min = Some(Duration {
+                    seconds: 1,
+                    nanos: 0,
+                });
+            }),
+            ("query.duration_max", |query| {
+                query.duration_max = Some(Duration {
+                    seconds: 1,
+                    nanos: 0,
+                });
+            }),
+        ];
+        for (field, mix) in mixes {
+            let mut query = filter_query();
+            mix(&mut query);
+            let error = TraceQuery::from_proto(Some(query), QueryLimits::default()).unwrap_err();
+            assert_eq!(error.kind(), crate::error::ErrorKind::InvalidArgument);
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("query.filter cannot be combined with")
+                    && error.to_string().contains(field),
+                "{field}: {error}"
+            );
+        }
+        // Go's zero duration means unset, so it is no duration bound.
+        let mut zero = filter_query();
+        zero.duration_min = Some(Duration::default());
+        assert!(TraceQuery::from_proto(Some(zero), QueryLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn an_invalid_filter_is_refused_with_its_path() {
+        let mut query = filter_query();
+        query.filter = Some(Call {
             op: "and".into(),
             args: Vec::new(),
         });
         let error = TraceQuery::from_proto(Some(query), QueryLimits::default()).unwrap_err();
         assert_eq!(error.kind(), crate::error::ErrorKind::InvalidArgument);
-        assert!(error.to_string().contains("query.filter"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("query.filter: and takes at least 2 arguments"),
+            "{error}"
+        );
     }
 
     #[test]
