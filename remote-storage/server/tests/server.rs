@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jaeger_remote_proto::expression::v1::Call;
+use jaeger_remote_proto::expression::v1::expression::Term;
+use jaeger_remote_proto::expression::v1::{Call, Expression, FieldReference};
 use jaeger_remote_proto::otlp::collector::trace_service_client::TraceServiceClient;
 use jaeger_remote_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use jaeger_remote_proto::otlp::common::{AnyValue, KeyValue, any_value};
@@ -475,45 +476,63 @@ async fn searches_return_whole_traces_ids_and_summaries() {
     server.stop().await.unwrap();
 }
 
+/// Filters are decoded and validated at the edge (an invalid one is refused naming its path),
+/// and a valid one is refused by admission while no backend declares filter support: never
+/// ignored, which would widen the search.
 #[tokio::test]
 async fn a_structured_filter_is_refused_by_every_find_rpc() {
     let server = start().await;
     let mut reader = reader(server.grpc_addr).await;
-    let query = TraceQueryParameters {
-        filter: Some(Call {
-            op: "and".into(),
-            args: Vec::new(),
-        }),
-        ..window_query(now_nanos())
+    let invalid = Call {
+        op: "and".into(),
+        args: Vec::new(),
     };
-    let refusals = [
-        reader
-            .find_traces(FindTracesRequest {
-                query: Some(query.clone()),
-            })
-            .await
-            .map(|_| ())
-            .unwrap_err(),
-        reader
-            .find_trace_i_ds(FindTraceIDsRequest {
-                query: Some(query.clone()),
-            })
-            .await
-            .map(|_| ())
-            .unwrap_err(),
-        reader
-            .find_trace_summaries(FindTraceSummariesRequest { query: Some(query) })
-            .await
-            .map(|_| ())
-            .unwrap_err(),
-    ];
-    for status in refusals {
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(
-            status.message().contains("query.filter"),
-            "{}",
-            status.message()
-        );
+    let valid = Call {
+        op: "exists".into(),
+        args: vec![Expression {
+            term: Some(Term::Field(FieldReference {
+                name: "name".into(),
+                level: "span".into(),
+            })),
+        }],
+    };
+    for (filter, expected) in [
+        (invalid, "query.filter: and takes at least 2 arguments"),
+        (valid, "query.filter: structured filters are not supported"),
+    ] {
+        let query = TraceQueryParameters {
+            filter: Some(filter),
+            ..window_query(now_nanos())
+        };
+        let refusals = [
+            reader
+                .find_traces(FindTracesRequest {
+                    query: Some(query.clone()),
+                })
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            reader
+                .find_trace_i_ds(FindTraceIDsRequest {
+                    query: Some(query.clone()),
+                })
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            reader
+                .find_trace_summaries(FindTraceSummariesRequest { query: Some(query) })
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ];
+        for status in refusals {
+            assert_eq!(status.code(), Code::InvalidArgument);
+            assert!(
+                status.message().starts_with(expected),
+                "{}",
+                status.message()
+            );
+        }
     }
     server.stop().await.unwrap();
 }
