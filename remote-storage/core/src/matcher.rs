@@ -4,7 +4,8 @@
 //! A trace matches when one single span satisfies every condition: service (resource
 //! `service.name`), operation (span name), inclusive start and duration bounds, and each
 //! attribute condition. Attribute values compare by canonical text, so typed and string query
-//! values both match.
+//! values both match. A query's structured filter ([`crate::filter`]) is ANDed per span, with
+//! the window.
 
 use jaeger_remote_proto::otlp::common::KeyValue;
 use jaeger_remote_proto::otlp::trace::{Span as OtlpSpan, span::SpanKind, status::StatusCode};

@@ -7,18 +7,18 @@
 //! tree: the first failing stage is the one reported, with the path of the offending expression
 //! inside the request (`query.filter.args[1].call.args[0]: unknown field "durationn" at level
 //! span`).
-//! 1. **Decode** ([`resolve`]): exactly one term per expression, typed scalars parse (Go
+//! 1. **Decode** (`resolve.rs`): exactly one term per expression, typed scalars parse (Go
 //!    `strconv` rules), calls nested at most [`MAX_NESTING_DEPTH`] deep (root call = 1).
 //! 2. **Validate**: closed vocabularies (operators, levels, field names, scalar types), arity and
 //!    argument kinds, non-empty keys and lists, a type on lists compared with an attribute,
-//!    domains that agree, orderability, RE2 rules for `regex` ([`pattern`]), `some` binding.
+//!    domains that agree, orderability, RE2 rules for `regex` (`pattern.rs`), `some` binding.
 //! 3. **Resolve**: constants parsed against the built-in field they are compared with
-//!    (durations in Go syntax, RFC 3339 timestamps, span kind and status words, [`literal`]),
+//!    (durations in Go syntax, RFC 3339 timestamps, span kind and status words, `literal.rs`),
 //!    list elements parsed, and the reference put first (`gt("2s", span.duration)` becomes
 //!    `lt(span.duration, "2s")`). Resolving a resolved filter ([`Filter::to_proto`]) gives it
 //!    back unchanged.
 //!
-//! Evaluation ([`eval`]) follows the spec's reference rules: a leaf on a multi-valued reference
+//! Evaluation (`eval.rs`) follows the spec's reference rules: a leaf on a multi-valued reference
 //! (an unqualified attribute is looked up on the span and on its resource; an event or link
 //! reference outside `some` has one value per element) holds when one value satisfies it;
 //! `ne` and `not_in` need the reference present and no value equal; `not` of a leaf on an absent
