@@ -3,6 +3,7 @@
 #
 #   docker build -t jaeger-remote-storage .                                   # every backend
 #   docker build --build-arg FEATURES=backend-postgres -t jaeger-remote-storage:postgres .
+#   docker build --build-arg GIT_REVISION="$(git rev-parse --short=12 HEAD)" …   # for --version
 #
 # FEATURES is a space- or comma-separated list of the server's backend features
 # (backend-memory, backend-lsm, backend-postgres, backend-elasticsearch, backend-cassandra);
@@ -15,6 +16,9 @@ ARG DEBIAN_RELEASE=bookworm
 
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 ARG FEATURES="backend-memory backend-lsm backend-postgres backend-elasticsearch backend-cassandra"
+# .git is not in the build context, so `--version` names the revision given here.
+ARG GIT_REVISION=unknown
+ENV JAEGER_REMOTE_STORAGE_GIT_REVISION=${GIT_REVISION}
 WORKDIR /src
 COPY . .
 # The registry and the target directory live in BuildKit cache mounts, kept between builds: a
