@@ -62,6 +62,15 @@ pub struct LsmArgs {
         default_value_t = ByteSize(LsmConfig::DEFAULT_CACHE_SIZE_BYTES)
     )]
     pub cache_size: ByteSize,
+
+    /// Memtable size per keyspace (e.g. 16MiB): bounds the memory writes take (a partition
+    /// being written holds two), applies to partitions created from then on.
+    #[arg(
+        long = "lsm.memtable-size",
+        env = "JAEGER_REMOTE_STORAGE_LSM_MEMTABLE_SIZE",
+        default_value_t = ByteSize(LsmConfig::DEFAULT_MEMTABLE_SIZE_BYTES)
+    )]
+    pub memtable_size: ByteSize,
 }
 
 impl TryFrom<&LsmArgs> for LsmConfig {
@@ -84,6 +93,7 @@ impl TryFrom<&LsmArgs> for LsmConfig {
             partition_span: args.partition_span.map(HumanDuration::get),
             sync: args.sync,
             cache_size_bytes: args.cache_size.bytes(),
+            memtable_size_bytes: args.memtable_size.bytes(),
             ..Self::default()
         };
         config.validate()?;
@@ -119,6 +129,7 @@ mod tests {
             "--lsm.retention=7d",
             "--lsm.sync=periodic:250",
             "--lsm.cache-size=256MiB",
+            "--lsm.memtable-size=8MiB",
         ])
         .unwrap();
         assert_eq!(
@@ -128,6 +139,7 @@ mod tests {
         assert_eq!(lsm.retention, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(lsm.sync, SyncPolicy::Periodic(Duration::from_millis(250)));
         assert_eq!(lsm.cache_size_bytes, 256 << 20);
+        assert_eq!(lsm.memtable_size_bytes, 8 << 20);
 
         let ephemeral = config(&["--lsm.ephemeral"]).unwrap();
         assert_eq!(ephemeral, LsmConfig::default());

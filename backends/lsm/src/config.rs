@@ -86,6 +86,10 @@ pub struct LsmConfig {
     pub sync: SyncPolicy,
     /// Block cache size in bytes.
     pub cache_size_bytes: u64,
+    /// Memtable size of each keyspace, in bytes: a partition being written holds up to two
+    /// memtables of this size (spans and index) before fjall writes them out as tables, so this
+    /// bounds the memory writes take. Fixed per partition when it is created.
+    pub memtable_size_bytes: u64,
     /// How often the background task looks for expired partitions.
     pub expiry_interval: Duration,
 }
@@ -98,6 +102,7 @@ impl Default for LsmConfig {
             partition_span: None,
             sync: Self::DEFAULT_SYNC,
             cache_size_bytes: Self::DEFAULT_CACHE_SIZE_BYTES,
+            memtable_size_bytes: Self::DEFAULT_MEMTABLE_SIZE_BYTES,
             expiry_interval: Duration::from_secs(60),
         }
     }
@@ -110,6 +115,10 @@ impl LsmConfig {
     pub const DEFAULT_SYNC: SyncPolicy = SyncPolicy::Batch;
     /// The default block cache size.
     pub const DEFAULT_CACHE_SIZE_BYTES: u64 = 64 << 20;
+    /// The default memtable size (fjall's own default).
+    pub const DEFAULT_MEMTABLE_SIZE_BYTES: u64 = 64 << 20;
+    /// The smallest memtable size accepted: below it fjall would write tiny tables constantly.
+    pub const MIN_MEMTABLE_SIZE_BYTES: u64 = 1 << 20;
 
     /// Defaults, stored in `directory`.
     pub fn in_directory(directory: impl Into<PathBuf>) -> Self {
@@ -152,6 +161,11 @@ impl LsmConfig {
         {
             return Err(StoreError::invalid_argument(
                 "lsm.sync periodic interval must be above zero",
+            ));
+        }
+        if self.memtable_size_bytes < Self::MIN_MEMTABLE_SIZE_BYTES {
+            return Err(StoreError::invalid_argument(
+                "lsm.memtable-size must be at least 1MiB",
             ));
         }
         if self.expiry_interval.is_zero() {

@@ -90,6 +90,7 @@ impl LsmStore {
             Engine::open(
                 &path,
                 config.cache_size_bytes,
+                config.memtable_size_bytes,
                 config.effective_partition_span().as_secs(),
                 retention_nanos,
                 config.sync,

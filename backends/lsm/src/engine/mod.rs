@@ -45,6 +45,8 @@ type PartitionMap = BTreeMap<PartitionId, Arc<Partition>>;
 pub(crate) struct Engine {
     pub(crate) db: Database,
     span_secs: u64,
+    /// Memtable size of the partitions this process creates.
+    memtable_size_bytes: u64,
     retention_nanos: Option<u64>,
     sync: SyncPolicy,
     partitions: RwLock<PartitionMap>,
@@ -64,6 +66,7 @@ impl Engine {
     pub(crate) fn open(
         path: &Path,
         cache_size_bytes: u64,
+        memtable_size_bytes: u64,
         span_secs: u64,
         retention_nanos: Option<u64>,
         sync: SyncPolicy,
@@ -84,6 +87,7 @@ impl Engine {
         let engine = Self {
             db,
             span_secs,
+            memtable_size_bytes,
             retention_nanos,
             sync,
             partitions: RwLock::new(BTreeMap::new()),
@@ -94,7 +98,8 @@ impl Engine {
         };
         let mut partitions = BTreeMap::new();
         for id in ids {
-            partitions.insert(id, Arc::new(Partition::open(&engine.db, id)?));
+            let partition = Partition::open(&engine.db, id, memtable_size_bytes)?;
+            partitions.insert(id, Arc::new(partition));
         }
         *engine.partitions.write() = partitions;
         Ok(engine)
@@ -173,7 +178,7 @@ impl Engine {
         let mut guard = self.partitions.write();
         for id in ids {
             if !guard.contains_key(id) {
-                let partition = Partition::open(&self.db, *id)?;
+                let partition = Partition::open(&self.db, *id, self.memtable_size_bytes)?;
                 guard.insert(*id, Arc::new(partition));
             }
         }

@@ -110,13 +110,19 @@ pub(crate) struct Partition {
 }
 
 impl Partition {
-    /// Opens (or creates) the two keyspaces of partition `id` and reads its counts record.
-    pub(super) fn open(db: &Database, id: PartitionId) -> Result<Self, LsmError> {
+    /// Opens (or creates) the two keyspaces of partition `id` and reads its counts record. New
+    /// keyspaces get `memtable_size_bytes` memtables; fjall keeps an existing one's size.
+    pub(super) fn open(
+        db: &Database,
+        id: PartitionId,
+        memtable_size_bytes: u64,
+    ) -> Result<Self, LsmError> {
         // Span groups are lz4-compressed already, so neither tables nor blob files compress
         // them again. Groups over 1 KiB go to blob files, so compaction moves only small keys.
         // Reads find groups by prefix scans, which bloom filters do not serve.
         let spans = db.keyspace(&id.keyspace_name(SPANS_KIND), || {
             KeyspaceCreateOptions::default()
+                .max_memtable_size(memtable_size_bytes)
                 .data_block_compression_policy(CompressionPolicy::all(CompressionType::None))
                 .filter_policy(FilterPolicy::disabled())
                 .with_kv_separation(Some(
@@ -127,6 +133,7 @@ impl Partition {
         // key and bytes per entry for nothing) and compress well at every level.
         let index = db.keyspace(&id.keyspace_name(INDEX_KIND), || {
             KeyspaceCreateOptions::default()
+                .max_memtable_size(memtable_size_bytes)
                 .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
                 .filter_policy(FilterPolicy::disabled())
         })?;
