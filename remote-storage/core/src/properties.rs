@@ -134,21 +134,14 @@ proptest! {
             prop_assert_eq!(span.otlp().span_id.len(), 8);
             prop_assert!(span.otlp().trace_id.iter().any(|byte| *byte != 0));
         }
-        // The stored spans regroup into OTLP carrying exactly what was sent, in order.
-        let regrouped: Vec<&OtlpSpan> = resource_spans_from_spans(&decoded.spans)
-            .iter()
-            .flat_map(|group| &group.scope_spans)
-            .flat_map(|scope| &scope.spans)
-            .map(|span| {
-                decoded
-                    .spans
-                    .iter()
-                    .map(|stored| stored.otlp())
-                    .find(|stored| *stored == span)
-                    .expect("a regrouped span is a stored one")
-            })
+        // The stored spans regroup into OTLP carrying exactly them, in order.
+        let regrouped: Vec<OtlpSpan> = resource_spans_from_spans(&decoded.spans)
+            .into_iter()
+            .flat_map(|group| group.scope_spans)
+            .flat_map(|scope| scope.spans)
             .collect();
-        prop_assert_eq!(regrouped.len(), decoded.spans.len());
+        let stored: Vec<&OtlpSpan> = decoded.spans.iter().map(|span| span.otlp()).collect();
+        prop_assert_eq!(regrouped.iter().collect::<Vec<_>>(), stored);
         let mut remaining = sent.iter();
         for stored in &decoded.spans {
             prop_assert!(

@@ -253,12 +253,8 @@ fn effective(matches: &ArgMatches, from_file: &HashSet<String>) -> String {
     out
 }
 
-/// A value as a YAML double-quoted string (JSON's escaping is valid YAML).
+/// A value as a YAML double-quoted string (JSON's escaping, which is valid YAML).
 fn yaml_string(value: &str) -> String {
-    serde_json_string(value)
-}
-
-fn serde_json_string(value: &str) -> String {
     let mut quoted = String::with_capacity(value.len() + 2);
     quoted.push('"');
     for character in value.chars() {

@@ -14,7 +14,6 @@
 //! delay. Nothing is queued: a queue would only move the unbounded memory elsewhere.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -88,14 +87,14 @@ impl Throttled {
     }
 }
 
-/// The shared bounds and what they hold now.
+/// The shared bounds. What the byte budget holds is derived from its semaphore.
 #[derive(Debug)]
 pub(crate) struct Admission {
     writes: Arc<Semaphore>,
     reads: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
+    max_bytes: usize,
     retry_delay: Duration,
-    held_bytes: AtomicUsize,
     metrics: Arc<ServerMetrics>,
 }
 
@@ -105,8 +104,8 @@ impl Admission {
             writes: Arc::new(Semaphore::new(limits.max_concurrent_writes.get())),
             reads: Arc::new(Semaphore::new(limits.max_concurrent_reads.get())),
             bytes: Arc::new(Semaphore::new(limits.max_inflight_bytes.get())),
+            max_bytes: limits.max_inflight_bytes.get(),
             retry_delay: limits.throttle_retry_delay,
-            held_bytes: AtomicUsize::new(0),
             metrics,
         })
     }
@@ -128,42 +127,42 @@ impl Admission {
         )
     }
 
-    /// Takes `count` bytes of the budget, or `None` when they do not fit now.
-    fn take_bytes(self: &Arc<Self>, count: u32) -> Option<HeldBytes> {
-        let permit = Arc::clone(&self.bytes).try_acquire_many_owned(count).ok()?;
-        let held = self.held_bytes.fetch_add(count as usize, Ordering::Relaxed) + count as usize;
-        self.metrics.set_inflight_bytes(held);
-        Some(HeldBytes {
-            admission: Arc::clone(self),
-            count: count as usize,
-            _permit: permit,
-        })
+    /// Publishes the request bytes held now (the budget minus what is left of it).
+    fn publish_held_bytes(&self) {
+        self.metrics
+            .set_inflight_bytes(self.max_bytes - self.bytes.available_permits());
     }
 }
 
-/// Bytes of the budget held by one call, returned when dropped.
-struct HeldBytes {
-    admission: Arc<Admission>,
-    count: usize,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for HeldBytes {
-    fn drop(&mut self) {
-        let held = self
-            .admission
-            .held_bytes
-            .fetch_sub(self.count, Ordering::Relaxed)
-            - self.count;
-        self.admission.metrics.set_inflight_bytes(held);
-    }
-}
-
-/// What an admitted call holds until its answer has been sent (or dropped).
-#[derive(Default)]
+/// What an admitted call holds until its answer has been sent (or dropped): its slot, and the
+/// budget bytes its request took, as one permit grown frame by frame.
 struct Holdings {
-    _slot: Option<OwnedSemaphorePermit>,
-    bytes: Vec<HeldBytes>,
+    admission: Arc<Admission>,
+    _slot: OwnedSemaphorePermit,
+    bytes: Option<OwnedSemaphorePermit>,
+}
+
+impl Holdings {
+    /// Takes `count` more bytes of the budget; `false` when they do not fit now.
+    fn take_bytes(&mut self, count: u32) -> bool {
+        let Ok(permit) = Arc::clone(&self.admission.bytes).try_acquire_many_owned(count) else {
+            return false;
+        };
+        match &mut self.bytes {
+            Some(held) => held.merge(permit),
+            None => self.bytes = Some(permit),
+        }
+        self.admission.publish_held_bytes();
+        true
+    }
+}
+
+impl Drop for Holdings {
+    fn drop(&mut self) {
+        if self.bytes.take().is_some() {
+            self.admission.publish_held_bytes();
+        }
+    }
 }
 
 /// See the module docs.
@@ -213,31 +212,25 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let admission = &self.admission;
         let kind = call_kind(request.uri().path());
-        if kind == CallKind::Open {
-            return Box::pin(self.inner.call(request));
-        }
-        let slot = match kind {
-            CallKind::Open => None,
+        let (semaphore, bound) = match kind {
+            CallKind::Open => return Box::pin(self.inner.call(request)),
             CallKind::UnaryWrite | CallKind::StreamingWrite => {
-                match Arc::clone(&admission.writes).try_acquire_owned() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => return reject(admission.throttled(Throttled::Writes)),
-                }
+                (&admission.writes, Throttled::Writes)
             }
-            CallKind::Read => match Arc::clone(&admission.reads).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => return reject(admission.throttled(Throttled::Reads)),
-            },
+            CallKind::Read => (&admission.reads, Throttled::Reads),
+        };
+        let Ok(slot) = Arc::clone(semaphore).try_acquire_owned() else {
+            return reject(admission.throttled(bound));
         };
         let holdings = Arc::new(Mutex::new(Holdings {
+            admission: Arc::clone(admission),
             _slot: slot,
-            bytes: Vec::new(),
+            bytes: None,
         }));
         let request = if kind == CallKind::UnaryWrite {
             request.map(|body| {
                 Body::new(CountedBody {
                     inner: body,
-                    admission: Arc::clone(admission),
                     holdings: Arc::clone(&holdings),
                 })
             })
@@ -267,7 +260,6 @@ fn reject<E: Send + 'static>(
 /// it ends with the throttling status (which the call answers with).
 struct CountedBody {
     inner: Body,
-    admission: Arc<Admission>,
     holdings: Arc<Mutex<Holdings>>,
 }
 
@@ -287,16 +279,13 @@ impl HttpBody for CountedBody {
         if let Some(data) = frame.data_ref() {
             // A frame is at most the HTTP/2 frame size, far below u32::MAX; saturate anyway.
             let count = u32::try_from(data.len()).unwrap_or(u32::MAX);
-            match this.admission.take_bytes(count) {
-                Some(held) => this
-                    .holdings
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .bytes
-                    .push(held),
-                None => {
-                    return Poll::Ready(Some(Err(this.admission.throttled(Throttled::Bytes))));
-                }
+            let mut holdings = this
+                .holdings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !holdings.take_bytes(count) {
+                let status = holdings.admission.throttled(Throttled::Bytes);
+                return Poll::Ready(Some(Err(status)));
             }
         }
         Poll::Ready(Some(Ok(frame)))
