@@ -186,6 +186,10 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
             let mut next_expiry = expiry_period.map(|period| Instant::now() + period);
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
                 let Some(engine) = weak.upgrade() else { break };
+                // A latched fault fails every pass and was logged once when latched.
+                if engine.health.is_failed() {
+                    continue;
+                }
                 let now = Instant::now();
                 if let (Some(due), Some(period)) = (next_sync, sync_period)
                     && now >= due

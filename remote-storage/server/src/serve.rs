@@ -374,10 +374,13 @@ async fn supervise(
     info!("shutting down: no new connections, draining in-flight requests");
     let shutdown_started = tokio::time::Instant::now();
     let deadline = shutdown_started + limits.total;
+    // A readiness probe in flight is of no use any more, and may wait on a stuck backend. It
+    // is stopped (and awaited: aborting ends it at its next await point) before NOT_SERVING
+    // is published, so a check that finishes late cannot publish SERVING during the drain.
+    readiness_task.abort();
+    let _ = readiness_task.await;
     readiness.publish(false).await;
     readiness.end_watches();
-    // A readiness probe in flight is of no use any more, and may wait on a stuck backend.
-    readiness_task.abort();
 
     let drain_limit = limits.total.saturating_sub(limits.close);
     let drained = tokio::time::timeout_at(shutdown_started + drain_limit, async {
@@ -390,7 +393,6 @@ async fn supervise(
         warn!(timeout = ?drain_limit, "connections still open after the drain timeout; closing them");
         listeners.shutdown().await;
     }
-    let _ = readiness_task.await;
 
     match tokio::time::timeout_at(deadline, lifecycle.close()).await {
         Ok(Ok(())) => {}

@@ -22,7 +22,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{Started, start_binary};
 use jaeger_remote_proto::otlp::collector::trace_service_client::TraceServiceClient;
@@ -33,6 +33,7 @@ use jaeger_remote_proto::storage::v2::{
 };
 use loadgen::workload::{WorkloadConfig, build_request, service_name};
 use parking_lot::Mutex;
+use remote_storage_core::UnixNanos;
 use tonic::transport::Channel;
 
 /// Default length of a CI run and of a long run.
@@ -60,18 +61,6 @@ fn soak_duration(default_seconds: u64) -> Duration {
         .and_then(|text| text.parse().ok())
         .unwrap_or(default_seconds);
     Duration::from_secs(seconds)
-}
-
-fn now_nanos() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    u64::try_from(since_epoch.as_nanos()).unwrap()
-}
-
-fn timestamp(nanos: u64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: i64::try_from(nanos / 1_000_000_000).unwrap(),
-        nanos: i32::try_from(nanos % 1_000_000_000).unwrap(),
-    }
 }
 
 /// One reading of the server process.
@@ -149,7 +138,7 @@ async fn write_loop(
             ring: 1,
             total_spans: None,
             time_spread: Duration::from_secs(1),
-            now_unix_nanos: now_nanos(),
+            now_unix_nanos: UnixNanos::now().0,
         };
         // Fresh trace IDs every time (they derive from the seed and the index).
         let (request, ids) = build_request(&config, index, SPANS_PER_EXPORT);
@@ -179,11 +168,11 @@ async fn read_loop(
     while !stop.load(Ordering::Acquire) {
         let service = service_name(usize::try_from(round % 10).unwrap());
         round += 1;
-        let now = now_nanos();
+        let now = UnixNanos::now();
         let query = TraceQueryParameters {
             service_name: service.clone(),
-            start_time_min: Some(timestamp(now - 300 * 1_000_000_000)),
-            start_time_max: Some(timestamp(now)),
+            start_time_min: Some(now.saturating_sub(300 * 1_000_000_000).to_proto()),
+            start_time_max: Some(now.to_proto()),
             search_depth: 20,
             ..Default::default()
         };
