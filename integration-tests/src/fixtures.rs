@@ -299,6 +299,7 @@ pub fn parse_queries(json: &str, dates: &DateRewrite) -> anyhow::Result<Vec<Quer
             duration_max: parse_duration(query.duration_max, "DurationMax")
                 .with_context(|| format!("query {caption:?}"))?,
             search_depth: query.num_traces,
+            filter: None,
         };
         cases.push(QueryCase {
             caption,

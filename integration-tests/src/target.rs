@@ -69,6 +69,9 @@ pub struct TraceSearch {
     pub duration_max: Option<u64>,
     /// Maximum number of traces.
     pub search_depth: i32,
+    /// A structured filter (`TraceQueryParameters.filter`), sent as is; it replaces service,
+    /// operation, attributes and duration bounds (the server refuses a mix).
+    pub filter: Option<jaeger_remote_proto::expression::v1::Call>,
 }
 
 /// How attribute values of a search go on the wire.
@@ -110,7 +113,7 @@ impl TraceSearch {
             duration_min: Some(go_duration(self.duration_min)),
             duration_max: Some(go_duration(self.duration_max)),
             search_depth: self.search_depth,
-            filter: None,
+            filter: self.filter.clone(),
         }
     }
 }

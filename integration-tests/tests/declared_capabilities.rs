@@ -1,6 +1,6 @@
 //! A backend is tested for what it declares and for refusing what it does not. The memory
-//! store declared narrowly (no search without a service name, no span kinds for operations,
-//! links from a named source, a refresh bound instead of read-on-return) must pass the whole
+//! store declared narrowly (no search without a service name, no structured filters, no span
+//! kinds for operations, links from a named source, a refresh bound instead of read-on-return) must pass the whole
 //! suite in process, through the server over v2 (direct and via Jaeger) and over v1, and its
 //! backend checks: undeclared shapes answered `INVALID_ARGUMENT`, never empty. And a backend
 //! that declares the narrow set but answers service-less searches anyway must FAIL.
@@ -23,6 +23,7 @@ use storage_conformance::{
 /// Everything the memory store can do, but declared without the optional query shapes.
 const NARROW: Capabilities = Capabilities {
     without_service_name: false,
+    structured_filters: false,
     operation_span_kinds: false,
     dependency_source: "jaeger",
     visibility: Visibility::WithinRefresh(Duration::from_millis(100)),
@@ -80,33 +81,44 @@ async fn runs(
     Ok((server, runs))
 }
 
-/// A backend declaring no service-less search that answers one anyway fails the suite's
-/// `FindTracesWithoutServiceName`, naming the refusal it expected.
+/// A backend declaring no service-less search (nor filters) that answers one anyway fails the
+/// suite's `FindTracesWithoutServiceName` (and `FindTracesWithFilter`), naming the refusal it
+/// expected.
 async fn overclaiming_backend_fails(fixtures: Arc<FixtureSet>) -> anyhow::Result<()> {
-    // The store behind it admits every shape: only the declaration is narrow.
-    let answers_anyway = Backend {
-        capabilities: NARROW,
-        ..backend_memory::open(MemoryConfig::default())
-    };
-    let run = SuiteRun {
-        name: String::new(),
-        target: Arc::new(InProcessTarget::new(answers_anyway)),
-        fixtures,
-        options: SuiteOptions::declared(NARROW),
-    };
-    let report = run_suite(
-        &run,
-        &|name| name == "FindTracesWithoutServiceName",
-        &mut |_| {},
-    )
-    .await;
-    let [result] = report.results.as_slice() else {
-        anyhow::bail!("expected one case, ran {}", report.results.len());
-    };
-    match &result.outcome {
-        Outcome::Failed(message) if message.contains("expected INVALID_ARGUMENT") => Ok(()),
-        other => anyhow::bail!("the over-claiming backend was not caught: {other:?}"),
+    for case in [
+        "FindTracesWithoutServiceName",
+        "FindTracesWithFilter/Typed_constants_are_authoritative",
+    ] {
+        // The store behind it admits every shape: only the declaration is narrow. The filter
+        // case needs service-less searches admitted too, so only the filters are undeclared.
+        let declared = if case == "FindTracesWithoutServiceName" {
+            NARROW
+        } else {
+            Capabilities {
+                without_service_name: true,
+                ..NARROW
+            }
+        };
+        let answers_anyway = Backend {
+            capabilities: declared,
+            ..backend_memory::open(MemoryConfig::default())
+        };
+        let run = SuiteRun {
+            name: String::new(),
+            target: Arc::new(InProcessTarget::new(answers_anyway)),
+            fixtures: Arc::clone(&fixtures),
+            options: SuiteOptions::declared(declared),
+        };
+        let report = run_suite(&run, &|name| name == case, &mut |_| {}).await;
+        let [result] = report.results.as_slice() else {
+            anyhow::bail!("{case}: expected one case, ran {}", report.results.len());
+        };
+        match &result.outcome {
+            Outcome::Failed(message) if message.contains("expected INVALID_ARGUMENT") => {}
+            other => anyhow::bail!("{case}: the over-claiming backend was not caught: {other:?}"),
+        }
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {

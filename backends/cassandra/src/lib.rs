@@ -26,6 +26,8 @@ use remote_storage_core::{Backend, Capabilities, Rewrites, SpanOrder, StoreResul
 pub const CAPABILITIES: Capabilities = Capabilities {
     without_service_name: true,
     same_span_conjunction: true,
+    // Structured filters are not evaluated yet: refused with INVALID_ARGUMENT.
+    structured_filters: false,
     operation_span_kinds: true,
     dependency_source: "",
     rewrites: Rewrites::Idempotent,

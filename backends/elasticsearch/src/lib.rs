@@ -42,6 +42,8 @@ pub fn capabilities(refresh: RefreshPolicy) -> Capabilities {
     Capabilities {
         without_service_name: true,
         same_span_conjunction: true,
+        // Structured filters are not evaluated yet: refused with INVALID_ARGUMENT.
+        structured_filters: false,
         operation_span_kinds: true,
         dependency_source: "",
         rewrites: Rewrites::Idempotent,

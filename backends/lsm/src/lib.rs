@@ -33,6 +33,8 @@ pub const NAME: &str = "lsm";
 pub const CAPABILITIES: Capabilities = Capabilities {
     without_service_name: true,
     same_span_conjunction: true,
+    // Every candidate is decided by the shared filter evaluator on the whole stored span.
+    structured_filters: true,
     operation_span_kinds: true,
     dependency_source: "",
     rewrites: Rewrites::Idempotent,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use remote_storage_core::dependencies::DependencyCounter;
+use remote_storage_core::filter::{Filter, FilterPlan};
 use remote_storage_core::matcher::{AttributeCondition, SpanMatcher};
 use remote_storage_core::model::{Resource, SERVICE_NAME_KEY, Scope, span_kind_name};
 use remote_storage_core::proto::otlp::common::{AnyValue, KeyValue, any_value};
@@ -115,12 +116,27 @@ pub(crate) enum Plan {
 
 /// Picks the index expected to yield the fewest candidates. Every plan yields a superset of
 /// the matching spans; [`SpanMatcher`] then decides, so results equal the memory backend's.
-pub(crate) fn plan(tenant: &Tenant, query: &TraceQuery, conditions: &[AttributeCondition]) -> Plan {
+/// A structured filter's query has no legacy conditions; its [`FilterPlan`] names what the
+/// indexes can narrow by (one service, one span name, one attribute text, status error).
+pub(crate) fn plan(
+    tenant: &Tenant,
+    query: &TraceQuery,
+    conditions: &[AttributeCondition],
+    filter: &FilterPlan,
+) -> Plan {
     let whole = |term: Term| Plan::Postings { term, filter: None };
-    if conditions.contains(&AttributeCondition::Error(None)) {
+    if conditions.contains(&AttributeCondition::Error(None)) || filter.is_unsatisfiable() {
         return Plan::Nothing;
     }
-    if let (Some(service), Some(operation)) = (&query.service_name, &query.operation_name) {
+    let service = query
+        .service_name
+        .as_deref()
+        .or_else(|| single(filter.services.as_ref()));
+    let operation = query
+        .operation_name
+        .as_deref()
+        .or_else(|| single(filter.span_names.as_ref()));
+    if let (Some(service), Some(operation)) = (service, operation) {
         return Plan::Postings {
             term: keys::service_term(tenant, service),
             filter: Some(keys::term_bits(
@@ -128,6 +144,16 @@ pub(crate) fn plan(tenant: &Tenant, query: &TraceQuery, conditions: &[AttributeC
             )),
         };
     }
+    let attribute_posting = |key: &str, value: &str| {
+        let hash = keys::attribute_hash(tenant, key.as_bytes(), value.as_bytes(), &mut Vec::new());
+        let (shard, bits) = keys::attribute_shard(hash);
+        keys::attribute_shards(tenant)
+            .get(shard)
+            .map(|&term| Plan::Postings {
+                term,
+                filter: Some(bits),
+            })
+    };
     for condition in conditions {
         match condition {
             // The span's service is its resource's `service.name`.
@@ -138,27 +164,43 @@ pub(crate) fn plan(tenant: &Tenant, query: &TraceQuery, conditions: &[AttributeC
             | AttributeCondition::Anywhere { key, value }
                 if key != SERVICE_NAME_KEY =>
             {
-                let hash =
-                    keys::attribute_hash(tenant, key.as_bytes(), value.as_bytes(), &mut Vec::new());
-                let (shard, bits) = keys::attribute_shard(hash);
-                let Some(&term) = keys::attribute_shards(tenant).get(shard) else {
-                    continue;
-                };
-                return Plan::Postings {
-                    term,
-                    filter: Some(bits),
-                };
+                if let Some(plan) = attribute_posting(key, value) {
+                    return plan;
+                }
             }
             _ => {}
         }
     }
-    if conditions.contains(&AttributeCondition::Error(Some(true))) {
+    // Every level's attributes are indexed, but for the resource's `service.name`, which
+    // only the service index covers.
+    for terms in &filter.attributes {
+        if let (Some(text), true) = (single(Some(&terms.texts)), terms.key != SERVICE_NAME_KEY)
+            && let Some(plan) = attribute_posting(&terms.key, text)
+        {
+            return plan;
+        }
+    }
+    let error = StatusCode::Error as i32;
+    if conditions.contains(&AttributeCondition::Error(Some(true)))
+        || filter
+            .statuses
+            .as_ref()
+            .is_some_and(|codes| codes.len() == 1 && codes.contains(&error))
+    {
         return whole(keys::error_term(tenant));
     }
-    if let Some(service) = &query.service_name {
+    if let Some(service) = service {
         return whole(keys::service_term(tenant, service));
     }
     whole(keys::global_term(tenant))
+}
+
+/// The only element of a set of one.
+fn single(set: Option<&BTreeSet<String>>) -> Option<&str> {
+    match set {
+        Some(set) if set.len() == 1 => set.first().map(String::as_str),
+        _ => None,
+    }
 }
 
 /// What a posting must satisfy to be a candidate: cheap checks before any span is decoded.
@@ -370,15 +412,35 @@ impl Engine {
         found: &mut Found<'_>,
     ) -> Result<(), LsmError> {
         let matcher = SpanMatcher::new(query);
-        match plan(tenant, query, matcher.conditions()) {
+        let filter_plan = query.filter.as_ref().map(Filter::plan).unwrap_or_default();
+        // Ranges of the filter's `span.startTime` and `span.duration` conditions narrow the
+        // postings like the window and the legacy duration bounds.
+        let Some(((plan_start_min, plan_start_max), (plan_duration_min, plan_duration_max))) =
+            filter_plan
+                .start
+                .unsigned()
+                .zip(filter_plan.duration.unsigned())
+        else {
+            return Ok(());
+        };
+        match plan(tenant, query, matcher.conditions(), &filter_plan) {
             Plan::Nothing => Ok(()),
             Plan::Postings { term, filter } => {
                 let filter = PostingFilter {
                     term: filter,
-                    min_start: query.start_time_min.map_or(0, |time| time.0),
-                    max_start: query.start_time_max.map_or(u64::MAX, |time| time.0),
-                    min_duration: query.duration_min.unwrap_or(0),
-                    max_duration: query.duration_max.unwrap_or(u64::MAX),
+                    min_start: query
+                        .start_time_min
+                        .map_or(0, |time| time.0)
+                        .max(plan_start_min),
+                    max_start: query
+                        .start_time_max
+                        .map_or(u64::MAX, |time| time.0)
+                        .min(plan_start_max),
+                    min_duration: query.duration_min.unwrap_or(0).max(plan_duration_min),
+                    max_duration: query
+                        .duration_max
+                        .unwrap_or(u64::MAX)
+                        .min(plan_duration_max),
                 };
                 let candidates = PostingWalk::new(partitions, term, filter);
                 self.verify(tenant, query, &matcher, partitions, candidates, found)

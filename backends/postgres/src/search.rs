@@ -8,13 +8,19 @@
 //! equal the memory backend's. A trace's rank is the start of its newest matching span (ties:
 //! larger trace ID first).
 //!
+//! A structured filter narrows through its plan ([`FilterPlan`]): the one service, span name,
+//! kind or status it pins, its single-text attribute terms (Bloom keys and payload needles
+//! like a legacy attribute's) and its duration and start ranges. Its rows are always decoded
+//! and every span decided by the filter itself, so the plan only makes a search faster.
+//!
 //! Rows are read newest `max_start` first, in pages that grow. After each page, every row not
 //! read yet has `max_start` at most the page's last one (its bound), so its matches start no
 //! later: a trace whose best match so far is newer than the bound has its final rank, and once
 //! `search_depth` traces are final the search is over.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
+use remote_storage_core::filter::{AttributeLevel, FilterPlan, Level};
 use remote_storage_core::matcher::{AttributeCondition, SpanMatcher};
 use remote_storage_core::proto::otlp::trace::status::StatusCode;
 use remote_storage_core::{StoreError, StoreResult, TraceId, TraceQuery};
@@ -63,9 +69,26 @@ impl SearchPlan {
     /// Translates a query.
     pub(crate) fn plan(tenant: &str, query: &TraceQuery, page_rows: usize) -> Planned {
         let matcher = SpanMatcher::new(query);
+        let filter = query
+            .filter
+            .as_ref()
+            .map(|filter| filter.plan())
+            .unwrap_or_default();
+        let (Some(filter_start), Some(filter_duration)) =
+            (filter.start.unsigned(), filter.duration.unsigned())
+        else {
+            return Planned::NothingMatches;
+        };
+        if filter.is_unsatisfiable() {
+            return Planned::NothingMatches;
+        }
         let mut keys = Vec::new();
         let mut needles: Vec<Vec<u8>> = Vec::new();
-        if let Some(operation) = &query.operation_name {
+        let operation = query
+            .operation_name
+            .as_deref()
+            .or_else(|| single(filter.span_names.as_ref()));
+        if let Some(operation) = operation {
             keys.push(search_key(KeyKind::Operation, &[operation]));
             needles.push(operation.as_bytes().to_vec());
         }
@@ -102,22 +125,43 @@ impl SearchPlan {
             };
             keys.extend(key);
         }
+        push_filter_keys(&filter, &mut keys, &mut needles);
         keys.sort_unstable();
         keys.dedup();
         let span_conditions = query.operation_name.is_some()
             || query.duration_min.is_some()
             || query.duration_max.is_some()
-            || !query.attributes.is_empty();
+            || !query.attributes.is_empty()
+            || query.filter.is_some();
+        let service = query
+            .service_name
+            .as_deref()
+            .or_else(|| single(filter.services.as_ref()));
+        // The window and the filter's `span.startTime` range both bound the matching span.
+        let start_min = query
+            .start_time_min
+            .map_or(filter_start.0, |time| time.0.max(filter_start.0));
+        let start_max = query
+            .start_time_max
+            .map_or(filter_start.1, |time| time.0.min(filter_start.1));
+        if start_min > start_max {
+            return Planned::NothingMatches;
+        }
+        let duration_min = query.duration_min.unwrap_or(0).max(filter_duration.0);
+        let duration_max = query
+            .duration_max
+            .unwrap_or(u64::MAX)
+            .min(filter_duration.1);
+        if duration_min > duration_max {
+            return Planned::NothingMatches;
+        }
         Planned::Search(Box::new(SearchPlan {
             tenant: tenant.to_owned(),
-            service: query
-                .service_name
-                .as_deref()
-                .map(|service| pg_text(service).into_owned()),
-            start_min: query.start_time_min.map(|time| to_db_nanos(time.0)),
-            start_max: query.start_time_max.map(|time| to_db_nanos(time.0)),
-            duration_min: query.duration_min.map(saturating_i64),
-            duration_max: query.duration_max.map(saturating_i64),
+            service: service.map(|service| pg_text(service).into_owned()),
+            start_min: (start_min > 0).then(|| to_db_nanos(start_min)),
+            start_max: (start_max < u64::MAX).then(|| to_db_nanos(start_max)),
+            duration_min: (duration_min > 0).then(|| saturating_i64(duration_min)),
+            duration_max: (duration_max < u64::MAX).then(|| saturating_i64(duration_max)),
             keys,
             needles,
             span_conditions,
@@ -392,6 +436,41 @@ fn score_rows(
         }
     }
     Ok(scores)
+}
+
+/// The Bloom keys and payload needles of a filter plan's single-valued parts: the span kind
+/// and status it pins, and each attribute term with one text (the `Anywhere` keys cover the
+/// attributes of every level, the `Resource` keys the resource's).
+fn push_filter_keys(filter: &FilterPlan, keys: &mut Vec<u64>, needles: &mut Vec<Vec<u8>>) {
+    let single_code = |codes: Option<&BTreeSet<i32>>| match codes {
+        Some(codes) if codes.len() == 1 => codes.first().copied(),
+        _ => None,
+    };
+    if let Some(kind) = single_code(filter.kinds.as_ref()) {
+        keys.push(search_key(KeyKind::Kind, &[&kind.to_string()]));
+    }
+    if let Some(code) = single_code(filter.statuses.as_ref()) {
+        keys.push(search_key(KeyKind::Status, &[&code.to_string()]));
+    }
+    for terms in &filter.attributes {
+        let Some(text) = single(Some(&terms.texts)) else {
+            continue;
+        };
+        let kind = match terms.level {
+            AttributeLevel::Level(Level::Resource) => KeyKind::Resource,
+            _ => KeyKind::Anywhere,
+        };
+        push_attribute_needles(needles, &terms.key, text);
+        keys.push(search_key(kind, &[&terms.key, text]));
+    }
+}
+
+/// The only element of a set of one.
+fn single(set: Option<&BTreeSet<String>>) -> Option<&str> {
+    match set {
+        Some(set) if set.len() == 1 => set.first().map(String::as_str),
+        _ => None,
+    }
 }
 
 /// An attribute `key = value` condition can only hold on a row whose payload holds the key

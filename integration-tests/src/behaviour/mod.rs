@@ -21,6 +21,7 @@
 //! | `Backend/Services_and_operations` | [`search`] | `operation_span_kinds` declared |
 //! | `Backend/Dependencies` | [`search`] | always |
 //! | `Backend/Summaries_equal_from_trace` | [`search`] | * |
+//! | `Backend/Filters_equal_the_evaluator` | [`filters`] | `structured_filters` declared, * |
 //! | `Backend/Tenants_are_isolated` | [`tenancy`] | * |
 //! | `Backend/Lossless_round_trip` | [`lossless`] | * |
 //! | `Backend/Refuses_undeclared_queries` | [`refusals`] | a query shape is not declared |
@@ -37,6 +38,7 @@
 //! A check fails with an error naming the call and what differed.
 
 pub mod equivalence;
+pub mod filters;
 pub mod lossless;
 pub mod refusals;
 pub mod search;
@@ -92,6 +94,8 @@ pub enum Needs {
     /// Searches across services: runs only when [`Capabilities::without_service_name`] is
     /// declared.
     SearchWithoutService,
+    /// Runs only when [`Capabilities::structured_filters`] is declared.
+    StructuredFilters,
     /// Runs only when some query shape is not declared (a refusal to check).
     UndeclaredQueryShape,
     /// Runs only with a [`crate::SuiteOptions::reference`].
@@ -107,10 +111,13 @@ impl Needs {
             Self::IdempotentWrites => capabilities.rewrites == Rewrites::Idempotent,
             Self::CopyingWrites => capabilities.rewrites == Rewrites::KeepCopies,
             Self::SameSpanConjunction => capabilities.same_span_conjunction,
+            Self::StructuredFilters => capabilities.structured_filters,
             Self::SearchWithoutService => capabilities.without_service_name,
             Self::OperationSpanKinds => capabilities.operation_span_kinds,
             Self::UndeclaredQueryShape => {
-                !capabilities.without_service_name || !capabilities.operation_span_kinds
+                !capabilities.without_service_name
+                    || !capabilities.operation_span_kinds
+                    || !capabilities.structured_filters
             }
         }
     }
@@ -248,6 +255,11 @@ pub fn checks() -> Vec<Check> {
             "Summaries_equal_from_trace",
             [SearchWithoutService],
             search::summaries_equal_from_trace
+        ),
+        check!(
+            "Filters_equal_the_evaluator",
+            [StructuredFilters, SearchWithoutService],
+            filters::filters_equal_the_evaluator
         ),
         check!(
             "Tenants_are_isolated",

@@ -1,10 +1,13 @@
-//! What a backend does not declare it refuses: a search without a service name, or
-//! GetOperations filtered by span kind, is answered `INVALID_ARGUMENT`, never with an empty or
-//! partial result, while the declared shapes keep working on the same data.
+//! What a backend does not declare it refuses: a search without a service name, a structured
+//! filter, or GetOperations filtered by span kind, is answered `INVALID_ARGUMENT`, never with an
+//! empty or partial result, while the declared shapes keep working on the same data.
 
+use anyhow::Context as _;
+use remote_storage_core::proto::expression::v1::expression::Term;
+use remote_storage_core::proto::expression::v1::{Call, Expression, FieldReference};
 use remote_storage_core::proto::otlp::trace::span::SpanKind;
 use remote_storage_core::testing::span;
-use remote_storage_core::{Backend, ErrorKind, OperationQuery, StoreResult, TraceQuery};
+use remote_storage_core::{Backend, ErrorKind, Filter, OperationQuery, StoreResult, TraceQuery};
 
 use super::{CheckContext, depth, ensure_eq, find, in_service, operations, recent_base, seed};
 
@@ -56,6 +59,44 @@ pub async fn refuses_undeclared_queries(
         )?;
         let found = find(backend, &tenant, in_service(anywhere, "svc")).await?;
         ensure_eq!(found.len(), 1, "find_traces in the service");
+    }
+    if !declared.structured_filters {
+        let filter = Filter::from_proto(
+            &Call {
+                op: "exists".into(),
+                args: vec![Expression {
+                    term: Some(Term::Field(FieldReference {
+                        name: "name".into(),
+                        level: "span".into(),
+                    })),
+                }],
+            },
+            "query.filter",
+        )
+        .context("a valid filter")?;
+        let filtered = TraceQuery {
+            filter: Some(filter),
+            ..in_service(TraceQuery::all(depth(10)), "svc")
+        };
+        let traces = &backend.traces;
+        ensure_refused(
+            traces.find_trace_ids(&tenant, filtered.clone()).await,
+            "find_trace_ids with a filter",
+        )?;
+        ensure_refused(
+            traces
+                .find_traces(&tenant, filtered.clone())
+                .await
+                .map(|_| ()),
+            "find_traces with a filter",
+        )?;
+        ensure_refused(
+            traces
+                .find_trace_summaries(&tenant, filtered)
+                .await
+                .map(|_| ()),
+            "find_trace_summaries with a filter",
+        )?;
     }
     if !declared.operation_span_kinds {
         let by_kind = OperationQuery {

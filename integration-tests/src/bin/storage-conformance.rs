@@ -97,6 +97,11 @@ struct Cli {
     #[arg(long)]
     search_requires_service_name: bool,
 
+    /// The server declares no structured-filter support: FindTracesWithFilter expects every
+    /// filter refused with INVALID_ARGUMENT instead of the worked examples' answers.
+    #[arg(long)]
+    no_structured_filters: bool,
+
     /// GetOperations answers without span kinds: compare names only, and expect
     /// INVALID_ARGUMENT for a kind filter.
     #[arg(long)]
@@ -216,6 +221,7 @@ impl Cli {
     fn options(&self) -> SuiteOptions {
         let capabilities = Capabilities {
             without_service_name: !self.search_requires_service_name,
+            structured_filters: !self.no_structured_filters,
             operation_span_kinds: !self.get_operations_missing_span_kind,
             ..Capabilities::FULL
         };

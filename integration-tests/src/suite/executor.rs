@@ -3,7 +3,7 @@
 //! (the `impl Executor` blocks of the sibling modules, one per RPC).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context as _;
 
@@ -22,6 +22,8 @@ pub(crate) struct Executor {
     expected: Result<FixtureSet, String>,
     pub(super) options: SuiteOptions,
     state: Mutex<ExecutorState>,
+    /// When the structured-filter examples start (set when first written).
+    pub(super) filter_base: OnceLock<remote_storage_core::UnixNanos>,
 }
 
 #[derive(Default)]
@@ -45,6 +47,7 @@ impl Executor {
             expected,
             options,
             state: Mutex::new(ExecutorState::default()),
+            filter_base: OnceLock::new(),
         }
     }
 
@@ -97,6 +100,7 @@ impl Executor {
                 }
                 Ok(())
             }
+            Setup::FilterExamples => self.write_filter_examples().await,
         }
     }
 
@@ -152,6 +156,7 @@ impl Executor {
             CaseKind::FindTraces(index) => self.find_traces(index).await,
             CaseKind::FindTraceSummaries => self.find_trace_summaries().await,
             CaseKind::FindTracesWithoutServiceName => self.find_traces_without_service_name().await,
+            CaseKind::FindTracesWithFilter(index) => self.find_traces_with_filter(index).await,
             CaseKind::GetDependencies => self.get_dependencies().await,
         }
     }

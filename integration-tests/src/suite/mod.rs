@@ -9,12 +9,14 @@
 //!   `GetOperations`), `get_trace` (`GetTrace`, `GetLargeTrace`, `GetTraceWithDuplicateSpans`,
 //!   [`repeated_span_trace`]), `find_traces` (`FindTraces`, `FindTracesWithoutServiceName`),
 //!   `summaries` (`FindTraceSummaries`, [`summaries_with_fallback`], [`summary_of`]) and
-//!   `dependencies` (`GetDependencies`).
+//!   `dependencies` (`GetDependencies`), and `filters` (`FindTracesWithFilter`: the
+//!   structured-filter spec's worked examples, answered or refused as declared).
 //! - `otlp`: the spans and resources the tests write, [`service_name`], and traces described
 //!   for failure messages.
 
 mod dependencies;
 mod executor;
+mod filters;
 mod find_traces;
 mod get_trace;
 mod otlp;

@@ -25,6 +25,9 @@ pub enum Group {
     FindTraceSummaries,
     /// `FindTracesWithoutServiceName`.
     FindTracesWithoutServiceName,
+    /// `FindTracesWithFilter`: the structured-filter spec's worked examples (ours, not
+    /// Jaeger's).
+    FindTracesWithFilter,
     /// `GetDependencies`.
     GetDependencies,
 }
@@ -41,6 +44,7 @@ pub(super) enum Setup {
     Nothing,
     ExampleTrace,
     QueryFixtures,
+    FilterExamples,
 }
 
 impl Group {
@@ -50,6 +54,7 @@ impl Group {
                 Setup::ExampleTrace
             }
             Self::FindTraces => Setup::QueryFixtures,
+            Self::FindTracesWithFilter => Setup::FilterExamples,
             Self::GetLargeTrace
             | Self::GetTraceWithDuplicateSpans
             | Self::FindTracesWithoutServiceName
@@ -70,6 +75,7 @@ pub(super) enum CaseKind {
     FindTraces(usize),
     FindTraceSummaries,
     FindTracesWithoutServiceName,
+    FindTracesWithFilter(usize),
     GetDependencies,
 }
 
@@ -138,6 +144,13 @@ pub fn plan(fixtures: &FixtureSet, excused: &Excused, prefix: &str) -> Vec<Plann
         "FindTracesWithoutServiceName".to_owned(),
         CaseKind::FindTracesWithoutServiceName,
     ));
+    for (index, example) in super::filters::examples().iter().enumerate() {
+        cases.push((
+            Group::FindTracesWithFilter,
+            format!("FindTracesWithFilter/{}", example.name),
+            CaseKind::FindTracesWithFilter(index),
+        ));
+    }
     cases.push((
         Group::GetDependencies,
         "GetDependencies".to_owned(),

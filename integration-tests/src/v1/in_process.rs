@@ -107,6 +107,10 @@ impl SuiteTarget for V1InProcessTarget {
     }
 
     async fn find_traces(&self, search: &TraceSearch) -> anyhow::Result<Vec<OtlpTrace>> {
+        anyhow::ensure!(
+            search.filter.is_none(),
+            "FindTraces: the v1 API carries no structured filter"
+        );
         let query = trace_query(Some(v1_query(search)), self.limits)
             .context("FindTraces request refused")?;
         let traces: Vec<Trace> = self

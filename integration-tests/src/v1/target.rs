@@ -232,6 +232,10 @@ impl SuiteTarget for V1GrpcTarget {
 
     async fn find_traces(&self, search: &TraceSearch) -> anyhow::Result<Vec<OtlpTrace>> {
         let call = "FindTraces";
+        anyhow::ensure!(
+            search.filter.is_none(),
+            "{call}: the v1 API carries no structured filter"
+        );
         let stream = self
             .reader()
             .find_traces(self.connections.request(proto::FindTracesRequest {

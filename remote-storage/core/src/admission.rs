@@ -19,7 +19,7 @@ impl Capabilities {
     pub fn admit_trace_query(&self, query: &TraceQuery) -> StoreResult<()> {
         // Checked first: a filter query has no service name, and "service name required" would
         // hide the real reason.
-        if query.filter.is_some() {
+        if query.filter.is_some() && !self.structured_filters {
             return Err(StoreError::invalid_argument(
                 "query.filter: structured filters are not supported by this backend \
                  (Capabilities declares no filter support); use the legacy query fields",
@@ -146,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn filters_are_refused_until_capabilities_declare_them() {
+    fn filters_are_admitted_only_where_declared() {
         let filter = crate::filter::Filter::from_proto(
             &crate::proto::expression::v1::Call {
                 op: "exists".into(),
@@ -166,19 +166,24 @@ mod tests {
             filter: Some(filter),
             ..TraceQuery::all(NonZeroUsize::MIN)
         };
-        // Even the widest declaration has no filter support yet, and a backend that needs a
-        // service name is told about the filter, not the service.
-        let narrow = Capabilities {
-            without_service_name: false,
+        assert!(Capabilities::FULL.admit_trace_query(&filtered).is_ok());
+        // A backend without filter support that also needs a service name is told about the
+        // filter, not the service.
+        let without_filters = Capabilities {
+            structured_filters: false,
             ..Capabilities::FULL
         };
-        for capabilities in [Capabilities::FULL, narrow] {
+        let narrow = Capabilities {
+            without_service_name: false,
+            ..without_filters
+        };
+        for capabilities in [without_filters, narrow] {
             let error = capabilities.admit_trace_query(&filtered).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::InvalidArgument);
             assert!(error.to_string().starts_with("query.filter: "), "{error}");
         }
         assert!(
-            Capabilities::FULL
+            without_filters
                 .admit_trace_query(&TraceQuery::all(NonZeroUsize::MIN))
                 .is_ok()
         );

@@ -4,6 +4,7 @@
 //! | Field | Gates |
 //! |---|---|
 //! | [`Capabilities::without_service_name`] | `Capabilities.search.without_service_name` on the wire; when `false`, Find* without a service are refused with `INVALID_ARGUMENT` ([`crate::admission`]); the suite's `FindTracesWithoutServiceName` expects results or that refusal |
+//! | [`Capabilities::structured_filters`] | `Capabilities.search.filter` on the wire (every level and operator when `true`, absent when `false`); when `false`, a query with a filter is refused with `INVALID_ARGUMENT` ([`crate::admission`]); the suite's `FindTracesWithFilter` cases expect answers or that refusal |
 //! | [`Capabilities::same_span_conjunction`] | `Capabilities.search.same_span_conjunction` on the wire; the suite's `Backend/Conditions_on_one_span` and `Backend/Typed_values_within_one_span` run only when `true` |
 //! | [`Capabilities::operation_span_kinds`] | when `false`, GetOperations with a span kind is refused with `INVALID_ARGUMENT`; the suite compares operation names only and its `GetOperations/Span_kind_filter` expects the refusal |
 //! | [`Capabilities::dependency_source`] | the `source` of every dependency link on the wire (v2 and v1); what the suite's `GetDependencies` expects |
@@ -15,6 +16,15 @@ use std::time::Duration;
 
 use jaeger_remote_proto::storage::v2 as proto;
 
+/// The levels a backend declaring [`Capabilities::structured_filters`] evaluates.
+pub const FILTER_LEVELS: [&str; 5] = ["span", "resource", "scope", "event", "link"];
+
+/// The operators a backend declaring [`Capabilities::structured_filters`] evaluates.
+pub const FILTER_OPERATORS: [&str; 14] = [
+    "and", "or", "not", "eq", "ne", "gt", "lt", "gte", "lte", "regex", "exists", "in", "not_in",
+    "some",
+];
+
 /// A backend's declaration. There is no default: a backend states every field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -24,6 +34,13 @@ pub struct Capabilities {
     /// Every conjunction of conditions is evaluated within one span (when `false`, conditions
     /// may be met by different spans of a trace).
     pub same_span_conjunction: bool,
+    /// Structured filters (`TraceQueryParameters.filter`) are evaluated exactly: every level
+    /// and every operator of `jaeger.expression.v1`, each candidate span decided by the shared
+    /// evaluator ([`crate::filter::Filter::matches`]). Declared on the wire as all
+    /// [`FILTER_LEVELS`] and [`FILTER_OPERATORS`]; when `false` no filter support is declared
+    /// and a filter is refused with `INVALID_ARGUMENT`. There is no partial declaration: a
+    /// backend either runs the shared evaluator on every candidate or declares nothing.
+    pub structured_filters: bool,
     /// Operations carry their span kind and GetOperations can filter by kind. When `false`,
     /// a kind filter is refused with `INVALID_ARGUMENT` and operations may come back without
     /// a kind.
@@ -83,6 +100,7 @@ impl Capabilities {
     pub const FULL: Self = Self {
         without_service_name: true,
         same_span_conjunction: true,
+        structured_filters: true,
         operation_span_kinds: true,
         dependency_source: "",
         rewrites: Rewrites::Idempotent,
@@ -90,13 +108,23 @@ impl Capabilities {
         span_order: SpanOrder::AsWritten,
     };
 
-    /// The wire form. Structured filters are never declared (they are refused).
+    /// The wire form. Structured filter support is declared in full (all five levels, all
+    /// fourteen operators) or not at all (`filter` absent).
     pub fn to_proto(self) -> proto::GetCapabilitiesResponse {
         proto::GetCapabilitiesResponse {
             search: Some(proto::SearchCapabilities {
                 without_service_name: self.without_service_name,
                 same_span_conjunction: self.same_span_conjunction,
-                filter: None,
+                filter: self.structured_filters.then(|| proto::FilterCapabilities {
+                    levels: FILTER_LEVELS
+                        .iter()
+                        .map(|&level| level.to_owned())
+                        .collect(),
+                    operators: FILTER_OPERATORS
+                        .iter()
+                        .map(|&operator| operator.to_owned())
+                        .collect(),
+                }),
             }),
         }
     }
@@ -110,12 +138,43 @@ mod tests {
     fn the_wire_answer_reports_the_declared_search_shape() {
         let declared = Capabilities {
             without_service_name: false,
+            structured_filters: false,
             ..Capabilities::FULL
         };
         let search = declared.to_proto().search.unwrap();
         assert!(!search.without_service_name);
         assert!(search.same_span_conjunction);
         assert!(search.filter.is_none());
+    }
+
+    #[test]
+    fn filter_support_is_declared_with_every_level_and_operator() {
+        let filter = Capabilities::FULL
+            .to_proto()
+            .search
+            .unwrap()
+            .filter
+            .unwrap();
+        assert_eq!(filter.levels, FILTER_LEVELS);
+        assert_eq!(filter.operators.len(), 14);
+        // The same closed vocabularies the filter engine accepts.
+        for level in &filter.levels {
+            assert!(crate::filter::Level::from_name(level).is_some(), "{level}");
+        }
+        for operator in &filter.operators {
+            let call = jaeger_remote_proto::expression::v1::Call {
+                op: operator.clone(),
+                args: Vec::new(),
+            };
+            let error = crate::filter::Filter::from_proto(&call, "f").unwrap_err();
+            assert!(!error.to_string().contains("unknown operator"), "{error}");
+        }
+        let unknown = jaeger_remote_proto::expression::v1::Call {
+            op: "every".into(),
+            args: Vec::new(),
+        };
+        let error = crate::filter::Filter::from_proto(&unknown, "f").unwrap_err();
+        assert!(error.to_string().contains("unknown operator"), "{error}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jaeger_remote_proto::expression::v1::expression::Term;
-use jaeger_remote_proto::expression::v1::{Call, Expression, FieldReference};
+use jaeger_remote_proto::expression::v1::{Call, Expression, FieldReference, Scalar};
 use jaeger_remote_proto::otlp::collector::trace_service_client::TraceServiceClient;
 use jaeger_remote_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use jaeger_remote_proto::otlp::common::{AnyValue, KeyValue, any_value};
@@ -476,64 +476,188 @@ async fn searches_return_whole_traces_ids_and_summaries() {
     server.stop().await.unwrap();
 }
 
-/// Filters are decoded and validated at the edge (an invalid one is refused naming its path),
-/// and a valid one is refused by admission while no backend declares filter support: never
-/// ignored, which would widen the search.
+/// `eq(field(level, name), value)`.
+fn field_equals(level: &str, name: &str, value: &str) -> Call {
+    Call {
+        op: "eq".into(),
+        args: vec![
+            Expression {
+                term: Some(Term::Field(FieldReference {
+                    name: name.into(),
+                    level: level.into(),
+                })),
+            },
+            Expression {
+                term: Some(Term::Scalar(Scalar {
+                    value: value.into(),
+                    r#type: String::new(),
+                })),
+            },
+        ],
+    }
+}
+
+/// The trace IDs each Find RPC answers for `query`, or its refusal.
+async fn find_by_every_rpc(
+    reader: &mut TraceReaderClient<Channel>,
+    query: &TraceQueryParameters,
+) -> [Result<BTreeSet<Vec<u8>>, Status>; 3] {
+    let traces = match reader
+        .find_traces(FindTracesRequest {
+            query: Some(query.clone()),
+        })
+        .await
+    {
+        Ok(stream) => collect(stream.into_inner())
+            .await
+            .map(|chunks| traces_in(&chunks).into_iter().map(|(id, _)| id).collect()),
+        Err(status) => Err(status),
+    };
+    let ids = reader
+        .find_trace_i_ds(FindTraceIDsRequest {
+            query: Some(query.clone()),
+        })
+        .await
+        .map(|answer| {
+            answer
+                .into_inner()
+                .trace_ids
+                .into_iter()
+                .map(|found| found.trace_id)
+                .collect()
+        });
+    let summaries = match reader
+        .find_trace_summaries(FindTraceSummariesRequest {
+            query: Some(query.clone()),
+        })
+        .await
+    {
+        Ok(stream) => collect(stream.into_inner()).await.map(|chunks| {
+            chunks
+                .into_iter()
+                .flat_map(|chunk| chunk.summaries)
+                .map(|summary| summary.trace_id)
+                .collect()
+        }),
+        Err(status) => Err(status),
+    };
+    [traces, ids, summaries]
+}
+
+/// Filters are decoded and validated at the edge (an invalid one is refused naming its path)
+/// and, on a backend that declares filter support, answered by FindTraces, FindTraceIDs and
+/// FindTraceSummaries alike, within the window and up to `search_depth`.
 #[tokio::test]
-async fn a_structured_filter_is_refused_by_every_find_rpc() {
+async fn structured_filters_are_served_by_every_find_rpc() {
     let server = start().await;
+    let start_time = now_nanos() - 60_000_000_000;
+    export(server.grpc_addr, two_traces(start_time)).await;
     let mut reader = reader(server.grpc_addr).await;
-    let invalid = Call {
-        op: "and".into(),
-        args: Vec::new(),
+    let invalid = TraceQueryParameters {
+        filter: Some(Call {
+            op: "and".into(),
+            args: Vec::new(),
+        }),
+        ..window_query(start_time)
     };
-    let valid = Call {
-        op: "exists".into(),
-        args: vec![Expression {
-            term: Some(Term::Field(FieldReference {
-                name: "name".into(),
-                level: "span".into(),
-            })),
-        }],
-    };
-    for (filter, expected) in [
-        (invalid, "query.filter: and takes at least 2 arguments"),
-        (valid, "query.filter: structured filters are not supported"),
-    ] {
+    for answer in find_by_every_rpc(&mut reader, &invalid).await {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status
+                .message()
+                .starts_with("query.filter: and takes at least 2 arguments"),
+            "{}",
+            status.message()
+        );
+    }
+    let cases = [
+        (field_equals("span", "name", "load-user"), vec![trace_id(1)]),
+        (
+            field_equals("resource", "service", "svc-b"),
+            vec![trace_id(1), trace_id(2)],
+        ),
+        (
+            field_equals("span", "kind", "unspecified"),
+            vec![trace_id(2)],
+        ),
+        (field_equals("span", "name", "nothing"), vec![]),
+    ];
+    for (filter, expected) in cases {
         let query = TraceQueryParameters {
-            filter: Some(filter),
-            ..window_query(now_nanos())
+            filter: Some(filter.clone()),
+            ..window_query(start_time)
         };
-        let refusals = [
-            reader
-                .find_traces(FindTracesRequest {
-                    query: Some(query.clone()),
-                })
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-            reader
-                .find_trace_i_ds(FindTraceIDsRequest {
-                    query: Some(query.clone()),
-                })
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-            reader
-                .find_trace_summaries(FindTraceSummariesRequest { query: Some(query) })
-                .await
-                .map(|_| ())
-                .unwrap_err(),
-        ];
-        for status in refusals {
-            assert_eq!(status.code(), Code::InvalidArgument);
-            assert!(
-                status.message().starts_with(expected),
-                "{}",
-                status.message()
-            );
+        let expected: BTreeSet<Vec<u8>> = expected.into_iter().collect();
+        for answer in find_by_every_rpc(&mut reader, &query).await {
+            assert_eq!(answer.unwrap(), expected, "{filter:?}");
         }
     }
+    // search_depth counts traces that pass the filter; the window is the span's.
+    let depth_one = TraceQueryParameters {
+        filter: Some(field_equals("resource", "service", "svc-b")),
+        search_depth: 1,
+        ..window_query(start_time)
+    };
+    for answer in find_by_every_rpc(&mut reader, &depth_one).await {
+        assert_eq!(answer.unwrap().len(), 1);
+    }
+    let before_the_spans = TraceQueryParameters {
+        filter: Some(field_equals("resource", "service", "svc-b")),
+        start_time_min: Some(timestamp(start_time - 3_600_000_000_000)),
+        start_time_max: Some(timestamp(start_time - 1)),
+        ..window_query(start_time)
+    };
+    for answer in find_by_every_rpc(&mut reader, &before_the_spans).await {
+        assert!(answer.unwrap().is_empty());
+    }
+    server.stop().await.unwrap();
+}
+
+/// A backend that does not declare filter support refuses a valid filter with
+/// `INVALID_ARGUMENT` on every Find RPC (never ignoring it, which would widen the search),
+/// and its GetCapabilities declares no filter.
+#[tokio::test]
+async fn an_undeclaring_backend_refuses_structured_filters() {
+    let capabilities = remote_storage_core::Capabilities {
+        structured_filters: false,
+        ..backend_memory::CAPABILITIES
+    };
+    let store = std::sync::Arc::new(backend_memory::MemoryStore::new(
+        backend_memory::MemoryConfig::default(),
+    ));
+    let backend =
+        remote_storage_core::Backend::from_store("memory-no-filters", capabilities, store);
+    let server = RunningServer::start(ServerConfig::for_tests(), backend)
+        .await
+        .unwrap();
+    let start_time = now_nanos() - 60_000_000_000;
+    export(server.grpc_addr, two_traces(start_time)).await;
+    let mut reader = reader(server.grpc_addr).await;
+    let query = TraceQueryParameters {
+        filter: Some(field_equals("span", "name", "load-user")),
+        ..window_query(start_time)
+    };
+    for answer in find_by_every_rpc(&mut reader, &query).await {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status
+                .message()
+                .starts_with("query.filter: structured filters are not supported"),
+            "{}",
+            status.message()
+        );
+    }
+    let mut capabilities = CapabilitiesClient::new(channel(server.grpc_addr).await);
+    let search = capabilities
+        .get_capabilities(GetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .search
+        .unwrap();
+    assert!(search.filter.is_none());
     server.stop().await.unwrap();
 }
 
@@ -657,7 +781,13 @@ async fn dependencies_and_capabilities_are_served() {
         .into_inner();
     let search = answer.search.unwrap();
     assert!(search.without_service_name);
-    assert!(search.filter.is_none());
+    // The memory backend evaluates every filter: all five levels, all fourteen operators.
+    let filter = search.filter.unwrap();
+    assert_eq!(
+        filter.levels,
+        ["span", "resource", "scope", "event", "link"]
+    );
+    assert_eq!(filter.operators.len(), 14);
     server.stop().await.unwrap();
 }
 

@@ -4,12 +4,21 @@
 //!
 //! Both plans give the same answer: the traces ranked by their newest matching span (start,
 //! then slot, descending), at most `search_depth` of them. Every candidate is first tested on
-//! its index record (service, operation, start and duration) and its term fingerprints, and
-//! decoded for the shared [`SpanMatcher`] only when the query has attribute conditions.
+//! its index record (service, operation, kind, start and duration) and its term
+//! fingerprints, and decoded for the shared [`SpanMatcher`] when the query has attribute
+//! conditions or a structured filter.
+//!
+//! A structured filter narrows through its plan ([`FilterPlan`]): the services, span names,
+//! kinds, duration and start ranges it pins are record checks, and the attribute terms it
+//! requires (one text) are index terms like a legacy attribute's (several texts: one of
+//! their fingerprints must be present). The filter itself decides every candidate that
+//! passes, so the plan only makes a search faster.
 
 use std::collections::HashSet;
 
 use hashbrown::HashMap;
+use jaeger_remote_proto::otlp::trace::span::SpanKind;
+use remote_storage_core::filter::FilterPlan;
 use remote_storage_core::matcher::{AttributeCondition, SpanMatcher};
 use remote_storage_core::{FoundTraceId, StoreResult, TraceQuery, UnixNanos};
 
@@ -22,52 +31,151 @@ use crate::records::{SpanKey, SpanSlot, StoredSpan, StoredTrace};
 const MAX_CANDIDATE_SPANS: usize = 32_768;
 
 /// What a span's index record and fingerprints can decide about a query.
-struct RecordFilter<'q> {
-    /// The query's service number; `None` when the query names no service.
-    service: Option<u32>,
-    operation: Option<&'q str>,
+struct RecordFilter {
+    /// The services a matching span can have; `None` when the query does not narrow them.
+    services: Option<Vec<u32>>,
+    /// The span names a matching span can have.
+    operations: Option<Vec<String>>,
+    /// The span kinds (OTLP numbers) a matching span can have.
+    kinds: Option<Vec<i32>>,
     start_min: u64,
     start_max: u64,
     duration_min: u64,
     duration_max: u64,
-    /// Fingerprints of the query's attribute terms.
+    /// Fingerprints of the attribute terms every matching span holds.
     fingerprints: Vec<u8>,
+    /// Groups of fingerprints of which a matching span holds at least one each (a filter's
+    /// `in` over an attribute).
+    any_fingerprints: Vec<Vec<u8>>,
+    /// Whether spans must be decoded and tested whole (attribute conditions, a filter).
+    decode: bool,
 }
 
-impl<'q> RecordFilter<'q> {
-    /// `None` when nothing can match: an unknown service, or an empty time or duration range.
-    fn new(store: &TenantStore, query: &'q TraceQuery, hashes: &[u64]) -> Option<Self> {
-        let service = match query.service_name.as_deref() {
-            Some(name) => Some(store.services.id(name)?),
-            None => None,
+/// The query's attribute terms that the attribute index covers: every matching span holds
+/// each of `all`, and one of each group of `any`.
+#[derive(Debug, Default)]
+pub(super) struct QueryTerms {
+    all: Vec<u64>,
+    any: Vec<Vec<u64>>,
+}
+
+impl RecordFilter {
+    /// `None` when nothing can match: an unknown service, an empty time or duration range, a
+    /// filter whose plan is unsatisfiable.
+    fn new(
+        store: &TenantStore,
+        query: &TraceQuery,
+        plan: &FilterPlan,
+        terms: &QueryTerms,
+    ) -> Option<Self> {
+        let services = match (&query.service_name, &plan.services) {
+            (Some(name), _) => Some(vec![store.services.id(name)?]),
+            (None, Some(names)) => {
+                let ids: Vec<u32> = names
+                    .iter()
+                    .filter_map(|name| store.services.id(name))
+                    .collect();
+                if ids.is_empty() {
+                    return None;
+                }
+                Some(ids)
+            }
+            (None, None) => None,
         };
-        let filter = Self {
-            service,
-            operation: query.operation_name.as_deref(),
-            start_min: query.start_time_min.unwrap_or_default().0,
-            start_max: query.start_time_max.unwrap_or(UnixNanos(u64::MAX)).0,
-            duration_min: query.duration_min.unwrap_or(0),
-            duration_max: query.duration_max.unwrap_or(u64::MAX),
-            fingerprints: hashes
+        let operations = match (&query.operation_name, &plan.span_names) {
+            (Some(name), _) => Some(vec![name.clone()]),
+            (None, Some(names)) => Some(names.iter().cloned().collect()),
+            (None, None) => None,
+        };
+        let (plan_start_min, plan_start_max) = plan.start.unsigned()?;
+        let (plan_duration_min, plan_duration_max) = plan.duration.unsigned()?;
+        let fingerprint = |hashes: &[u64]| -> Vec<u8> {
+            hashes
                 .iter()
                 .map(|&hash| codec::fingerprint(hash))
-                .collect(),
+                .collect()
         };
-        (filter.start_min <= filter.start_max && filter.duration_min <= filter.duration_max)
-            .then_some(filter)
+        let filter = Self {
+            services,
+            operations,
+            kinds: plan
+                .kinds
+                .as_ref()
+                .map(|kinds| kinds.iter().copied().collect()),
+            start_min: query
+                .start_time_min
+                .unwrap_or_default()
+                .0
+                .max(plan_start_min),
+            start_max: query
+                .start_time_max
+                .unwrap_or(UnixNanos(u64::MAX))
+                .0
+                .min(plan_start_max),
+            duration_min: query.duration_min.unwrap_or(0).max(plan_duration_min),
+            duration_max: query
+                .duration_max
+                .unwrap_or(u64::MAX)
+                .min(plan_duration_max),
+            fingerprints: fingerprint(&terms.all),
+            any_fingerprints: terms.any.iter().map(|group| fingerprint(group)).collect(),
+            decode: !query.attributes.is_empty() || query.filter.is_some(),
+        };
+        let satisfiable = filter.start_min <= filter.start_max
+            && filter.duration_min <= filter.duration_max
+            && !plan.is_unsatisfiable();
+        satisfiable.then_some(filter)
+    }
+
+    /// The one service the query pins, whose time index a walk can take.
+    fn single_service(&self) -> Option<u32> {
+        match self.services.as_deref() {
+            Some(&[service]) => Some(service),
+            _ => None,
+        }
     }
 
     fn accepts(&self, store: &TenantStore, span: &StoredSpan) -> bool {
-        self.service.is_none_or(|service| span.service == service)
+        if !(self
+            .services
+            .as_ref()
+            .is_none_or(|services| services.contains(&span.service))
             && (self.start_min..=self.start_max).contains(&span.start)
-            && (self.duration_min..=self.duration_max).contains(&span.duration())
+            && (self.duration_min..=self.duration_max).contains(&span.duration()))
+        {
+            return false;
+        }
+        if self.operations.is_some() || self.kinds.is_some() {
+            let (name, kind) = store
+                .operations
+                .get(span.operation)
+                .map_or(("", 0), |operation| (&*operation.name, operation.kind));
+            if self
+                .operations
+                .as_ref()
+                .is_some_and(|names| !names.iter().any(|wanted| wanted == name))
+            {
+                return false;
+            }
+            // The filter's words name OTLP's kinds; an unknown number reads as unspecified.
+            let kind = SpanKind::try_from(kind).unwrap_or(SpanKind::Unspecified) as i32;
+            if self
+                .kinds
+                .as_ref()
+                .is_some_and(|kinds| !kinds.contains(&kind))
+            {
+                return false;
+            }
+        }
+        if self.fingerprints.is_empty() && self.any_fingerprints.is_empty() {
+            return true;
+        }
+        let own = codec::fingerprints(&span.body);
+        self.fingerprints.iter().all(|wanted| own.contains(wanted))
             && self
-                .operation
-                .is_none_or(|operation| store.operations.name(span.operation) == operation)
-            && (self.fingerprints.is_empty() || {
-                let own = codec::fingerprints(&span.body);
-                self.fingerprints.iter().all(|wanted| own.contains(wanted))
-            })
+                .any_fingerprints
+                .iter()
+                .all(|group| group.iter().any(|wanted| own.contains(wanted)))
     }
 }
 
@@ -75,20 +183,27 @@ impl TenantStore {
     /// See the module documentation.
     pub(crate) fn find_trace_ids(&self, query: &TraceQuery) -> StoreResult<Vec<FoundTraceId>> {
         let matcher = SpanMatcher::new(query);
-        let hashes = self.term_hashes(&matcher);
-        let Some(filter) = RecordFilter::new(self, query, &hashes) else {
+        let plan = query
+            .filter
+            .as_ref()
+            .map(|filter| filter.plan())
+            .unwrap_or_default();
+        let terms = self.query_terms(&matcher, &plan);
+        let Some(filter) = RecordFilter::new(self, query, &plan, &terms) else {
             return Ok(Vec::new());
         };
         let depth = query.search_depth.get();
-        match self.candidate_blocks(&hashes) {
+        match self.candidate_blocks(&terms.all) {
             Some(blocks) => self.find_in_blocks(&blocks, &filter, &matcher, depth),
             None => self.walk(&filter, &matcher, depth),
         }
     }
 
-    /// Hashes of the query's attribute terms that the attribute index covers.
-    fn term_hashes(&self, matcher: &SpanMatcher) -> Vec<u64> {
-        let mut hashes: Vec<u64> = matcher
+    /// Hashes of the query's attribute terms that the attribute index covers: the legacy
+    /// conditions' and the filter plan's (the index holds the attributes of every level
+    /// under one hash of key and canonical text, so any level's term is a lookup).
+    pub(super) fn query_terms(&self, matcher: &SpanMatcher, plan: &FilterPlan) -> QueryTerms {
+        let mut all: Vec<u64> = matcher
             .conditions()
             .iter()
             .filter_map(|condition| match condition {
@@ -97,9 +212,23 @@ impl TenantStore {
                 _ => None,
             })
             .collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        hashes
+        let mut any = Vec::new();
+        for attribute in &plan.attributes {
+            let hashes: Vec<u64> = attribute
+                .texts
+                .iter()
+                .map(|text| self.terms.hash(&attribute.key, text))
+                .collect();
+            match hashes.as_slice() {
+                [hash] => all.push(*hash),
+                // No text: the plan is unsatisfiable and nothing is searched.
+                [] => {}
+                _ => any.push(hashes),
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        QueryTerms { all, any }
     }
 
     /// The slots of the blocks that may hold every term, or `None` when the query has no term
@@ -125,13 +254,13 @@ impl TenantStore {
         &self,
         trace: &StoredTrace,
         span: &StoredSpan,
-        filter: &RecordFilter<'_>,
+        filter: &RecordFilter,
         matcher: &SpanMatcher,
     ) -> StoreResult<bool> {
         if !filter.accepts(self, span) {
             return Ok(false);
         }
-        if matcher.conditions().is_empty() {
+        if !filter.decode {
             return Ok(true);
         }
         Ok(matcher.matches(&self.decode(trace, span)?))
@@ -141,11 +270,11 @@ impl TenantStore {
     /// of its spans matches.
     fn walk(
         &self,
-        filter: &RecordFilter<'_>,
+        filter: &RecordFilter,
         matcher: &SpanMatcher,
         depth: usize,
     ) -> StoreResult<Vec<FoundTraceId>> {
-        let index = match filter.service.and_then(|id| self.services.get(id)) {
+        let index = match filter.single_service().and_then(|id| self.services.get(id)) {
             Some(entry) => &entry.spans,
             None => &self.spans_by_start,
         };
@@ -181,7 +310,7 @@ impl TenantStore {
     fn find_in_blocks(
         &self,
         blocks: &[&[SpanSlot]],
-        filter: &RecordFilter<'_>,
+        filter: &RecordFilter,
         matcher: &SpanMatcher,
         depth: usize,
     ) -> StoreResult<Vec<FoundTraceId>> {
@@ -336,10 +465,12 @@ mod tests {
         ];
         for query in &queries {
             let matcher = SpanMatcher::new(query);
-            let hashes = store.term_hashes(&matcher);
-            let filter = RecordFilter::new(&store, query, &hashes).expect("a satisfiable query");
+            let plan = FilterPlan::default();
+            let terms = store.query_terms(&matcher, &plan);
+            let filter =
+                RecordFilter::new(&store, query, &plan, &terms).expect("a satisfiable query");
             let all_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&[]).collect();
-            let some_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&hashes).collect();
+            let some_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&terms.all).collect();
             let depth = query.search_depth.get();
             let walked = store.walk(&filter, &matcher, depth).expect("walk");
             let listed = store
@@ -358,8 +489,14 @@ mod tests {
     #[test]
     fn rare_terms_use_the_blocks_and_frequent_ones_walk() {
         let store = store_of(10_000, 10_000);
-        let hashes =
-            |tags: &[(&str, &str)]| store.term_hashes(&SpanMatcher::new(&query(None, None, tags)));
+        let hashes = |tags: &[(&str, &str)]| {
+            store
+                .query_terms(
+                    &SpanMatcher::new(&query(None, None, tags)),
+                    &FilterPlan::default(),
+                )
+                .all
+        };
         assert!(store.candidate_blocks(&hashes(&[("rare", "x")])).is_some());
         assert_eq!(
             store

@@ -69,15 +69,19 @@ use crate::model::Span;
 mod eval;
 mod literal;
 mod pattern;
+mod plan;
 mod proto;
 mod resolve;
 
+#[cfg(test)]
+mod plan_tests;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod tests;
 
 pub use pattern::Pattern;
+pub use plan::{AttributeTerms, FilterPlan, NanosRange};
 pub use resolve::MAX_NESTING_DEPTH;
 
 /// A decoded, validated and resolved structured filter, ready to test spans.
@@ -106,6 +110,13 @@ impl Filter {
     /// Whether this one span satisfies the filter (the trace matches when one span does).
     pub fn matches(&self, span: &Span) -> bool {
         eval::matches(&self.predicate, span)
+    }
+
+    /// The necessary conditions an index can answer ([`FilterPlan`]): every span the filter
+    /// matches satisfies them, so a backend may narrow its candidates with them and must
+    /// still decide each candidate with [`Filter::matches`].
+    pub fn plan(&self) -> FilterPlan {
+        FilterPlan::of(&self.predicate)
     }
 
     /// The resolved predicate tree, for backends that translate filters into their own query

@@ -26,7 +26,7 @@ use crate::time::UnixNanos;
 
 const KEYS: [&str; 3] = ["k1", "k2", "k3"];
 
-fn stored_value() -> impl Strategy<Value = Value> {
+pub(super) fn stored_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         prop::sample::select(vec!["v", "w", "1", "true", "", "1.5"])
             .prop_map(|text| Value::StringValue(text.to_owned())),
@@ -37,7 +37,7 @@ fn stored_value() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
+pub(super) fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
     vec((prop::sample::select(KEYS.to_vec()), stored_value()), 0..3).prop_map(|pairs| {
         pairs
             .into_iter()

@@ -127,7 +127,7 @@ fn pair(key: &str, stored: Value) -> KeyValue {
     }
 }
 
-fn string(key: &str, stored: &str) -> KeyValue {
+pub(super) fn string(key: &str, stored: &str) -> KeyValue {
     pair(key, Value::StringValue(stored.into()))
 }
 
