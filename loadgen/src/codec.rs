@@ -1,11 +1,14 @@
-//! A gRPC client that sends already-encoded request messages, unary or client-streaming.
+//! A gRPC client that sends already-encoded request messages, unary or client-streaming, and
+//! can read a server stream without decoding it.
 //!
 //! The request side of [`RawCodec`] copies pre-encoded message bytes into the gRPC frame as
 //! they are, so the timed loop never runs prost's encoder; the response is decoded with prost.
+//! [`ByteCountCodec`] only counts each response message's bytes, so a read is timed without the
+//! client's own decoding (about as much CPU as the server's work for a large trace).
 
 use std::marker::PhantomData;
 
-use bytes::{BufMut as _, Bytes};
+use bytes::{Buf as _, BufMut as _, Bytes};
 use futures::Stream;
 use http::uri::PathAndQuery;
 use jaeger_remote_proto::otlp::collector::ExportTraceServiceResponse;
@@ -70,6 +73,39 @@ impl<R: Message + Default> Decoder for ResponseDecoder<R> {
     }
 }
 
+/// Sends [`Bytes`] verbatim; reads each response message as its length in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ByteCountCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ByteCountDecoder;
+
+impl Codec for ByteCountCodec {
+    type Encode = Bytes;
+    type Decode = usize;
+    type Encoder = RawEncoder;
+    type Decoder = ByteCountDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ByteCountDecoder
+    }
+}
+
+impl Decoder for ByteCountDecoder {
+    type Item = usize;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<usize>, Status> {
+        let len = src.remaining();
+        src.advance(len);
+        Ok(Some(len))
+    }
+}
+
 /// A cheap-to-clone client over one channel that sends pre-encoded messages with the tenant
 /// header.
 #[derive(Debug, Clone)]
@@ -118,6 +154,28 @@ impl RawClient {
             .unary(req, PathAndQuery::from_static(path), RawCodec::default())
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// Calls the server-streaming method `path` with one pre-encoded message; returns the
+    /// number of response messages and their total bytes, without decoding them.
+    pub(crate) async fn server_streaming_bytes(
+        &mut self,
+        path: &'static str,
+        body: Bytes,
+    ) -> Result<(u64, u64), Status> {
+        self.ready().await?;
+        let req = self.tenant.request(body);
+        let mut stream = self
+            .grpc
+            .server_streaming(req, PathAndQuery::from_static(path), ByteCountCodec)
+            .await?
+            .into_inner();
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        while let Some(len) = stream.message().await? {
+            messages += 1;
+            bytes += len as u64;
+        }
+        Ok((messages, bytes))
     }
 
     /// Calls the client-streaming method `path` with pre-encoded messages, pulled from

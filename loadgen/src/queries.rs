@@ -21,12 +21,14 @@ use jaeger_remote_proto::storage::v2::{
     GetOperationsRequest, GetServicesRequest, GetTraceParams, GetTracesRequest, KeyValue,
     TraceQueryParameters, any_value as v2_any_value,
 };
+use prost::Message as _;
 use serde::Serialize;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
 use crate::cli::Api;
+use crate::codec::RawClient;
 use crate::conn::{MAX_MESSAGE_BYTES, Tenant};
 use crate::v1_queries;
 use crate::workload::service_name;
@@ -149,7 +151,33 @@ impl Ctx {
             .into_inner();
         drain_traces(stream).await
     }
+
+    /// v2 GetTraces of one trace, read without decoding: `items` is the bytes received,
+    /// `spans` the number of messages (chunks).
+    pub(crate) async fn get_trace_bytes(&self, trace_id: &[u8]) -> Result<Tally, Status> {
+        let request = GetTracesRequest {
+            query: vec![GetTraceParams {
+                trace_id: trace_id.to_vec(),
+                ..Default::default()
+            }],
+        };
+        let mut client = RawClient::new(self.channel.clone(), false, self.tenant.clone());
+        let (chunks, bytes) = client
+            .server_streaming_bytes(GET_TRACES_PATH, request.encode_to_vec().into())
+            .await?;
+        if chunks == 0 {
+            return Err(Status::not_found("the large trace was not returned"));
+        }
+        Ok(Tally {
+            traces: 1,
+            spans: chunks,
+            items: bytes,
+        })
+    }
 }
+
+/// `TraceReader/GetTraces`, for the client that does not decode.
+const GET_TRACES_PATH: &str = "/jaeger.storage.v2.TraceReader/GetTraces";
 
 /// Drains a `TracesData` stream, counting distinct traces and spans.
 async fn drain_traces(mut stream: Streaming<TracesData>) -> Result<Tally, Status> {
@@ -521,6 +549,12 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         out.push(
             time_query(&ctx.cfg, "GetTraces large trace", || {
                 c.get_trace(large_trace_id)
+            })
+            .await?,
+        );
+        out.push(
+            time_query(&ctx.cfg, "GetTraces large trace (bytes)", || {
+                c.get_trace_bytes(large_trace_id)
             })
             .await?,
         );

@@ -15,8 +15,8 @@ use remote_storage_core::proto::otlp::trace::span::SpanKind;
 use remote_storage_core::proto::otlp::trace::status::StatusCode;
 use remote_storage_core::proto::otlp::trace::{Span as OtlpSpan, Status};
 use remote_storage_core::{
-    DependencyLink, DependencyQuery, Operation, Span, Tenant, Trace, TraceId, TraceQuery,
-    TraceSummary, UnixNanos,
+    DependencyLink, DependencyQuery, EncodedTrace, Operation, Span, Tenant, Trace, TraceId,
+    TraceQuery, TraceSummary, UnixNanos,
 };
 
 use crate::engine::{Engine, Partition};
@@ -379,6 +379,54 @@ impl Engine {
         partition: &Partition,
         cache: &mut ContentCache,
     ) -> Result<Vec<Span>, LsmError> {
+        self.with_partition_records(tenant, trace_id, partition, cache, decode_spans)
+    }
+
+    /// Every stored span of a trace as [`Engine::load_trace`] orders them, each as its stored
+    /// OTLP bytes (the spans were validated and encoded by prost when written), without
+    /// decoding any. `None` when the trace has no spans.
+    pub(crate) fn load_encoded_trace(
+        &self,
+        tenant: &Tenant,
+        trace_id: TraceId,
+        partitions: &[Arc<Partition>],
+        cache: &mut ContentCache,
+    ) -> Result<Option<EncodedTrace>, LsmError> {
+        let mut encoded = EncodedTrace::new(trace_id);
+        for partition in partitions {
+            self.with_partition_records(
+                tenant,
+                trace_id,
+                partition,
+                cache,
+                |records, contents| {
+                    encoded.reserve(records.iter().map(|record| record.span.len()).sum());
+                    for (record, (resource, scope)) in records.iter().zip(contents) {
+                        encoded.push(&resource, &scope, |out| {
+                            out.extend_from_slice(record.span);
+                            Ok::<_, LsmError>(())
+                        })?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        Ok((!encoded.is_empty()).then_some(encoded))
+    }
+
+    /// Hands `use_records` the span records of a trace in one partition, in discriminator
+    /// order, each re-sent span once, with each record's resource and scope.
+    fn with_partition_records<T>(
+        &self,
+        tenant: &Tenant,
+        trace_id: TraceId,
+        partition: &Partition,
+        cache: &mut ContentCache,
+        use_records: impl FnOnce(
+            &[GroupSpan<'_>],
+            Vec<(Arc<Resource>, Arc<Scope>)>,
+        ) -> Result<T, LsmError>,
+    ) -> Result<T, LsmError> {
         let prefix = keys::span_prefix(tenant, &trace_id);
         let mut groups = Vec::new();
         for guard in partition.spans.prefix(&prefix) {
@@ -399,7 +447,7 @@ impl Engine {
                 cache.scope(partition, tenant, &record.scope)?,
             ));
         }
-        decode_spans(&records, contents)
+        use_records(&records, contents)
     }
 
     /// Walks candidates newest first and reports each trace the first time one of its spans

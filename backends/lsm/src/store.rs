@@ -14,8 +14,8 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use parking_lot::Mutex;
 use remote_storage_core::{
-    Backend, DependencyLink, DependencyQuery, DependencyStore, FoundTraceId, Operation,
-    OperationQuery, Purger, Span, StoreError, StoreLifecycle, StoreResult, StoreStats,
+    Backend, DependencyLink, DependencyQuery, DependencyStore, EncodedTraceStream, FoundTraceId,
+    Operation, OperationQuery, Purger, Span, StoreError, StoreLifecycle, StoreResult, StoreStats,
     SummaryStream, Tenant, TraceLookup, TraceQuery, TraceStore, TraceStream, UnixNanos,
 };
 
@@ -294,6 +294,28 @@ impl TraceStore for LsmStore {
             for lookup in lookups {
                 if let Some(trace) =
                     engine.load_trace(&tenant, lookup.trace_id, &partitions, &mut cache)?
+                    && !emit(trace)
+                {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The stored span bytes go out as they are: no span is decoded.
+    async fn get_encoded_traces(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+    ) -> StoreResult<EncodedTraceStream> {
+        let tenant = tenant.clone();
+        stream_blocking(&self.engine, move |engine, emit| {
+            let partitions = engine.snapshot();
+            let mut cache = ContentCache::default();
+            for lookup in lookups {
+                if let Some(trace) =
+                    engine.load_encoded_trace(&tenant, lookup.trace_id, &partitions, &mut cache)?
                     && !emit(trace)
                 {
                     break;

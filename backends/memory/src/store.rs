@@ -8,9 +8,9 @@ use futures::StreamExt as _;
 use parking_lot::RwLock;
 use remote_storage_core::model::span_kind_name;
 use remote_storage_core::{
-    DependencyLink, DependencyQuery, DependencyStore, FoundTraceId, Operation, OperationQuery,
-    Purger, Span, StoreError, StoreLifecycle, StoreResult, StoreStats, Tenant, TraceLookup,
-    TraceQuery, TraceStore, TraceStream,
+    DependencyLink, DependencyQuery, DependencyStore, EncodedTraceStream, FoundTraceId, Operation,
+    OperationQuery, Purger, Span, StoreError, StoreLifecycle, StoreResult, StoreStats, Tenant,
+    TraceLookup, TraceQuery, TraceStore, TraceStream,
 };
 
 use crate::MemoryConfig;
@@ -84,6 +84,27 @@ impl TraceStore for MemoryStore {
             lookups
                 .iter()
                 .filter_map(|lookup| store.trace(&lookup.trace_id).transpose())
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        Ok(futures::stream::iter(traces).boxed())
+    }
+
+    /// Spans are written as OTLP bytes straight from their compact form: no model span, no
+    /// `String` per attribute.
+    async fn get_encoded_traces(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+    ) -> StoreResult<EncodedTraceStream> {
+        let Some(store) = self.existing(tenant) else {
+            return Ok(futures::stream::empty().boxed());
+        };
+        let traces = off_runtime(move || {
+            let store = store.read();
+            lookups
+                .iter()
+                .filter_map(|lookup| store.encoded_trace(&lookup.trace_id).transpose())
                 .collect::<Vec<_>>()
         })
         .await?;

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use remote_storage_core::dependencies::{CallSite, DependencyCounter};
 use remote_storage_core::{
-    DependencyLink, DependencyQuery, Operation, Span, SpanId, StoreError, StoreResult, Trace,
-    TraceId, UnixNanos,
+    DependencyLink, DependencyQuery, EncodedTrace, Operation, Span, SpanId, StoreError,
+    StoreResult, Trace, TraceId, UnixNanos,
 };
 
 use crate::blocks::SpanBlocks;
@@ -343,6 +343,54 @@ impl TenantStore {
             trace_id: *trace_id,
             spans,
         }))
+    }
+
+    /// A trace with its spans written as OTLP bytes straight from their compact form (see
+    /// [`codec::write_otlp_span`]): what GetTraces sends, without building model spans.
+    pub(crate) fn encoded_trace(&self, trace_id: &TraceId) -> StoreResult<Option<EncodedTrace>> {
+        let Some(trace) = self
+            .sequence_by_id
+            .get(trace_id)
+            .and_then(|&sequence| self.trace_at(sequence))
+        else {
+            return Ok(None);
+        };
+        let mut encoded = EncodedTrace::new(*trace_id);
+        // Attributes come back from the dictionary, so a span's OTLP bytes are about twice
+        // its compact bytes; a close guess saves regrowing a multi-megabyte buffer.
+        encoded.reserve(
+            trace
+                .spans
+                .iter()
+                .map(|span| 2 * span.body.len() + 64)
+                .sum(),
+        );
+        for span in &trace.spans {
+            let (name, kind) = self
+                .operations
+                .get(span.operation)
+                .map_or(("", 0), |operation| (&*operation.name, operation.kind));
+            let group = trace.groups.get(span.group as usize).ok_or_else(|| {
+                StoreError::internal(
+                    "memory backend: a stored span has no resource",
+                    format!("group {} of {}", span.group, trace.groups.len()),
+                )
+            })?;
+            let parent = span.parent();
+            let header = codec::SpanHeader {
+                trace_id: trace_id.as_bytes(),
+                span_id: &span.span_id,
+                parent_span_id: parent.as_ref(),
+                name,
+                kind,
+                start: span.start,
+                end: span.end,
+            };
+            encoded.push(&group.resource, &group.scope, |out| {
+                codec::write_otlp_span(&header, &span.body, &self.terms, out)
+            })?;
+        }
+        Ok(Some(encoded))
     }
 
     /// Rebuilds the model span from its index record and compact bytes.

@@ -9,6 +9,7 @@ use remote_storage_core::{
 #[cfg(feature = "cli")]
 mod args;
 mod config;
+mod encoded;
 mod error;
 #[cfg(test)]
 mod properties;

@@ -500,6 +500,39 @@ pub(crate) fn decode_chunk(trace_id: TraceId, payload: &[u8]) -> StoreResult<Vec
 
 /// Decodes an uncompressed payload (see [`decompress`]).
 pub(crate) fn decode_raw(trace_id: TraceId, raw: &[u8]) -> StoreResult<Vec<StoredSpan>> {
+    let mut spans = Vec::new();
+    parse_raw(raw, |entry| {
+        let mut otlp = OtlpSpan::decode(&raw[entry.span.clone()])
+            .map_err(|error| StoreError::internal("postgres: corrupt span payload", error))?;
+        otlp.trace_id = trace_id.as_bytes().to_vec();
+        spans.push(StoredSpan {
+            position: entry.position,
+            hash: entry.hash,
+            occurrence: entry.occurrence,
+            span: Span::new(Arc::clone(entry.resource), Arc::clone(entry.scope), otlp)?,
+        });
+        Ok(())
+    })?;
+    Ok(spans)
+}
+
+/// One span entry of an uncompressed payload, undecoded.
+pub(crate) struct RawEntry<'a> {
+    pub(crate) resource: &'a Arc<Resource>,
+    pub(crate) scope: &'a Arc<Scope>,
+    pub(crate) position: u64,
+    pub(crate) occurrence: u64,
+    pub(crate) hash: u64,
+    /// Where the span's OTLP bytes (without the trace ID) lie in the payload.
+    pub(crate) span: std::ops::Range<usize>,
+}
+
+/// Walks the span entries of an uncompressed payload, in write order, decoding its resources
+/// and scopes but not its spans.
+pub(crate) fn parse_raw(
+    raw: &[u8],
+    mut each: impl FnMut(RawEntry<'_>) -> StoreResult<()>,
+) -> StoreResult<()> {
     let mut input: &[u8] = raw;
     if get_varint(&mut input)? != PAYLOAD_VERSION {
         return Err(corrupt("unknown version"));
@@ -521,7 +554,6 @@ pub(crate) fn decode_raw(trace_id: TraceId, raw: &[u8]) -> StoreResult<Vec<Store
         scopes.push(Arc::new(Scope::new(otlp, schema_url)));
     }
     let span_count = usize::try_from(get_varint(&mut input)?).map_err(|_| corrupt("count"))?;
-    let mut spans = Vec::with_capacity(span_count.min(MAX_CHUNK_SPANS));
     for _ in 0..span_count {
         let resource = usize::try_from(get_varint(&mut input)?).map_err(|_| corrupt("index"))?;
         let scope = usize::try_from(get_varint(&mut input)?).map_err(|_| corrupt("index"))?;
@@ -531,29 +563,28 @@ pub(crate) fn decode_raw(trace_id: TraceId, raw: &[u8]) -> StoreResult<Vec<Store
             return Err(corrupt("truncated"));
         }
         let hash = input.get_u64_le();
-        let mut otlp = OtlpSpan::decode(get_bytes(&mut input)?)
-            .map_err(|error| StoreError::internal("postgres: corrupt span payload", error))?;
-        otlp.trace_id = trace_id.as_bytes().to_vec();
-        let resource = resources
-            .get(resource)
-            .ok_or_else(|| corrupt("resource index"))?;
-        let scope = scopes.get(scope).ok_or_else(|| corrupt("scope index"))?;
-        spans.push(StoredSpan {
+        let span_len = get_bytes(&mut input)?.len();
+        let span_end = raw.len() - input.len();
+        each(RawEntry {
+            resource: resources
+                .get(resource)
+                .ok_or_else(|| corrupt("resource index"))?,
+            scope: scopes.get(scope).ok_or_else(|| corrupt("scope index"))?,
             position,
-            hash,
             occurrence,
-            span: Span::new(Arc::clone(resource), Arc::clone(scope), otlp)?,
-        });
+            hash,
+            span: span_end - span_len..span_end,
+        })?;
     }
-    Ok(spans)
+    Ok(())
 }
 
 /// The rows of one trace as read: `(batch_seq, payload)`.
 pub(crate) type TraceRows = Vec<(i64, Vec<u8>)>;
 
-/// A decoded span with its storage-order key and identity: `(batch_seq, position, hash,
-/// occurrence, span)`.
-pub(crate) type Ordered = (i64, u64, u64, u64, Span);
+/// A stored span (decoded, or where its bytes are) with its storage-order key and identity:
+/// `(batch_seq, position, hash, occurrence, span)`.
+pub(crate) type Ordered<T = Span> = (i64, u64, u64, u64, T);
 
 /// Decodes rows `(batch_seq, payload)` of one trace, in no particular order.
 pub(crate) fn decode_stored(trace_id: TraceId, rows: TraceRows) -> StoreResult<Vec<Ordered>> {
@@ -573,7 +604,7 @@ pub(crate) fn decode_stored(trace_id: TraceId, rows: TraceRows) -> StoreResult<V
 }
 
 /// Storage order, without the copies a later write re-sent (first stored wins).
-pub(crate) fn merge_stored(mut stored: Vec<Ordered>) -> Vec<Span> {
+pub(crate) fn merge_stored<T>(mut stored: Vec<Ordered<T>>) -> Vec<T> {
     stored.sort_by_key(|(batch_seq, position, ..)| (*batch_seq, *position));
     let mut seen: HashSet<(u64, u64)> = HashSet::with_capacity(stored.len());
     stored

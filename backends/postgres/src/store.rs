@@ -11,15 +11,17 @@ use parking_lot::Mutex;
 use remote_storage_core::dependencies::DependencyCounter;
 use remote_storage_core::model::span_kind_name;
 use remote_storage_core::{
-    DependencyLink, DependencyQuery, DependencyStore, FoundTraceId, Operation, OperationQuery,
-    Purger, Span, StoreError, StoreLifecycle, StoreResult, SummaryStream, Tenant, Trace, TraceId,
-    TraceLookup, TraceQuery, TraceStore, TraceStream, TraceSummary, UnixNanos,
+    DependencyLink, DependencyQuery, DependencyStore, EncodedTrace, EncodedTraceStream,
+    FoundTraceId, Operation, OperationQuery, Purger, Span, StoreError, StoreLifecycle, StoreResult,
+    SummaryStream, Tenant, Trace, TraceId, TraceLookup, TraceQuery, TraceStore, TraceStream,
+    TraceSummary, UnixNanos,
 };
 use sqlx::postgres::PgPool;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::config::PostgresConfig;
+use crate::encoded::encode_trace;
 use crate::error::{sql_state, store_error, timed_out};
 use crate::rows::{Batch, SLOT_NS, TraceRows, decode_stored, decode_trace, merge_stored, pg_text};
 use crate::schema::{Partitions, from_db_nanos, to_db_nanos};
@@ -217,6 +219,36 @@ impl Shared {
 
     /// All stored spans of one trace, in storage order; `None` when there are none.
     async fn fetch_trace(&self, tenant: &str, lookup: TraceLookup) -> StoreResult<Option<Trace>> {
+        let trace_id = lookup.trace_id;
+        let Some(rows) = self.fetch_rows(tenant, lookup).await? else {
+            return Ok(None);
+        };
+        let spans = decode_rows(trace_id, rows).await?;
+        Ok(Some(Trace { trace_id, spans }))
+    }
+
+    /// One trace with its spans as OTLP bytes, none decoded (see [`crate::encoded`]).
+    async fn fetch_encoded_trace(
+        &self,
+        tenant: &str,
+        lookup: TraceLookup,
+    ) -> StoreResult<Option<EncodedTrace>> {
+        let trace_id = lookup.trace_id;
+        let Some(rows) = self.fetch_rows(tenant, lookup).await? else {
+            return Ok(None);
+        };
+        let encoded = tokio::task::spawn_blocking(move || encode_trace(trace_id, rows))
+            .await
+            .map_err(|error| StoreError::internal("postgres: encoding task failed", error))??;
+        Ok(Some(encoded))
+    }
+
+    /// The rows `(batch_seq, payload)` of one trace; `None` if it has none.
+    async fn fetch_rows(
+        &self,
+        tenant: &str,
+        lookup: TraceLookup,
+    ) -> StoreResult<Option<TraceRows>> {
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT batch_seq, payload FROM chunks \
              WHERE tenant = $1 AND trace_id = $2 \
@@ -231,12 +263,7 @@ impl Shared {
         .fetch_all(&self.pool)
         .await
         .map_err(|error| store_error("reading a trace", error))?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let trace_id = lookup.trace_id;
-        let spans = decode_rows(trace_id, rows).await?;
-        Ok(Some(Trace { trace_id, spans }))
+        Ok((!rows.is_empty()).then_some(rows))
     }
 
     /// The summary of one trace, from its decoded spans (the shared rules by construction).
@@ -352,6 +379,31 @@ impl TraceStore for PostgresStore {
                         shared.config.query_timeout,
                         "reading a trace",
                         shared.fetch_trace(&tenant, lookup),
+                    )
+                    .await
+                }
+            })
+            .filter_map(|result| async move { result.transpose() });
+        Ok(stream.boxed())
+    }
+
+    /// The stored span bytes go out with the trace ID put back: no span is decoded.
+    async fn get_encoded_traces(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+    ) -> StoreResult<EncodedTraceStream> {
+        let shared = Arc::clone(&self.shared);
+        let tenant = tenant_text(tenant);
+        let stream = futures::stream::iter(lookups)
+            .then(move |lookup| {
+                let shared = Arc::clone(&shared);
+                let tenant = tenant.clone();
+                async move {
+                    bounded(
+                        shared.config.query_timeout,
+                        "reading a trace",
+                        shared.fetch_encoded_trace(&tenant, lookup),
                     )
                     .await
                 }

@@ -192,6 +192,9 @@ pub async fn lossless_round_trip(backend: &Backend, context: &CheckContext) -> a
     ensure_eq!(fetched.len(), 1, "get_traces");
     same_as_written(&fetched[0], &original, &written, context.span_order())
         .context("get_traces")?;
+    super::encoded_equal_decoded(backend, &tenant, &[trace_id])
+        .await
+        .context("get_encoded_traces")?;
     let query = with_attribute(TraceQuery::all(depth(1)), "event.map", r#"{"nested":2.5}"#);
     let searched = find(backend, &tenant, query).await?;
     ensure_eq!(searched.len(), 1, "map values are found by their JSON text");

@@ -13,6 +13,7 @@
 //! | `Backend/Idempotent_rewrite` | [`writes`] | [`Rewrites::Idempotent`] declared |
 //! | `Backend/Rewrite_keeps_copies` | [`writes`] | [`Rewrites::KeepCopies`] declared |
 //! | `Backend/Get_traces_in_request_order` | [`writes`] | always |
+//! | `Backend/Encoded_traces_equal_traces` | [`writes`] | always |
 //! | `Backend/Streams_may_stop_early` | [`writes`] | * |
 //! | `Backend/Newest_first_up_to_depth` | [`search`] | * |
 //! | `Backend/Conditions_on_one_span` | [`search`] | `same_span_conjunction` declared, * |
@@ -221,6 +222,11 @@ pub fn checks() -> Vec<Check> {
             writes::get_traces_in_request_order
         ),
         check!(
+            "Encoded_traces_equal_traces",
+            [],
+            writes::encoded_traces_equal_traces
+        ),
+        check!(
             "Streams_may_stop_early",
             [SearchWithoutService],
             writes::streams_may_stop_early
@@ -371,6 +377,67 @@ pub async fn get_ids(
         "get_traces",
     )
     .await
+}
+
+/// The traces `get_encoded_traces` streams for `trace_ids` equal those of `get_traces`: same
+/// traces in the same order, and each span's bytes decode to the span `get_traces` returns,
+/// with the same resource and scope.
+pub async fn encoded_equal_decoded(
+    backend: &Backend,
+    tenant: &Tenant,
+    trace_ids: &[TraceId],
+) -> anyhow::Result<()> {
+    use prost::Message as _;
+    use remote_storage_core::proto::otlp::trace::Span as OtlpSpan;
+
+    let decoded = get_ids(backend, tenant, trace_ids.iter().copied()).await?;
+    let lookups = trace_ids
+        .iter()
+        .map(|&trace_id| TraceLookup {
+            trace_id,
+            start: None,
+            end: None,
+        })
+        .collect();
+    let encoded: Vec<remote_storage_core::EncodedTrace> = drain(
+        backend.traces.get_encoded_traces(tenant, lookups).await,
+        "get_encoded_traces",
+    )
+    .await?;
+    let encoded_ids: Vec<TraceId> = encoded.iter().map(|trace| trace.trace_id()).collect();
+    let decoded_ids: Vec<TraceId> = decoded.iter().map(|trace| trace.trace_id).collect();
+    ensure_eq!(encoded_ids, decoded_ids, "traces of get_encoded_traces");
+    for (encoded, decoded) in encoded.iter().zip(&decoded) {
+        ensure_eq!(
+            encoded.len(),
+            decoded.spans.len(),
+            "spans of {:?}",
+            decoded.trace_id
+        );
+        for (index, span) in decoded.spans.iter().enumerate() {
+            let bytes = encoded.span_bytes(index);
+            let read = OtlpSpan::decode(bytes)
+                .with_context(|| format!("encoded span {index} of {:?}", decoded.trace_id))?;
+            ensure_eq!(&read, span.otlp(), "encoded span {index}");
+            ensure_eq!(
+                (
+                    encoded.resource(index).otlp(),
+                    encoded.resource(index).schema_url()
+                ),
+                (span.resource().otlp(), span.resource().schema_url()),
+                "resource of encoded span {index}"
+            );
+            ensure_eq!(
+                (
+                    encoded.scope(index).otlp(),
+                    encoded.scope(index).schema_url()
+                ),
+                (span.scope().otlp(), span.scope().schema_url()),
+                "scope of encoded span {index}"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The trace of a [`remote_storage_core::testing::span`] trace number (`[trace; 16]`).

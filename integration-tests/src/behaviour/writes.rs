@@ -143,6 +143,36 @@ pub async fn get_traces_in_request_order(
     Ok(())
 }
 
+/// `get_encoded_traces` (what GetTraces sends) streams exactly what `get_traces` does: traces
+/// in request order, unknown IDs skipped, spans of several writes and resources, each span's
+/// bytes decoding to the span `get_traces` returns.
+pub async fn encoded_traces_equal_traces(
+    backend: &Backend,
+    _: &CheckContext,
+) -> anyhow::Result<()> {
+    let t = recent_base();
+    let tenant = seed(
+        backend,
+        vec![
+            span(1, 1, None, "a", "root", t + 10, t + 90, false),
+            span(1, 2, Some(1), "b", "child", t + 20, t + 30, true),
+            span(2, 1, None, "a", "other", t + 10, t + 20, false),
+        ],
+    )
+    .await?;
+    write(
+        backend,
+        &tenant,
+        vec![
+            span(1, 3, Some(2), "c", "late", t + 40, t + 50, false),
+            span(1, 4, Some(1), "a", "again", t + 60, t + 70, false),
+        ],
+    )
+    .await?;
+    let requested = [2u8, 7, 1].map(|id| TraceId([id; 16]));
+    super::encoded_equal_decoded(backend, &tenant, &requested).await
+}
+
 /// A consumer may drop a result stream after the first item; the backend stays usable.
 pub async fn streams_may_stop_early(backend: &Backend, _: &CheckContext) -> anyhow::Result<()> {
     let tenant = Tenant::default();

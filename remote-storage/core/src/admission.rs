@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::capabilities::Capabilities;
+use crate::encoded::EncodedTraceStream;
 use crate::error::{StoreError, StoreResult};
 use crate::model::Operation;
 use crate::query::{OperationQuery, TraceLookup, TraceQuery};
@@ -65,6 +66,14 @@ impl TraceStore for AdmittedStore {
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream> {
         self.inner.get_traces(tenant, lookups).await
+    }
+
+    async fn get_encoded_traces(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+    ) -> StoreResult<EncodedTraceStream> {
+        self.inner.get_encoded_traces(tenant, lookups).await
     }
 
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {

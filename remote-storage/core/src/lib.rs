@@ -13,6 +13,7 @@
 //!   and evaluation on the span model.
 //! - [`capabilities`]: what a backend declares, once; [`admission`] refuses what it does not.
 //! - [`units`]: durations and byte sizes as operators write them, for backends' flags.
+//! - [`encoded`]: traces whose spans are already OTLP bytes, for reads that only send them on.
 //! - [`summary`], [`dependencies`]: shared computations so every backend gets them right.
 //! - [`store`]: [`store::TraceStore`], [`store::DependencyStore`], [`store::Purger`],
 //!   [`store::StoreLifecycle`] and the [`store::Backend`] bundle.
@@ -25,6 +26,7 @@ pub mod attribute;
 pub mod capabilities;
 pub mod convert;
 pub mod dependencies;
+pub mod encoded;
 pub mod error;
 pub mod filter;
 pub mod ids;
@@ -43,6 +45,7 @@ pub mod units;
 pub mod v1;
 
 pub use capabilities::{Capabilities, Rewrites, SpanOrder, Visibility};
+pub use encoded::{EncodedTrace, EncodedTraceStream};
 pub use error::{ErrorKind, StoreError, StoreResult};
 pub use filter::Filter;
 pub use ids::{SpanId, TraceId};

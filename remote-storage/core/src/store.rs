@@ -9,6 +9,7 @@ use futures::stream::BoxStream;
 
 use crate::admission::AdmittedStore;
 use crate::capabilities::Capabilities;
+use crate::encoded::{EncodedTrace, EncodedTraceStream};
 use crate::error::StoreResult;
 use crate::ids::TraceId;
 use crate::model::{DependencyLink, Operation, Span, Trace};
@@ -84,6 +85,25 @@ pub trait TraceStore: Send + Sync + 'static {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream>;
+
+    /// Streams the requested traces with every span already encoded as an OTLP `Span`
+    /// message, for reads that only send spans on (GetTraces).
+    ///
+    /// # Behavior
+    /// - Exactly the traces and spans of [`TraceStore::get_traces`], in the same order; each
+    ///   span's bytes decode to the span `get_traces` returns (field order may differ).
+    /// - The default encodes `get_traces`' spans. A backend whose stored form can be written
+    ///   out as OTLP bytes without building [`crate::Span`]s overrides it.
+    async fn get_encoded_traces(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+    ) -> StoreResult<EncodedTraceStream> {
+        let traces = self.get_traces(tenant, lookups).await?;
+        Ok(traces
+            .map(|trace| trace.map(|trace| EncodedTrace::from_trace(&trace)))
+            .boxed())
+    }
 
     /// Returns every distinct non-empty service name stored; order is unspecified.
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>>;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use jaeger_remote_proto::encoded::EncodedTracesData;
 use jaeger_remote_proto::storage::v2::TraceSummary as ProtoTraceSummary;
 use prost::Message as _;
-use remote_storage_core::{Span, Trace};
+use remote_storage_core::{EncodedTrace, Span, Trace};
 
-use super::traces_encoding::encode_traces_data;
+use super::traces_encoding::{SpanRun, encode_traces_data};
 
 /// The longest possible varint, used where the real length is not known yet.
 const MAX_VARINT_LEN: usize = 10;
@@ -30,45 +30,65 @@ pub(crate) struct ChunkBudget {
 
 /// The chunks of one trace, produced lazily so a huge trace is never fully duplicated in
 /// memory.
-pub(crate) fn trace_chunks(trace: &Trace, budget: ChunkBudget) -> TraceChunks<'_> {
+pub(crate) fn trace_chunks(trace: &Trace, budget: ChunkBudget) -> TraceChunks<'_, [Span]> {
+    span_chunks(trace.spans.as_slice(), budget)
+}
+
+/// The chunks of one trace whose spans are already encoded; see [`trace_chunks`].
+pub(crate) fn encoded_trace_chunks(
+    trace: &EncodedTrace,
+    budget: ChunkBudget,
+) -> TraceChunks<'_, EncodedTrace> {
+    span_chunks(trace, budget)
+}
+
+fn span_chunks<S: SpanRun + ?Sized>(spans: &S, budget: ChunkBudget) -> TraceChunks<'_, S> {
     TraceChunks {
-        remaining: &trace.spans,
+        spans,
+        next: 0,
         budget,
     }
 }
 
 /// Iterator over the chunks of one trace; see [`trace_chunks`].
-pub(crate) struct TraceChunks<'a> {
-    remaining: &'a [Span],
+pub(crate) struct TraceChunks<'a, S: ?Sized> {
+    spans: &'a S,
+    /// The first span not sent yet.
+    next: usize,
     budget: ChunkBudget,
 }
 
-impl Iterator for TraceChunks<'_> {
+impl<S: SpanRun + ?Sized> Iterator for TraceChunks<'_, S> {
     type Item = EncodedTracesData;
 
     fn next(&mut self) -> Option<EncodedTracesData> {
         let mut span_lens = Vec::new();
-        let length = next_chunk_len(self.remaining, self.budget, &mut span_lens);
+        let length = next_chunk_len(self.spans, self.next, self.budget, &mut span_lens);
         if length == 0 {
             return None;
         }
-        let (chunk, rest) = self.remaining.split_at(length);
-        self.remaining = rest;
+        let chunk = self.next..self.next + length;
+        self.next = chunk.end;
         let mut bytes = Vec::new();
-        encode_traces_data(chunk, &span_lens, &mut bytes);
+        encode_traces_data(self.spans, chunk, &span_lens, &mut bytes);
         Some(EncodedTracesData(bytes))
     }
 }
 
-/// How many leading spans fit in one chunk: at least one (so an oversized span still goes out,
-/// alone), zero only when no spans remain. The encoded length of each span taken goes to
-/// `span_lens`, for the encoder.
-fn next_chunk_len(spans: &[Span], budget: ChunkBudget, span_lens: &mut Vec<usize>) -> usize {
+/// How many spans from `first` on fit in one chunk: at least one (so an oversized span still
+/// goes out, alone), zero only when no spans remain. The encoded length of each span taken goes
+/// to `span_lens`, for the encoder.
+fn next_chunk_len<S: SpanRun + ?Sized>(
+    spans: &S,
+    first: usize,
+    budget: ChunkBudget,
+    span_lens: &mut Vec<usize>,
+) -> usize {
     let mut bytes = 0;
-    let mut previous: Option<&Span> = None;
-    for span in spans {
-        let span_len = span.otlp().encoded_len();
-        let cost = span_cost(previous, span, span_len);
+    let mut previous: Option<usize> = None;
+    for index in first..spans.span_count() {
+        let span_len = spans.span_len(index);
+        let cost = span_cost(spans, previous, index, span_len);
         let count = span_lens.len();
         let full = count == budget.max_items.get() || bytes + cost > budget.max_bytes.get();
         if count > 0 && full {
@@ -76,33 +96,40 @@ fn next_chunk_len(spans: &[Span], budget: ChunkBudget, span_lens: &mut Vec<usize
         }
         bytes += cost;
         span_lens.push(span_len);
-        previous = Some(span);
+        previous = Some(index);
     }
     span_lens.len()
 }
 
-/// Upper bound of the bytes `span` (of encoded length `span_len`) adds to a chunk whose last
-/// span is `previous`, mirroring how the encoder (and `resource_spans_from_spans`) groups
+/// Upper bound of the bytes span `index` (of encoded length `span_len`) adds to a chunk whose
+/// last span is `previous`, mirroring how the encoder (and `resource_spans_from_spans`) groups
 /// consecutive spans sharing a resource and scope.
-fn span_cost(previous: Option<&Span>, span: &Span, span_len: usize) -> usize {
+fn span_cost<S: SpanRun + ?Sized>(
+    spans: &S,
+    previous: Option<usize>,
+    index: usize,
+    span_len: usize,
+) -> usize {
     let mut cost = field_len(span_len);
+    let resource = spans.resource(index);
+    let scope = spans.scope(index);
     let new_resource =
-        previous.is_none_or(|previous| !Arc::ptr_eq(previous.resource(), span.resource()));
-    let new_scope = new_resource
-        || previous.is_none_or(|previous| !Arc::ptr_eq(previous.scope(), span.scope()));
+        previous.is_none_or(|previous| !Arc::ptr_eq(spans.resource(previous), resource));
+    let new_scope =
+        new_resource || previous.is_none_or(|previous| !Arc::ptr_eq(spans.scope(previous), scope));
     if new_resource {
         // ResourceSpans entry: tag + unknown length, resource message, schema URL.
         cost += 1
             + MAX_VARINT_LEN
-            + field_len(span.resource().otlp().encoded_len())
-            + field_len(span.resource().schema_url().len());
+            + field_len(resource.otlp().encoded_len())
+            + field_len(resource.schema_url().len());
     }
     if new_scope {
         // ScopeSpans entry: tag + unknown length, scope message, schema URL.
         cost += 1
             + MAX_VARINT_LEN
-            + field_len(span.scope().otlp().encoded_len())
-            + field_len(span.scope().schema_url().len());
+            + field_len(scope.otlp().encoded_len())
+            + field_len(scope.schema_url().len());
     }
     cost
 }
@@ -251,6 +278,26 @@ mod tests {
             .map(|span| span.otlp().span_id.clone())
             .collect();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn encoded_spans_are_chunked_into_the_same_bytes() {
+        let trace = big_trace(3_000);
+        for limits in [
+            budget(1000, 256 * 1024),
+            budget(7, 1 << 20),
+            budget(1000, 900),
+        ] {
+            let from_spans: Vec<EncodedTracesData> = trace_chunks(&trace, limits).collect();
+            let encoded = EncodedTrace::from_trace(&trace);
+            let from_bytes: Vec<EncodedTracesData> =
+                encoded_trace_chunks(&encoded, limits).collect();
+            assert_eq!(from_bytes.len(), from_spans.len());
+            assert!(
+                from_bytes.iter().zip(&from_spans).all(|(a, b)| a.0 == b.0),
+                "the chunks differ"
+            );
+        }
     }
 
     #[test]

@@ -16,14 +16,14 @@ use jaeger_remote_proto::storage::v2::{
     GetServicesRequest, GetServicesResponse, GetTracesRequest,
 };
 use remote_storage_core::{
-    OperationQuery, SummaryStream, Trace, TraceLookup, TraceQuery, TraceStore,
+    EncodedTrace, OperationQuery, SummaryStream, Trace, TraceLookup, TraceQuery, TraceStore,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, debug, instrument};
 
-use super::chunking::{ChunkBudget, SummaryBatcher, trace_chunks};
+use super::chunking::{ChunkBudget, SummaryBatcher, encoded_trace_chunks, trace_chunks};
 use super::status::store_error_to_status;
 use super::trace_streaming::{ChunkStream, Chunker, STREAM_CHANNEL_CAPACITY, stream_trace_chunks};
 use crate::config::ServerLimits;
@@ -74,14 +74,15 @@ impl TraceReader for TraceReaderService {
         let lookups =
             TraceLookup::from_proto(request.into_inner()).map_err(store_error_to_status)?;
         tracing::Span::current().record("traces", lookups.len());
+        // Only sent on, so the backend may hand over spans already encoded.
         let traces = self
             .traces
-            .get_traces(&tenant, lookups)
+            .get_encoded_traces(&tenant, lookups)
             .await
             .map_err(store_error_to_status)?;
         Ok(Response::new(stream_trace_chunks(
             traces,
-            OtlpChunker(self.trace_budget()),
+            EncodedOtlpChunker(self.trace_budget()),
         )))
     }
 
@@ -228,9 +229,26 @@ fn stream_summaries(
 pub(crate) struct OtlpChunker(pub(crate) ChunkBudget);
 
 impl Chunker for OtlpChunker {
+    type Trace = Trace;
     type Chunk = EncodedTracesData;
 
     fn chunks<'a>(&self, trace: &'a Trace) -> impl Iterator<Item = EncodedTracesData> + Send + 'a {
         trace_chunks(trace, self.0)
+    }
+}
+
+/// v2 chunks of traces whose spans come encoded: the same bytes as [`OtlpChunker`]'s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncodedOtlpChunker(pub(crate) ChunkBudget);
+
+impl Chunker for EncodedOtlpChunker {
+    type Trace = EncodedTrace;
+    type Chunk = EncodedTracesData;
+
+    fn chunks<'a>(
+        &self,
+        trace: &'a EncodedTrace,
+    ) -> impl Iterator<Item = EncodedTracesData> + Send + 'a {
+        encoded_trace_chunks(trace, self.0)
     }
 }

@@ -4,7 +4,8 @@
 //! is gone. The v2 reader streams OTLP chunks through it, the v1 reader v1 chunks.
 
 use futures::StreamExt as _;
-use remote_storage_core::{Trace, TraceStream};
+use futures::stream::BoxStream;
+use remote_storage_core::StoreResult;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -21,17 +22,22 @@ pub(crate) type ChunkStream<T> = ReceiverStream<Result<T, Status>>;
 
 /// Splits one trace into the messages of a stream, lazily (a huge trace is never held twice).
 pub(crate) trait Chunker: Send + 'static {
+    /// The trace as the backend streams it: a [`Trace`](remote_storage_core::Trace), or an [`EncodedTrace`] for reads that
+    /// only send spans on.
+    ///
+    /// [`EncodedTrace`]: remote_storage_core::EncodedTrace
+    type Trace: Send + 'static;
     /// One streamed message.
     type Chunk: Send + 'static;
 
     /// The chunks of `trace`: spans of that trace only, none empty.
-    fn chunks<'a>(&self, trace: &'a Trace) -> impl Iterator<Item = Self::Chunk> + Send + 'a;
+    fn chunks<'a>(&self, trace: &'a Self::Trace) -> impl Iterator<Item = Self::Chunk> + Send + 'a;
 }
 
 /// Streams every trace of `traces`, each as `chunker`'s chunks. A backend error ends the stream
 /// with its status.
 pub(crate) fn stream_trace_chunks<C: Chunker>(
-    mut traces: TraceStream,
+    mut traces: BoxStream<'static, StoreResult<C::Trace>>,
     chunker: C,
 ) -> ChunkStream<C::Chunk> {
     let (sender, receiver) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
@@ -68,7 +74,7 @@ mod tests {
 
     use futures::stream;
     use remote_storage_core::testing::{span, trace_of};
-    use remote_storage_core::{StoreError, StoreResult, Trace};
+    use remote_storage_core::{StoreError, StoreResult, Trace, TraceStream};
     use tokio::sync::oneshot;
     use tonic::Code;
 

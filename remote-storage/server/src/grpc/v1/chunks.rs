@@ -18,6 +18,7 @@ use crate::grpc::trace_streaming::Chunker;
 pub(crate) struct V1Chunker(pub(crate) ChunkBudget);
 
 impl Chunker for V1Chunker {
+    type Trace = Trace;
     type Chunk = SpansResponseChunk;
 
     fn chunks<'a>(&self, trace: &'a Trace) -> impl Iterator<Item = SpansResponseChunk> + Send + 'a {
