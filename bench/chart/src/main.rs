@@ -5,13 +5,19 @@
 //! ```text
 //! bench-chart --out bench/results/chart.svg bench/results/*.json
 //! bench-chart --table bench/results/*.json
+//! bench-chart --scale --out bench/results/scale/scale.svg bench/results/scale/*/*.json
 //! ```
+//!
+//! With `--scale` the files are one backend at several data sizes (`scripts/bench-scale.sh`):
+//! the table has a row per size and the chart draws ingest and FindTraces p99 against the size.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use plotters::prelude::*;
 use serde_json::Value;
+
+mod scale;
 
 /// Display order of the backends; unknown names follow in file order.
 const BACKEND_ORDER: [&str; 4] = ["discard", "memory", "lsm", "postgres"];
@@ -40,14 +46,16 @@ struct QueryTiming {
 fn main() -> Result<()> {
     let mut out: Option<PathBuf> = None;
     let mut table = false;
+    let mut scale = false;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--out" => out = Some(args.next().context("--out needs a file")?.into()),
             "--table" => table = true,
+            "--scale" => scale = true,
             "-h" | "--help" => {
-                println!("usage: bench-chart [--out chart.svg] [--table] RESULT.json...");
+                println!("usage: bench-chart [--scale] [--out chart.svg] [--table] RESULT.json...");
                 return Ok(());
             }
             _ => files.push(PathBuf::from(arg)),
@@ -68,6 +76,13 @@ fn main() -> Result<()> {
             .position(|name| *name == result.backend)
             .unwrap_or(BACKEND_ORDER.len())
     });
+    if scale {
+        if let Some(out) = out {
+            scale::render(&results, &out)?;
+        }
+        print!("{}", scale::markdown(&results));
+        return Ok(());
+    }
     if let Some(out) = out {
         render(&results, &out)?;
     }
