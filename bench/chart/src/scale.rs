@@ -30,9 +30,14 @@ fn by_backend(results: &[BackendResult]) -> Vec<(&str, Vec<&BackendResult>)> {
     grouped
 }
 
+#[allow(clippy::cast_precision_loss)]
 fn millions(spans: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let value = spans as f64 / 1e6;
+    spans_label(spans as f64)
+}
+
+/// `3M`, `1.5M`: a span count as an axis or row label.
+fn spans_label(spans: f64) -> String {
+    let value = spans / 1e6;
     if value.fract() == 0.0 {
         format!("{value:.0}M")
     } else {
@@ -147,7 +152,7 @@ pub(crate) fn render(results: &[BackendResult], out: &Path) -> Result<()> {
         .build_cartesian_2d(x_range.clone(), 0.0..max_rate * 1.15)?;
     ingest
         .configure_mesh()
-        .x_label_formatter(&|x| millions(*x as u64))
+        .x_label_formatter(&|x| spans_label(*x))
         .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
         .draw()?;
 
@@ -170,7 +175,7 @@ pub(crate) fn render(results: &[BackendResult], out: &Path) -> Result<()> {
         .y_label_area_size(70)
         .build_cartesian_2d(x_range, (min_ms / 2.0..max_ms * 2.0).log_scale())?;
     find.configure_mesh()
-        .x_label_formatter(&|x| millions(*x as u64))
+        .x_label_formatter(&|x| spans_label(*x))
         .draw()?;
 
     for (index, (backend, runs)) in grouped.iter().enumerate() {
