@@ -15,7 +15,9 @@
 # present. `discard` stores nothing (decode-only baseline), so it has no queries.
 #
 # PostgreSQL comes from `scripts/postgres-test-env.sh` (a private cluster unless
-# CONFORMANCE_POSTGRES_URL is set); each run uses a fresh schema, dropped afterwards.
+# CONFORMANCE_POSTGRES_URL is set); each run uses a fresh schema, dropped afterwards. With the
+# private cluster, PostgreSQL's own CPU during the load (the postmaster and its children) is
+# measured apart from the server's (loadgen --database-pid).
 #
 # The ingest figure is the median of the runs: on this VM the first touch of memory the host
 # has reclaimed costs ~2 s/GiB of kernel time (bench/PROFILES.md), so a run that follows a
@@ -130,6 +132,18 @@ loadavg() {
     cut -d' ' -f1 /proc/loadavg
 }
 
+# The postmaster of the private test cluster when it is the one PG_URL names (its port in
+# postmaster.pid matches), so loadgen can count PostgreSQL's CPU apart from the server's; empty
+# for a cluster that is not ours.
+postgres_pid() {
+    local pidfile="${PG_TEST_DIR:-$ROOT/target/pg-test}/postmaster.pid"
+    [[ -f "$pidfile" ]] || return 0
+    local port
+    port="$(sed -n 4p "$pidfile")"
+    [[ "$PG_URL" == *":$port/"* ]] && head -1 "$pidfile"
+    return 0
+}
+
 postgres_bytes() {
     psql "$PG_URL" -Atq -v ON_ERROR_STOP=1 <<SQL
 SELECT format('VACUUM ANALYZE %I.%I', n.nspname, c.relname)
@@ -166,6 +180,12 @@ bench_backend() {
     fi
     local verify=(--verify)
     [[ "$backend" == discard || "${BENCH_VERIFY:-1}" == 0 ]] && verify=()
+    local database=()
+    if [[ "$backend" == postgres ]]; then
+        local pid
+        pid="$(postgres_pid)"
+        [[ -n "$pid" ]] && database=(--database-pid "$pid")
+    fi
     local skip=() name
     for name in ${BENCH_SKIP_QUERIES:-}; do
         skip+=(--skip-query "$name")
@@ -179,7 +199,7 @@ bench_backend() {
         load_before="$(loadavg)"
         log "$backend: ingest run $run/$RUNS ($SPANS spans, load average $load_before)"
         "$LOADGEN" --endpoint "127.0.0.1:$GRPC_PORT" --spans "$SPANS" \
-            --time-spread "$TIME_SPREAD" --server-pid "$SERVER_PID" "${verify[@]}" \
+            --time-spread "$TIME_SPREAD" --server-pid "$SERVER_PID" "${database[@]}" "${verify[@]}" \
             --progress 0 --json "$dir/ingest-$run.json" >&2
         jq --arg load "$load_before" '. + {load_average_before: ($load | tonumber)}' \
             "$dir/ingest-$run.json" >"$dir/ingest-$run.tmp" && mv "$dir/ingest-$run.tmp" "$dir/ingest-$run.json"
@@ -231,6 +251,8 @@ bench_backend() {
             spans_per_second: .load.spans_per_second,
             server_cpu_seconds: .load.server_cpu_seconds,
             spans_per_server_cpu_second: .load.spans_per_server_cpu_second,
+            database_cpu_seconds: .load.database_cpu_seconds,
+            spans_per_database_cpu_second: .load.spans_per_database_cpu_second,
             export_p99_ms: .load.latency.p99_ms,
             verified: (if .verify == null then null else .verify.ok end),
             load_average_before: .load_average_before
@@ -246,7 +268,9 @@ bench_backend() {
                 runs: $ingest,
                 median_spans_per_second: ($ingest | map(.spans_per_second) | median),
                 median_spans_per_server_cpu_second:
-                    ($ingest | map(.spans_per_server_cpu_second) | median)
+                    ($ingest | map(.spans_per_server_cpu_second) | median),
+                median_spans_per_database_cpu_second:
+                    ($ingest | map(.spans_per_database_cpu_second) | map(select(. != null)) | median)
             },
             memory: {
                 rss_before_load_bytes: $rss_before,

@@ -119,6 +119,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) server_pid: Option<u32>,
 
+    /// A database's main process (PostgreSQL's postmaster) to measure apart from the server:
+    /// its CPU and that of its child processes, those still running and those it has reaped,
+    /// before and after the load.
+    #[arg(long)]
+    pub(crate) database_pid: Option<u32>,
+
     /// Gzip-compress Export requests (v1: every message).
     #[arg(long)]
     pub(crate) gzip: bool,

@@ -118,11 +118,9 @@ async fn run(args: Args) -> Result<ExitCode> {
                 let traces_per_request = workload.traces_per_request();
                 report.workload = Some(announce(&args, &workload, built, run_id, duration));
                 let (_, clients) = connect_all(&args, &tenant).await?;
-                let (result, cpu) = with_server_cpu(
-                    args.server_pid,
-                    run::run(workload, clients, load_config.clone()),
-                )
-                .await?;
+                let (result, cpu) =
+                    with_server_cpu(&args, run::run(workload, clients, load_config.clone()))
+                        .await?;
                 (result, cpu, traces_per_request)
             }
             Api::V1 => {
@@ -140,14 +138,14 @@ async fn run(args: Args) -> Result<ExitCode> {
                     v1_writer::check_streaming(channel.clone(), &tenant).await?;
                 }
                 let (result, cpu) = with_server_cpu(
-                    args.server_pid,
+                    &args,
                     v1_writer::run(workload, clients, load_config.clone(), args.v1_writer),
                 )
                 .await?;
                 (result, cpu, traces_per_request)
             }
         };
-        let load = LoadReport::new(&result, server_cpu);
+        let load = LoadReport::new(&result, server_cpu.server, server_cpu.database);
         print!("{}", report::load_text(&load));
         if load.spans_accepted == 0 {
             code = ExitCode::from(4);
@@ -290,18 +288,35 @@ async fn connect_all(args: &Args, tenant: &Tenant) -> Result<(Vec<Channel>, Vec<
     Ok((channels, clients))
 }
 
-/// Runs the load, measuring the server's CPU time around it when `--server-pid` is given.
+/// CPU seconds used during the load, when measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct LoadCpu {
+    /// `--server-pid`'s.
+    server: Option<f64>,
+    /// `--database-pid`'s, with its children.
+    database: Option<f64>,
+}
+
+/// Runs the load, measuring the server's CPU time around it when `--server-pid` is given, and
+/// the database's when `--database-pid` is.
 async fn with_server_cpu(
-    server_pid: Option<u32>,
+    args: &Args,
     load: impl Future<Output = Result<LoadResult>>,
-) -> Result<(LoadResult, Option<f64>)> {
-    let cpu_before = server_pid.map(proc_cpu::cpu_seconds).transpose()?;
+) -> Result<(LoadResult, LoadCpu)> {
+    let server_before = args.server_pid.map(proc_cpu::cpu_seconds).transpose()?;
+    let database_before = args
+        .database_pid
+        .map(proc_cpu::tree_cpu_seconds)
+        .transpose()?;
     let result = load.await?;
-    let server_cpu = match (server_pid, cpu_before) {
-        (Some(pid), Some(before)) => Some(proc_cpu::cpu_seconds(pid)? - before),
-        _ => None,
-    };
-    Ok((result, server_cpu))
+    let mut cpu = LoadCpu::default();
+    if let (Some(pid), Some(before)) = (args.server_pid, server_before) {
+        cpu.server = Some(proc_cpu::cpu_seconds(pid)? - before);
+    }
+    if let (Some(pid), Some(before)) = (args.database_pid, database_before) {
+        cpu.database = Some(proc_cpu::tree_cpu_seconds(pid)? - before);
+    }
+    Ok((result, cpu))
 }
 
 /// Trace IDs of every request number that may have been sent (`0..claimed`); the traces of a

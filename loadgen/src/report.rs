@@ -40,6 +40,9 @@ pub(crate) struct LoadReport {
     pub(crate) latency: Option<Latency>,
     pub(crate) server_cpu_seconds: Option<f64>,
     pub(crate) spans_per_server_cpu_second: Option<u64>,
+    /// CPU of `--database-pid` and its children during the load, apart from the server's.
+    pub(crate) database_cpu_seconds: Option<f64>,
+    pub(crate) spans_per_database_cpu_second: Option<u64>,
     /// Failed requests by gRPC code.
     pub(crate) errors: BTreeMap<String, u64>,
     pub(crate) error_examples: BTreeMap<String, String>,
@@ -51,7 +54,11 @@ impl LoadReport {
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss
     )]
-    pub(crate) fn new(r: &LoadResult, server_cpu_seconds: Option<f64>) -> Self {
+    pub(crate) fn new(
+        r: &LoadResult,
+        server_cpu_seconds: Option<f64>,
+        database_cpu_seconds: Option<f64>,
+    ) -> Self {
         let wall = r.wall.as_secs_f64();
         let h = &r.latency_us;
         let q = |x: f64| {
@@ -88,6 +95,10 @@ impl LoadReport {
             server_cpu_seconds,
             // Rounded to an integer; the value is far below u64::MAX and never negative.
             spans_per_server_cpu_second: server_cpu_seconds
+                .filter(|s| *s > 0.0)
+                .map(|s| (r.spans_accepted as f64 / s).round() as u64),
+            database_cpu_seconds,
+            spans_per_database_cpu_second: database_cpu_seconds
                 .filter(|s| *s > 0.0)
                 .map(|s| (r.spans_accepted as f64 / s).round() as u64),
             errors: r.errors.clone(),
@@ -187,6 +198,12 @@ pub(crate) fn load_text(l: &LoadReport) -> String {
     }
     if let Some(n) = l.spans_per_server_cpu_second {
         let _ = writeln!(s, "{n} spans per server CPU-second");
+    }
+    if let Some(cpu) = l.database_cpu_seconds {
+        let _ = writeln!(s, "database CPU:      {cpu:.2} s");
+    }
+    if let Some(n) = l.spans_per_database_cpu_second {
+        let _ = writeln!(s, "{n} spans per database CPU-second");
     }
     if l.errors.is_empty() {
         let _ = writeln!(s, "errors:            none");

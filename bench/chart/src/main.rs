@@ -28,6 +28,8 @@ struct BackendResult {
     backend: String,
     spans: u64,
     spans_per_server_cpu_second: Option<f64>,
+    /// PostgreSQL's own CPU during the load, counted apart from the server's.
+    spans_per_database_cpu_second: Option<f64>,
     spans_per_second: Option<f64>,
     rss_bytes_per_span: Option<f64>,
     disk_bytes_per_span: Option<f64>,
@@ -118,6 +120,8 @@ fn read_result(path: &Path) -> Result<BackendResult> {
     Ok(BackendResult {
         spans: json["spans"].as_u64().unwrap_or(0),
         spans_per_server_cpu_second: json["ingest"]["median_spans_per_server_cpu_second"].as_f64(),
+        spans_per_database_cpu_second: json["ingest"]["median_spans_per_database_cpu_second"]
+            .as_f64(),
         spans_per_second: json["ingest"]["median_spans_per_second"].as_f64(),
         rss_bytes_per_span: if backend == "memory" {
             per_span(&json["memory"]["bytes_per_stored_span"])
@@ -311,16 +315,17 @@ fn thousands(value: f64) -> String {
 fn markdown_tables(results: &[BackendResult]) -> String {
     let mut text = String::new();
     text.push_str(
-        "| backend | spans | spans / server CPU-s | spans / s | RSS bytes / span | disk bytes / span |\n",
+        "| backend | spans | spans / server CPU-s | spans / database CPU-s | spans / s | RSS bytes / span | disk bytes / span |\n",
     );
-    text.push_str("|---|---:|---:|---:|---:|---:|\n");
+    text.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
     let optional = |value: Option<f64>| value.map(thousands).unwrap_or_else(|| "–".to_owned());
     for result in results {
         text.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             result.backend,
             result.spans,
             optional(result.spans_per_server_cpu_second),
+            optional(result.spans_per_database_cpu_second),
             optional(result.spans_per_second),
             optional(result.rss_bytes_per_span),
             optional(result.disk_bytes_per_span),

@@ -256,6 +256,7 @@ mod tests {
             backend: backend.to_owned(),
             spans,
             spans_per_server_cpu_second: Some(100_000.0),
+            spans_per_database_cpu_second: None,
             spans_per_second: None,
             rss_bytes_per_span: None,
             disk_bytes_per_span: Some(200.0),
