@@ -9,14 +9,17 @@ use remote_storage_core::{
 #[cfg(feature = "cli")]
 mod args;
 mod config;
+mod dependencies;
 mod encoded;
 mod error;
 #[cfg(test)]
 mod properties;
+mod rollups;
 mod rows;
 mod schema;
 mod search;
 mod store;
+mod write;
 
 #[cfg(feature = "cli")]
 pub use args::PostgresArgs;
@@ -57,15 +60,16 @@ pub async fn open_store(config: PostgresConfig) -> StoreResult<Arc<PostgresStore
         if !config.skip_migrations {
             schema::migrate(&pool, &config.schema).await?;
         }
-        schema::stored_partition_span(&pool, config.partition_span).await
+        let span = schema::stored_partition_span(&pool, config.partition_span).await?;
+        Ok((span, schema::rollups_from(&pool).await?))
     };
     let setup_timeout = config.connect_timeout.saturating_add(config.query_timeout);
-    let span = match tokio::time::timeout(setup_timeout, setup).await {
-        Ok(span) => span?,
+    let (span, rollups_from) = match tokio::time::timeout(setup_timeout, setup).await {
+        Ok(setup) => setup?,
         Err(_) => return Err(error::timed_out("opening the store")),
     };
     let partitions = schema::Partitions::new(&config.schema, span);
-    let store = Arc::new(PostgresStore::new(pool, partitions, config));
+    let store = Arc::new(PostgresStore::new(pool, partitions, config, rollups_from));
     store.run_maintenance(UnixNanos::now()).await?;
     store.start_maintenance();
     Ok(store)

@@ -24,7 +24,7 @@ use crate::error::store_error;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Tables partitioned by bucket, in the order their partitions are created.
-const PARTITIONED_TABLES: [&str; 3] = ["chunks", "services", "operations"];
+const PARTITIONED_TABLES: [&str; 4] = ["chunks", "services", "operations", "call_rollups"];
 
 /// Latest span start stored as-is; later starts are clamped (year 2262), so bucket bounds never
 /// overflow `bigint`.
@@ -121,6 +121,19 @@ pub(crate) async fn stored_partition_span(
         );
     }
     Ok(span)
+}
+
+/// The stored nanoseconds from which the call rollups are complete (set by the migration that
+/// created them: `i64::MIN` for a schema created empty).
+pub(crate) async fn rollups_from(pool: &PgPool) -> StoreResult<i64> {
+    let stored: String =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'rollups_from'")
+            .fetch_one(pool)
+            .await
+            .map_err(|error| store_error("reading rollups_from", error))?;
+    stored.parse().map_err(|error| {
+        StoreError::internal("postgres: settings.rollups_from is not a number", error)
+    })
 }
 
 /// Start of the bucket holding `nanos`.
@@ -257,9 +270,14 @@ impl Partitions {
         .await
         .map_err(|error| store_error("listing expired partitions", error))?;
         let mut dropped = Vec::with_capacity(expired.len());
+        let mut dropped_until = i64::MIN;
         for (bucket, width) in expired {
             self.drop_bucket(pool, bucket, width).await?;
             dropped.push(bucket);
+            dropped_until = dropped_until.max(bucket.saturating_add(width));
+        }
+        if !dropped.is_empty() {
+            forget_dropped(pool, &dropped, dropped_until).await?;
         }
         Ok(dropped)
     }
@@ -304,6 +322,23 @@ impl Partitions {
         info!(schema = %self.schema, partition = %suffix, "dropped expired partition");
         Ok(())
     }
+}
+
+/// After buckets were dropped: the calls whose parent span they held (the child's minute is in
+/// a kept bucket), and the trace locks of traces with nothing left (every chunk started before
+/// `dropped_until`, as every bucket before it has expired).
+async fn forget_dropped(pool: &PgPool, dropped: &[i64], dropped_until: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM call_rollups WHERE parent_bucket = ANY($1)")
+        .bind(dropped)
+        .execute(pool)
+        .await
+        .map_err(|error| store_error("deleting expired calls", error))?;
+    sqlx::query("DELETE FROM trace_heads WHERE last_start < $1")
+        .bind(dropped_until)
+        .execute(pool)
+        .await
+        .map_err(|error| store_error("deleting expired trace locks", error))?;
+    Ok(())
 }
 
 /// `d20260521` for a day bucket, `h2026052113` for an hour bucket (UTC), `b<nanos>` otherwise.

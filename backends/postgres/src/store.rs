@@ -8,7 +8,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
-use remote_storage_core::dependencies::DependencyCounter;
 use remote_storage_core::model::span_kind_name;
 use remote_storage_core::{
     DependencyLink, DependencyQuery, DependencyStore, EncodedTrace, EncodedTraceStream,
@@ -21,17 +20,17 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::config::PostgresConfig;
+use crate::dependencies;
 use crate::encoded::encode_trace;
 use crate::error::{sql_state, store_error, timed_out};
+use crate::rollups::WriteTraces;
 use crate::rows::{Batch, SLOT_NS, TraceRows, decode_stored, decode_trace, merge_stored, pg_text};
 use crate::schema::{Partitions, from_db_nanos, to_db_nanos};
 use crate::search::{Planned, SearchPlan};
+use crate::write::write_batch;
 
 /// Traces whose compressed rows add up to more than this decode on both cores.
 const PARALLEL_DECODE_BYTES: usize = 256 * 1024;
-/// GetDependencies reads and decodes the traces of its window in groups of this many, so
-/// memory stays bounded for wide windows.
-const DEPENDENCY_GROUP_TRACES: usize = 2_000;
 
 /// What the background task and the store share.
 #[derive(Debug)]
@@ -39,6 +38,9 @@ pub(crate) struct Shared {
     pub(crate) pool: PgPool,
     pub(crate) partitions: Partitions,
     pub(crate) config: PostgresConfig,
+    /// Stored nanoseconds from which the call rollups hold every call (earlier minutes are
+    /// counted from the spans); fixed when the rollups table was created.
+    pub(crate) rollups_from: i64,
 }
 
 /// A trace store in one PostgreSQL schema.
@@ -49,12 +51,18 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub(crate) fn new(pool: PgPool, partitions: Partitions, config: PostgresConfig) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        partitions: Partitions,
+        config: PostgresConfig,
+        rollups_from: i64,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 pool,
                 partitions,
                 config,
+                rollups_from,
             }),
             maintenance: Mutex::new(None),
         }
@@ -134,87 +142,28 @@ impl Shared {
         .await
     }
 
-    async fn write(&self, tenant: &str, batch: &Batch) -> StoreResult<()> {
+    async fn write(&self, tenant: &str, batch: &Batch, traces: &WriteTraces) -> StoreResult<()> {
         self.partitions.ensure(&self.pool, &batch.buckets).await?;
-        match self.insert(tenant, batch).await {
+        let width = self.partitions.width();
+        match write_batch(&self.pool, tenant, batch, traces, width).await {
             // A partition vanished under us (dropped by another process): reload and retry.
             Err(error) if sql_state(&error).as_deref() == Some("23514") => {
                 self.partitions.forget();
                 self.partitions.ensure(&self.pool, &batch.buckets).await?;
-                self.insert(tenant, batch)
+                write_batch(&self.pool, tenant, batch, traces, width)
                     .await
-                    .map_err(|error| store_error("writing spans", error))
+                    .map_err(|error| store_error("writing spans", error))?
             }
-            other => other.map_err(|error| store_error("writing spans", error)),
+            // Two writes deadlocked (e.g. on a new service row): the loser is rolled back whole
+            // and can run again.
+            Err(error) if sql_state(&error).as_deref() == Some("40P01") => {
+                write_batch(&self.pool, tenant, batch, traces, width)
+                    .await
+                    .map_err(|error| store_error("writing spans", error))?
+            }
+            Err(error) => Err(store_error("writing spans", error)),
+            Ok(written) => written,
         }
-    }
-
-    /// Inserts the services, operations and chunks of a write in one statement (atomic, one
-    /// round trip; rows sorted by key). Everything is `ON CONFLICT DO NOTHING`, so a retried
-    /// write changes nothing.
-    async fn insert(&self, tenant: &str, batch: &Batch) -> Result<(), sqlx::Error> {
-        let (service_names, service_buckets): (Vec<&str>, Vec<i64>) = batch
-            .services
-            .iter()
-            .map(|(name, bucket)| (name.as_str(), *bucket))
-            .unzip();
-        let mut operation_services = Vec::with_capacity(batch.operations.len());
-        let mut operation_names = Vec::with_capacity(batch.operations.len());
-        let mut operation_kinds = Vec::with_capacity(batch.operations.len());
-        let mut operation_buckets = Vec::with_capacity(batch.operations.len());
-        for (service, name, kind, bucket) in &batch.operations {
-            operation_services.push(service.as_str());
-            operation_names.push(name.as_str());
-            operation_kinds.push(kind.as_str());
-            operation_buckets.push(*bucket);
-        }
-        let chunks = &batch.chunks;
-        sqlx::query(
-            "WITH seq AS MATERIALIZED (SELECT nextval('batch_seq') AS value), \
-             new_services AS ( \
-                 INSERT INTO services (tenant, name, bucket) \
-                 SELECT $1, u.name, u.bucket FROM unnest($2::text[], $3::bigint[]) AS u(name, bucket) \
-                 ON CONFLICT DO NOTHING), \
-             new_operations AS ( \
-                 INSERT INTO operations (tenant, service, name, kind, bucket) \
-                 SELECT $1, u.service, u.name, u.kind, u.bucket \
-                 FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) \
-                      AS u(service, name, kind, bucket) \
-                 ON CONFLICT DO NOTHING) \
-             INSERT INTO chunks (tenant, trace_id, chunk_hash, min_start, max_start, max_end, \
-                                 min_duration, max_duration, service, batch_seq, span_count, \
-                                 bloom, payload) \
-             SELECT $1, u.trace_id, u.chunk_hash, u.min_start, u.max_start, u.max_end, \
-                    u.min_duration, u.max_duration, u.service, seq.value, u.span_count, \
-                    u.bloom, u.payload \
-             FROM seq, unnest($8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], \
-                              $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], \
-                              $16::int4[], $17::bytea[], $18::bytea[]) \
-                  AS u(trace_id, chunk_hash, min_start, max_start, max_end, min_duration, \
-                       max_duration, service, span_count, bloom, payload) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&service_names)
-        .bind(&service_buckets)
-        .bind(&operation_services)
-        .bind(&operation_names)
-        .bind(&operation_kinds)
-        .bind(&operation_buckets)
-        .bind(&chunks.trace_id)
-        .bind(&chunks.chunk_hash)
-        .bind(&chunks.min_start)
-        .bind(&chunks.max_start)
-        .bind(&chunks.max_end)
-        .bind(&chunks.min_duration)
-        .bind(&chunks.max_duration)
-        .bind(&chunks.service)
-        .bind(&chunks.span_count)
-        .bind(&chunks.bloom)
-        .bind(&chunks.payload)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// All stored spans of one trace, in storage order; `None` when there are none.
@@ -355,11 +304,15 @@ impl TraceStore for PostgresStore {
             return Ok(());
         }
         let width = self.shared.partitions.width();
-        let batch = tokio::task::spawn_blocking(move || Batch::build(&spans, width))
-            .await
-            .map_err(|error| StoreError::internal("postgres: encoding task failed", error))??;
+        let (batch, traces) = tokio::task::spawn_blocking(move || {
+            let batch = Batch::build(&spans, width)?;
+            let traces = WriteTraces::build(&spans, &batch, width);
+            Ok::<_, StoreError>((batch, traces))
+        })
+        .await
+        .map_err(|error| StoreError::internal("postgres: encoding task failed", error))??;
         let tenant = tenant_text(tenant);
-        self.bounded("writing spans", self.shared.write(&tenant, &batch))
+        self.bounded("writing spans", self.shared.write(&tenant, &batch, &traces))
             .await
     }
 
@@ -496,101 +449,27 @@ impl TraceStore for PostgresStore {
 
 #[async_trait]
 impl DependencyStore for PostgresStore {
-    /// Exact [`DependencyCounter`] semantics: every trace with a row overlapping the window is
-    /// decoded whole (a parent may start outside the window; with duplicated span IDs the
-    /// first stored span is the parent) and counted by the shared code. Traces are read in
-    /// groups by ID (no sort of the payloads in PostgreSQL); two groups decode at a time while
-    /// the next is read.
+    /// Exact [`DependencyCounter`] semantics: the window's whole minutes from the call
+    /// rollups, its partial minutes at either edge from the spans (see `crate::dependencies`).
     async fn get_dependencies(
         &self,
         tenant: &Tenant,
         query: DependencyQuery,
     ) -> StoreResult<Vec<DependencyLink>> {
         let tenant = tenant_text(tenant);
-        self.bounded("computing dependencies", async {
-            let failed = |error| store_error("computing dependencies", error);
-            let trace_ids: Vec<Vec<u8>> = sqlx::query_scalar(
-                "SELECT DISTINCT trace_id FROM chunks WHERE tenant = $1 \
-                   AND max_start >= $2 AND min_start > $2 - $4 AND min_start <= $3",
-            )
-            .bind(&tenant)
-            .bind(to_db_nanos(query.start.0))
-            .bind(to_db_nanos(query.end.0))
-            .bind(SLOT_NS)
-            .fetch_all(&self.shared.pool)
-            .await
-            .map_err(failed)?;
-            let mut pending: std::collections::VecDeque<
-                JoinHandle<StoreResult<DependencyCounter>>,
-            > = std::collections::VecDeque::new();
-            let mut counters = Vec::new();
-            for group in trace_ids.chunks(DEPENDENCY_GROUP_TRACES) {
-                let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT trace_id, batch_seq, payload FROM chunks \
-                     WHERE tenant = $1 AND trace_id = ANY($2)",
-                )
-                .bind(&tenant)
-                .bind(group)
-                .fetch_all(&self.shared.pool)
-                .await
-                .map_err(failed)?;
-                let mut traces: HashMap<Vec<u8>, TraceRows> = HashMap::new();
-                for (trace_id, batch_seq, payload) in rows {
-                    traces
-                        .entry(trace_id)
-                        .or_default()
-                        .push((batch_seq, payload));
-                }
-                if pending.len() >= 2
-                    && let Some(oldest) = pending.pop_front()
-                {
-                    counters.push(join_counter(oldest).await?);
-                }
-                pending.push_back(tokio::task::spawn_blocking(move || {
-                    let mut counter = DependencyCounter::default();
-                    for (trace_id, rows) in traces {
-                        let trace_id = TraceId::from_bytes(&trace_id, "trace_id")?;
-                        let spans = merge_stored(decode_stored(trace_id, rows)?);
-                        counter.add_spans(&spans, &query);
-                    }
-                    Ok(counter)
-                }));
-            }
-            while let Some(task) = pending.pop_front() {
-                counters.push(join_counter(task).await?);
-            }
-            let mut calls: std::collections::BTreeMap<(String, String), u64> =
-                std::collections::BTreeMap::new();
-            for counter in counters {
-                for link in counter.finish() {
-                    *calls.entry((link.parent, link.child)).or_default() += link.call_count;
-                }
-            }
-            Ok(calls
-                .into_iter()
-                .map(|((parent, child), call_count)| DependencyLink {
-                    parent,
-                    child,
-                    call_count,
-                })
-                .collect())
-        })
+        self.bounded(
+            "computing dependencies",
+            dependencies::links(&self.shared.pool, &tenant, &query, self.shared.rollups_from),
+        )
         .await
     }
-}
-
-async fn join_counter(
-    task: JoinHandle<StoreResult<DependencyCounter>>,
-) -> StoreResult<DependencyCounter> {
-    task.await
-        .map_err(|error| StoreError::internal("postgres: dependency task failed", error))?
 }
 
 #[async_trait]
 impl Purger for PostgresStore {
     async fn purge(&self) -> StoreResult<()> {
         self.bounded("purging", async {
-            sqlx::query("TRUNCATE chunks, services, operations")
+            sqlx::query("TRUNCATE chunks, services, operations, call_rollups, trace_heads")
                 .execute(&self.shared.pool)
                 .await
                 .map_err(|error| store_error("purging", error))?;

@@ -9,7 +9,7 @@ mod common;
 
 use common::TestStore;
 use remote_storage_core::testing::span;
-use remote_storage_core::{ErrorKind, Tenant, UnixNanos};
+use remote_storage_core::{DependencyQuery, ErrorKind, Tenant, UnixNanos};
 use storage_conformance::behaviour::get;
 
 #[tokio::test]
@@ -61,8 +61,8 @@ async fn opening_twice_reuses_the_migrated_schema() {
         .fetch_one(first.store.pool())
         .await
         .unwrap();
-    // 0001 (per-span tables) and 0002 (trace chunks).
-    assert_eq!(applied, 2);
+    // 0001 (per-span tables), 0002 (trace chunks) and 0003 (call rollups).
+    assert_eq!(applied, 3);
     second.backend.lifecycle.close().await.unwrap();
     first.finish().await;
 }
@@ -104,10 +104,33 @@ async fn retention_drops_whole_expired_partitions() {
             vec![
                 span(1, 1, None, "old-svc", "old", old, old + 5, false),
                 span(2, 1, None, "new-svc", "new", now - 1_000, now, false),
+                // A call whose parent expires before its child.
+                span(3, 1, None, "old-svc", "old", old, old + 5, false),
+                // Five minutes ago: a whole minute of the window below, read from rollups.
+                span(
+                    3,
+                    2,
+                    Some(1),
+                    "new-svc",
+                    "late",
+                    now - 300_000_000_000,
+                    now,
+                    false,
+                ),
             ],
         )
         .await
         .unwrap();
+    let recent = DependencyQuery {
+        start: UnixNanos(now - 3 * hour),
+        end: UnixNanos(now),
+    };
+    let links = store
+        .dependencies
+        .get_dependencies(&tenant, recent)
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
     let old_bucket = i64::try_from(old - old % hour).unwrap();
     let old_suffix = {
         let seconds = i64::try_from(old / 1_000_000_000).unwrap();
@@ -121,7 +144,7 @@ async fn retention_drops_whole_expired_partitions() {
         )
     };
     let before = partition_names(&test).await;
-    for table in ["chunks", "services", "operations"] {
+    for table in ["chunks", "services", "operations", "call_rollups"] {
         let name = format!("{table}_{old_suffix}");
         assert!(
             before.contains(&name),
@@ -138,10 +161,17 @@ async fn retention_drops_whole_expired_partitions() {
         "expired partitions dropped: {after:?}"
     );
     assert!(
-        after.len() >= 3 * 3,
+        after.len() >= 3 * 4,
         "current and upcoming partitions kept: {after:?}"
     );
     assert!(get(store, &tenant, 1).await.unwrap().is_empty());
+    // The child is kept, its parent is not: no call (the rollup went with the parent).
+    let links = store
+        .dependencies
+        .get_dependencies(&tenant, recent)
+        .await
+        .unwrap();
+    assert!(links.is_empty(), "{links:?}");
     assert_eq!(get(store, &tenant, 2).await.unwrap().len(), 1);
     assert_eq!(
         store.traces.get_services(&tenant).await.unwrap(),
