@@ -46,6 +46,14 @@ pub(crate) mod tag {
     pub(crate) const COUNTS: u8 = b'Z';
     /// Span group records (in the `spans` keyspace).
     pub(crate) const SPAN: u8 = b'T';
+    /// Dependency call deltas per minute: one record per tenant, 4-hour block of the callee's start
+    /// and write batch (or one folded record).
+    pub(crate) const CALLS: u8 = b'd';
+    /// Dependency call deltas per callee start: one record per tenant, minute of the callee's
+    /// start and write batch.
+    pub(crate) const CALL_STARTS: u8 = b'l';
+    /// A trace has fragments in this partition (a point key, found through bloom filters).
+    pub(crate) const TRACE_MARKER: u8 = b'x';
 }
 
 /// Texts up to this many bytes are stored as they are; longer ones as a prefix plus a hash.
@@ -170,7 +178,7 @@ pub(crate) fn decode_postings(
 }
 
 /// Appends LEB128 `value`.
-fn put_varint(key: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(key: &mut Vec<u8>, mut value: u64) {
     loop {
         let low = value.to_le_bytes()[0] & 0x7f;
         value >>= 7;
@@ -430,6 +438,50 @@ pub(crate) fn span_group_key(
     key
 }
 
+/// `x ‖ tenant ‖ trace`: present in a partition once the trace has fragments there, so a write
+/// learns where a trace it does not remember is stored with one bloom-filtered point read per
+/// partition instead of a prefix scan.
+pub(crate) fn trace_marker_key(tenant: &Tenant, trace_id: &TraceId) -> Vec<u8> {
+    let mut key = start(tag::TRACE_MARKER, tenant);
+    key.extend_from_slice(trace_id.as_bytes());
+    key
+}
+
+/// `d ‖ tenant` — then the block (u32) and the batch ID.
+pub(crate) fn calls_prefix(tenant: &Tenant) -> Vec<u8> {
+    start(tag::CALLS, tenant)
+}
+
+/// `d ‖ tenant ‖ block u32`: the start of a block's call records.
+pub(crate) fn calls_block_prefix(tenant: &Tenant, block: u32) -> Vec<u8> {
+    let mut key = calls_prefix(tenant);
+    key.extend_from_slice(&block.to_be_bytes());
+    key
+}
+
+/// `d ‖ tenant ‖ block u32 ‖ batch u64`: the call deltas one write batch added to a 4-hour block of
+/// callee starts (a folded record keeps the key of the newest record it replaced).
+pub(crate) fn calls_key(tenant: &Tenant, block: u32, batch_id: u64) -> Vec<u8> {
+    let mut key = calls_block_prefix(tenant, block);
+    key.extend_from_slice(&batch_id.to_be_bytes());
+    key
+}
+
+/// `l ‖ tenant ‖ minute u32`: the call deltas of a minute, per callee start — then the batch.
+pub(crate) fn call_starts_prefix(tenant: &Tenant, minute: u32) -> Vec<u8> {
+    let mut key = start(tag::CALL_STARTS, tenant);
+    key.extend_from_slice(&minute.to_be_bytes());
+    key
+}
+
+/// `l ‖ tenant ‖ minute u32 ‖ batch u64`: the call deltas one write batch added to a minute,
+/// per callee start.
+pub(crate) fn call_starts_key(tenant: &Tenant, minute: u32, batch_id: u64) -> Vec<u8> {
+    let mut key = call_starts_prefix(tenant, minute);
+    key.extend_from_slice(&batch_id.to_be_bytes());
+    key
+}
+
 /// `M`: the database's on-disk format version (in the `meta` keyspace).
 pub(crate) fn format_key() -> Vec<u8> {
     vec![b'M']
@@ -594,6 +646,12 @@ mod tests {
             fragment_prefix(&blue, &trace)
         );
         assert_ne!(service_names_prefix(&red), service_names_prefix(&blue));
+        assert_ne!(calls_prefix(&red), calls_prefix(&blue));
+        assert_ne!(call_starts_prefix(&red, 1), call_starts_prefix(&blue, 1));
+        assert_ne!(
+            trace_marker_key(&red, &trace),
+            trace_marker_key(&blue, &trace)
+        );
         assert_ne!(global_term(&red), global_term(&blue));
         assert_ne!(attribute_shards(&red), attribute_shards(&blue));
     }

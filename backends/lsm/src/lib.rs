@@ -5,6 +5,7 @@ use remote_storage_core::{Backend, Capabilities, Rewrites, SpanOrder, StoreResul
 #[cfg(feature = "cli")]
 mod args;
 mod config;
+mod dependencies;
 mod engine;
 mod error;
 mod fault;
@@ -14,6 +15,7 @@ mod keys;
 mod properties;
 mod read;
 mod records;
+mod rollups;
 mod store;
 
 #[cfg(feature = "cli")]

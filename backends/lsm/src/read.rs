@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use prost::Message as _;
-use remote_storage_core::dependencies::DependencyCounter;
 use remote_storage_core::filter::{Filter, FilterPlan};
 use remote_storage_core::matcher::{AttributeCondition, SpanMatcher};
 use remote_storage_core::model::{Resource, SERVICE_NAME_KEY, Scope, span_kind_name};
@@ -15,8 +14,7 @@ use remote_storage_core::proto::otlp::trace::span::SpanKind;
 use remote_storage_core::proto::otlp::trace::status::StatusCode;
 use remote_storage_core::proto::otlp::trace::{Span as OtlpSpan, Status};
 use remote_storage_core::{
-    DependencyLink, DependencyQuery, EncodedTrace, Operation, Span, Tenant, Trace, TraceId,
-    TraceQuery, TraceSummary, UnixNanos,
+    EncodedTrace, Operation, Span, Tenant, Trace, TraceId, TraceQuery, TraceSummary, UnixNanos,
 };
 
 use crate::engine::{Engine, Partition};
@@ -205,13 +203,13 @@ fn single(set: Option<&BTreeSet<String>>) -> Option<&str> {
 
 /// What a posting must satisfy to be a candidate: cheap checks before any span is decoded.
 #[derive(Debug, Clone, Copy)]
-struct PostingFilter {
-    term: Option<u16>,
-    min_start: u64,
-    max_start: u64,
+pub(crate) struct PostingFilter {
+    pub(crate) term: Option<u16>,
+    pub(crate) min_start: u64,
+    pub(crate) max_start: u64,
     /// Applied to postings that carry a duration (all but attribute postings).
-    min_duration: u64,
-    max_duration: u64,
+    pub(crate) min_duration: u64,
+    pub(crate) max_duration: u64,
 }
 
 impl PostingFilter {
@@ -231,7 +229,7 @@ impl PostingFilter {
 /// Candidates from the posting lists of one term, newest first: partitions newest first,
 /// their time buckets newest first, and each bucket's postings (from every batch) sorted by
 /// start. Partitions cover disjoint times, so this is newest first overall.
-struct PostingWalk<'p> {
+pub(crate) struct PostingWalk<'p> {
     partitions: &'p [Arc<Partition>],
     term: Term,
     filter: PostingFilter,
@@ -245,7 +243,7 @@ struct PostingWalk<'p> {
 }
 
 impl<'p> PostingWalk<'p> {
-    fn new(partitions: &'p [Arc<Partition>], term: Term, filter: PostingFilter) -> Self {
+    pub(crate) fn new(partitions: &'p [Arc<Partition>], term: Term, filter: PostingFilter) -> Self {
         let mut steps = Vec::new();
         for (position, partition) in partitions.iter().enumerate().rev() {
             let (min, max) = (filter.min_start, filter.max_start);
@@ -632,39 +630,6 @@ impl Engine {
         };
         Ok(Some(TraceSummary::from_trace(&trace)))
     }
-
-    /// Calls of the traces with a span starting in the window, counted by
-    /// [`DependencyCounter`] over skeleton spans built from the summary fragments.
-    pub(crate) fn dependencies(
-        &self,
-        tenant: &Tenant,
-        window: &DependencyQuery,
-    ) -> Result<Vec<DependencyLink>, LsmError> {
-        let partitions = self.snapshot();
-        let filter = PostingFilter {
-            term: None,
-            min_start: window.start.0,
-            max_start: window.end.0,
-            min_duration: 0,
-            max_duration: u64::MAX,
-        };
-        let mut traces = Vec::new();
-        let mut seen = HashSet::new();
-        for candidate in PostingWalk::new(&partitions, keys::global_term(tenant), filter) {
-            let (_, reference) = candidate?;
-            if seen.insert(reference.trace_id) {
-                traces.push(reference.trace_id);
-            }
-        }
-        let mut counter = DependencyCounter::default();
-        let mut skeletons = Skeletons::default();
-        for trace_id in traces {
-            let entries = self.fragment_entries(tenant, &trace_id, &partitions)?;
-            let spans = skeletons.spans(trace_id, &entries)?;
-            counter.add_spans(&spans, window);
-        }
-        Ok(counter.finish())
-    }
 }
 
 /// Builds minimal [`Span`]s (IDs, times, status, service, root name) from fragment entries.
@@ -697,7 +662,7 @@ impl Skeletons {
         resource
     }
 
-    fn spans(
+    pub(crate) fn spans(
         &mut self,
         trace_id: TraceId,
         entries: &[FragmentEntry],

@@ -36,8 +36,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// beyond this the engine is taken as stuck, so the process can still exit (the journal is
 /// replayed at the next start).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How often the background thread folds the call records written meanwhile: a fold costs a
+/// scan of the records of the partitions written since the last one.
+const FOLD_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The background thread: periodic fsync and retention.
+/// The background thread: periodic fsync, retention and folding of call records.
 struct Background {
     stop: Sender<()>,
     handle: JoinHandle<()>,
@@ -172,11 +175,10 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
         SyncPolicy::Batch => None,
     };
     let expiry_period = (!config.retention.is_zero()).then_some(config.expiry_interval);
-    let tick = match (sync_period, expiry_period) {
-        (None, None) => return None,
-        (Some(period), None) | (None, Some(period)) => period,
-        (Some(sync), Some(expiry)) => sync.min(expiry),
-    };
+    let tick = [sync_period, expiry_period]
+        .into_iter()
+        .flatten()
+        .fold(FOLD_INTERVAL, Duration::min);
     let weak = Arc::downgrade(engine);
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
@@ -184,6 +186,7 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
         .spawn(move || {
             let mut next_sync = sync_period.map(|period| Instant::now() + period);
             let mut next_expiry = expiry_period.map(|period| Instant::now() + period);
+            let mut next_fold = Instant::now() + FOLD_INTERVAL;
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
                 let Some(engine) = weak.upgrade() else { break };
                 // A latched fault fails every pass and was logged once when latched.
@@ -208,6 +211,13 @@ fn spawn_background(engine: &Arc<Engine>, config: &LsmConfig) -> Option<Backgrou
                         tracing::error!(%error, "lsm retention pass failed");
                     }
                     next_expiry = Some(now + period);
+                }
+                if now >= next_fold {
+                    if let Err(error) = engine.fold_calls() {
+                        let error = engine.store_error(error);
+                        tracing::error!(%error, "lsm call record fold failed");
+                    }
+                    next_fold = now + FOLD_INTERVAL;
                 }
             }
             // Whatever the policy, leave nothing unsynced behind on a clean stop.

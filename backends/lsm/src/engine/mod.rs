@@ -4,9 +4,12 @@
 //!
 //! This file holds the engine's lifecycle: opening the database (format check, meta
 //! records), the partition map, stats, syncing, purge and expiry. A partition and its naming
-//! live in [`partition`], batch ID reservation in [`batch_ids`], the write path in [`write`].
+//! live in [`partition`], batch ID reservation in [`batch_ids`], the write path in [`write`],
+//! its dependency-call side in [`calls`], and the folding of call records in [`fold`].
 
 mod batch_ids;
+mod calls;
+mod fold;
 mod partition;
 mod write;
 
@@ -21,19 +24,21 @@ use remote_storage_core::{StoreError, StoreStats, UnixNanos};
 
 use self::batch_ids::BatchIds;
 pub(crate) use self::partition::Partition;
-use self::partition::PartitionId;
+pub(crate) use self::partition::PartitionId;
 use crate::config::SyncPolicy;
 use crate::error::LsmError;
 use crate::health::StoreHealth;
 use crate::keys;
+use crate::rollups::cache::SiteCache;
 
 /// Journals kept before fjall forces memtables to disk. A crash replays at most this much at
 /// startup, so recovery stays within seconds (fjall's default is 512 MiB; 64 MiB is its floor).
 const MAX_JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
 
 /// The on-disk format this build reads and writes. Version 1 (one record per span, text
-/// index keys) is not readable: a directory holding it is refused at open.
-const FORMAT_VERSION: u8 = 2;
+/// index keys) and version 2 (no dependency rollups, which cannot be rebuilt without reading
+/// every trace) are not readable: a directory holding them is refused at open.
+const FORMAT_VERSION: u8 = 3;
 /// The keyspace holding the format record.
 const META_KEYSPACE: &str = "meta";
 /// How often a flush wait looks at fjall's progress (and whether it has died).
@@ -53,6 +58,12 @@ pub(crate) struct Engine {
     /// Holds the format record and the batch ID reservation.
     meta: Keyspace,
     batch_ids: Mutex<BatchIds>,
+    /// Call sites of recently written traces. Its lock is held by a write from reading the
+    /// sites of its traces to committing its batch, so the call deltas of concurrent writes
+    /// to one trace are computed one after the other (see `engine::write`).
+    pub(crate) call_sites: Mutex<SiteCache>,
+    /// Held by a fold of the call records, so two never fold one hour at once.
+    folding: Mutex<()>,
     /// Whether the store still serves; latches the first fatal storage fault.
     pub(crate) health: StoreHealth,
     /// An ephemeral store's directory; declared last so it is removed after the database
@@ -93,6 +104,8 @@ impl Engine {
             partitions: RwLock::new(BTreeMap::new()),
             meta,
             batch_ids: Mutex::new(batch_ids),
+            call_sites: Mutex::new(SiteCache::default()),
+            folding: Mutex::new(()),
             health: StoreHealth::new(path),
             _temp_dir: temp_dir,
         };
@@ -189,6 +202,9 @@ impl Engine {
     /// database; their folders are removed as soon as in-flight reads release them.
     pub(crate) fn purge(&self) -> Result<(), LsmError> {
         let mut guard = self.partitions.write();
+        // Writes hold the partition map's read lock until their batch is committed and their
+        // sites remembered, so none is between the two here.
+        self.call_sites.lock().clear();
         let dropped = std::mem::take(&mut *guard);
         for partition in dropped.into_values() {
             self.delete_partition(&partition)?;
@@ -222,6 +238,8 @@ impl Engine {
             return Ok(0);
         }
         let mut guard = self.partitions.write();
+        // Remembered sites may lie in the dropped partitions (see `purge`).
+        self.call_sites.lock().clear();
         let mut dropped = 0;
         for id in expired {
             if let Some(partition) = guard.remove(&id) {

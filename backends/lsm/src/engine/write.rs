@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use parking_lot::MutexGuard;
 use prost::Message as _;
 use remote_storage_core::attribute::any_value_text;
 use remote_storage_core::matcher::span_level_attributes;
@@ -15,11 +16,14 @@ use remote_storage_core::{Span, Tenant, TraceId};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::partition::{Counts, Partition, PartitionId};
-use super::{Engine, PartitionMap};
+use super::{Engine, PartitionMap, calls};
 use crate::config::SyncPolicy;
 use crate::error::LsmError;
 use crate::keys::{self, ContentId, Discriminator, Posting, Term};
 use crate::records::{self, FragmentEntry, SpanGroupBuilder};
+use crate::rollups::CallDeltas;
+use crate::rollups::cache::SiteCache;
+use crate::rollups::sites::{Order, Site, TraceSites};
 
 /// Once-per-partition records remembered as written; beyond this the memory is reset (the
 /// records are then simply written again, which is harmless).
@@ -87,6 +91,9 @@ struct BatchWriter<'a> {
     occurrences: HashMap<(TraceId, Discriminator), u32>,
     /// Reused buffer for hashing attribute terms.
     scratch: Vec<u8>,
+    /// The batch's call sites per trace, and its service names shared by them.
+    sites: HashMap<TraceId, Vec<(Order, Site)>>,
+    services: HashMap<&'a str, Arc<str>>,
 }
 
 /// Hashes posting-list identities: a partition, a term (itself an xxh3 hash) and a bucket,
@@ -174,6 +181,8 @@ impl<'a> BatchWriter<'a> {
             span_terms: Vec::new(),
             occurrences: HashMap::new(),
             scratch: Vec::with_capacity(64),
+            sites: HashMap::new(),
+            services: HashMap::new(),
         }
     }
 
@@ -267,6 +276,20 @@ impl<'a> BatchWriter<'a> {
         });
 
         let start = span.start().0;
+        let site_service = Arc::clone(
+            self.services
+                .entry(service)
+                .or_insert_with(|| Arc::from(service)),
+        );
+        self.sites.entry(trace_id).or_default().push((
+            (id, disc),
+            Site {
+                span_id: *span.span_id().as_bytes(),
+                parent: span.parent_span_id().map(|parent| *parent.as_bytes()),
+                service: site_service,
+                start,
+            },
+        ));
         let bucket = keys::bucket_of(start);
         let timed = Posting {
             start,
@@ -380,7 +403,12 @@ impl<'a> BatchWriter<'a> {
             self.batch
                 .insert(&partition.index, keys::counts_key(), counts.encode());
         }
+        let (mut cache, settled) = self.add_calls(batch_id)?;
         self.batch.commit()?;
+        for (trace_id, sites) in settled {
+            cache.put(tenant, trace_id, sites);
+        }
+        drop(cache);
         for (id, key) in self.once {
             if let Some(partition) = self.partitions.get(&id) {
                 let mut written = partition.written.lock();
@@ -391,6 +419,56 @@ impl<'a> BatchWriter<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The traces a batch computed call deltas for, with their sites after it.
+type Settled = Vec<(TraceId, TraceSites)>;
+
+impl<'a> BatchWriter<'a> {
+    /// Adds the batch's call deltas and trace markers. Returns the call-site lock, held from
+    /// reading the sites of the batch's traces until the caller has committed the batch and
+    /// remembered the traces' new sites, so a concurrent write to the same trace computes its
+    /// deltas against these spans. One lock for all traces, not one per trace: fjall
+    /// serializes batch commits on its journal anyway, so what this adds to the serialized
+    /// part is the delta computation (a few hash lookups per span) and, for traces not
+    /// remembered, one bloom-filtered marker read per partition.
+    fn add_calls(
+        &mut self,
+        batch_id: u64,
+    ) -> Result<(MutexGuard<'a, SiteCache>, Settled), LsmError> {
+        let tenant = self.tenant;
+        let partitions = self.partitions;
+        let mut cache = self.engine.call_sites.lock();
+        let mut deltas = CallDeltas::default();
+        let mut settled = Vec::with_capacity(self.sites.len());
+        let mut new_partitions: Vec<PartitionId> = Vec::new();
+        for (trace_id, new) in std::mem::take(&mut self.sites) {
+            let mut sites = match cache.take(tenant, trace_id) {
+                Some(sites) => sites,
+                None => calls::stored_sites(partitions, tenant, &trace_id)?,
+            };
+            // A marker per partition the trace is new to, so a later write finds it there.
+            new_partitions.clear();
+            new_partitions.extend(new.iter().map(|((id, _), _)| *id));
+            new_partitions.sort_unstable();
+            new_partitions.dedup();
+            for id in &new_partitions {
+                if !sites.holds(*id)
+                    && let Some(partition) = partitions.get(id)
+                {
+                    self.batch.insert(
+                        &partition.index,
+                        keys::trace_marker_key(tenant, &trace_id),
+                        [],
+                    );
+                }
+            }
+            sites.add(new, &mut deltas);
+            settled.push((trace_id, sites));
+        }
+        calls::put_call_records(&mut self.batch, partitions, tenant, batch_id, deltas)?;
+        Ok((cache, settled))
     }
 }
 
