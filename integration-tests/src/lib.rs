@@ -29,6 +29,7 @@ mod connection;
 pub mod containers;
 pub mod cross_api;
 pub mod environment;
+pub mod filter_edges;
 pub mod fixtures;
 pub mod grpc;
 pub mod in_process;

@@ -26,8 +26,8 @@ use remote_storage_core::{Backend, Capabilities, Rewrites, SpanOrder, StoreResul
 pub const CAPABILITIES: Capabilities = Capabilities {
     without_service_name: true,
     same_span_conjunction: true,
-    // Structured filters are not evaluated yet: refused with INVALID_ARGUMENT.
-    structured_filters: false,
+    // The matcher runs the filter on every candidate's stored span (`filter_narrowing`).
+    structured_filters: true,
     operation_span_kinds: true,
     dependency_source: "",
     rewrites: Rewrites::Idempotent,
@@ -40,6 +40,9 @@ mod args;
 pub mod buckets;
 pub mod config;
 pub mod cql;
+mod filter_narrowing;
+#[cfg(test)]
+mod filter_search_tests;
 #[cfg(any(test, feature = "table-model"))]
 pub mod model;
 pub mod planner;

@@ -27,6 +27,7 @@ use remote_storage_core::matcher::AttributeCondition;
 use remote_storage_core::query::TraceQuery;
 
 use crate::buckets::Buckets;
+use crate::filter_narrowing::narrow_by_filter;
 
 /// The index a search reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +157,20 @@ impl SearchPlan {
                 | AttributeCondition::ScopeVersion(_) => needs_span = true,
             }
         }
-        let index = match (index, &query.service_name) {
+        let mut service = query.service_name.clone();
+        let mut window = window;
+        if let Some(structured) = &query.filter {
+            // The legacy fields are empty beside a filter (the envelope refuses them), so
+            // everything above narrowed nothing; the matcher runs the filter on every row.
+            needs_span = true;
+            let plan = structured.plan();
+            let Some(narrowed) = narrow_by_filter(&plan, &mut filter, &mut index, &mut window)
+            else {
+                return Self::nothing();
+            };
+            service = narrowed;
+        }
+        let index = match (index, &service) {
             (Some(tag), service) => {
                 filter.service.clone_from(service);
                 tag
@@ -170,6 +184,17 @@ impl SearchPlan {
             needs_span,
             buckets: buckets.newest_first(window.0, window.1).collect(),
             window,
+        }
+    }
+
+    /// A plan that reads nothing: no bucket, an empty window.
+    fn nothing() -> Self {
+        Self {
+            index: DrivingIndex::All,
+            filter: RowFilter::default(),
+            needs_span: true,
+            buckets: Vec::new(),
+            window: (UnixNanos(1), UnixNanos(0)),
         }
     }
 }

@@ -14,6 +14,7 @@ mod client;
 mod config;
 mod document;
 mod error;
+mod filter_clauses;
 #[cfg(test)]
 mod golden_tests;
 mod indices;
@@ -42,8 +43,8 @@ pub fn capabilities(refresh: RefreshPolicy) -> Capabilities {
     Capabilities {
         without_service_name: true,
         same_span_conjunction: true,
-        // Structured filters are not evaluated yet: refused with INVALID_ARGUMENT.
-        structured_filters: false,
+        // Every candidate of a filter search is decided by the shared evaluator.
+        structured_filters: true,
         operation_span_kinds: true,
         dependency_source: "",
         rewrites: Rewrites::Idempotent,

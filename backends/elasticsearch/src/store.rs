@@ -22,6 +22,7 @@ use crate::client::{Body, Client, parse, status_error};
 use crate::config::{ElasticsearchConfig, RefreshPolicy};
 use crate::document::{SpanDecoder, decode_blob};
 use crate::error::EsError;
+use crate::filter_clauses::filter_clauses;
 use crate::indices::{IndexKind, IndexNames};
 use crate::requests::{
     LENIENT_INDICES, index_template, operations, services, span_filters, span_search_page,
@@ -283,7 +284,15 @@ impl Shared {
         query: &TraceQuery,
     ) -> StoreResult<Vec<FoundTraceId>> {
         let matcher = SpanMatcher::new(query);
-        let filters = span_filters(tenant.name(), query, matcher.conditions());
+        let mut filters = span_filters(tenant.name(), query, matcher.conditions());
+        if let Some(filter) = &query.filter {
+            // The plan's clauses only narrow: the matcher runs the filter on every candidate.
+            let Some(clauses) = filter_clauses(&filter.plan()) else {
+                return Ok(Vec::new());
+            };
+            filters.clauses.extend(clauses);
+            filters.exact = false;
+        }
         let indices =
             self.names
                 .covering(IndexKind::Span, query.start_time_min, query.start_time_max);
