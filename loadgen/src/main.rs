@@ -6,6 +6,9 @@ mod codec;
 mod conn;
 #[cfg(test)]
 mod e2e_tests;
+#[cfg(test)]
+mod filter_e2e_tests;
+mod filter_queries;
 mod large_trace;
 mod proc_cpu;
 mod queries;

@@ -30,8 +30,8 @@ use tonic::{Status, Streaming};
 use crate::cli::Api;
 use crate::codec::RawClient;
 use crate::conn::{MAX_MESSAGE_BYTES, Tenant};
-use crate::v1_queries;
 use crate::workload::service_name;
+use crate::{filter_queries, v1_queries};
 
 /// How the queries are run.
 #[derive(Debug, Clone)]
@@ -95,9 +95,9 @@ pub(crate) struct Target {
     #[serde(skip)]
     pub(crate) trace_id_bytes: Vec<u8>,
     #[serde(skip)]
-    duration_min: Duration,
+    pub(crate) duration_min: Duration,
     #[serde(skip)]
-    duration_max: Duration,
+    pub(crate) duration_max: Duration,
 }
 
 /// What every query needs: the clients, the tenant, the settings and the Find* time window.
@@ -115,7 +115,7 @@ fn timestamp(t: SystemTime) -> prost_types::Timestamp {
 }
 
 impl Ctx {
-    fn params(&self, service: &str) -> TraceQueryParameters {
+    pub(crate) fn params(&self, service: &str) -> TraceQueryParameters {
         TraceQueryParameters {
             service_name: service.to_string(),
             start_time_min: Some(self.window.0),
@@ -125,7 +125,7 @@ impl Ctx {
         }
     }
 
-    async fn find_traces(&self, query: TraceQueryParameters) -> Result<Tally, Status> {
+    pub(crate) async fn find_traces(&self, query: TraceQueryParameters) -> Result<Tally, Status> {
         let mut client = self.client.clone();
         let stream = client
             .find_traces(
@@ -470,6 +470,7 @@ async fn v2_queries(ctx: &Ctx, target: &Target) -> Result<Vec<QueryResult>> {
         })
         .await?,
     );
+    out.extend(filter_queries::run(ctx, target).await?);
     out.push(
         time_query(&ctx.cfg, "FindTraceSummaries service", || async {
             let mut client = c.client.clone();

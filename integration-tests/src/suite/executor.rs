@@ -157,6 +157,7 @@ impl Executor {
             CaseKind::FindTraceSummaries => self.find_trace_summaries().await,
             CaseKind::FindTracesWithoutServiceName => self.find_traces_without_service_name().await,
             CaseKind::FindTracesWithFilter(index) => self.find_traces_with_filter(index).await,
+            CaseKind::FindTracesFilterForm(index) => self.find_traces_filter_form(index).await,
             CaseKind::GetDependencies => self.get_dependencies().await,
         }
     }

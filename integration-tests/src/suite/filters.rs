@@ -582,7 +582,7 @@ impl Executor {
         Ok(())
     }
 
-    async fn expect_refusal(&self, search: &TraceSearch) -> anyhow::Result<()> {
+    pub(super) async fn expect_refusal(&self, search: &TraceSearch) -> anyhow::Result<()> {
         match self.target.find_traces(search).await {
             Err(error) if is_invalid_argument(&error) => {}
             Err(error) => return Err(error.context("FindTraces: expected INVALID_ARGUMENT")),

@@ -10,12 +10,15 @@
 //!   [`repeated_span_trace`]), `find_traces` (`FindTraces`, `FindTracesWithoutServiceName`),
 //!   `summaries` (`FindTraceSummaries`, [`summaries_with_fallback`], [`summary_of`]) and
 //!   `dependencies` (`GetDependencies`), and `filters` (`FindTracesWithFilter`: the
-//!   structured-filter spec's worked examples, answered or refused as declared).
+//!   structured-filter spec's worked examples, answered or refused as declared), and
+//!   `filter_forms` (`FindTracesFilterForm`: every `FindTraces` query's filter form returns the
+//!   legacy answer).
 //! - `otlp`: the spans and resources the tests write, [`service_name`], and traces described
 //!   for failure messages.
 
 mod dependencies;
 mod executor;
+mod filter_forms;
 mod filters;
 mod find_traces;
 mod get_trace;

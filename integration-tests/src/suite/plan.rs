@@ -28,6 +28,9 @@ pub enum Group {
     /// `FindTracesWithFilter`: the structured-filter spec's worked examples (ours, not
     /// Jaeger's).
     FindTracesWithFilter,
+    /// `FindTracesFilterForm`: each `FindTraces` query's filter form returns the legacy
+    /// answer (ours, not Jaeger's).
+    FindTracesFilterForm,
     /// `GetDependencies`.
     GetDependencies,
 }
@@ -53,7 +56,7 @@ impl Group {
             Self::GetServices | Self::GetOperations | Self::GetTrace | Self::FindTraceSummaries => {
                 Setup::ExampleTrace
             }
-            Self::FindTraces => Setup::QueryFixtures,
+            Self::FindTraces | Self::FindTracesFilterForm => Setup::QueryFixtures,
             Self::FindTracesWithFilter => Setup::FilterExamples,
             Self::GetLargeTrace
             | Self::GetTraceWithDuplicateSpans
@@ -76,6 +79,7 @@ pub(super) enum CaseKind {
     FindTraceSummaries,
     FindTracesWithoutServiceName,
     FindTracesWithFilter(usize),
+    FindTracesFilterForm(usize),
     GetDependencies,
 }
 
@@ -151,6 +155,13 @@ pub fn plan(fixtures: &FixtureSet, excused: &Excused, prefix: &str) -> Vec<Plann
             CaseKind::FindTracesWithFilter(index),
         ));
     }
+    for (index, case) in fixtures.queries().iter().enumerate() {
+        cases.push((
+            Group::FindTracesFilterForm,
+            format!("FindTracesFilterForm/{}", case.caption.replace(' ', "_")),
+            CaseKind::FindTracesFilterForm(index),
+        ));
+    }
     cases.push((
         Group::GetDependencies,
         "GetDependencies".to_owned(),
@@ -160,15 +171,26 @@ pub fn plan(fixtures: &FixtureSet, excused: &Excused, prefix: &str) -> Vec<Plann
     cases
         .into_iter()
         .map(|(group, name, kind)| {
-            let full_name = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
+            let full = |name: &str| {
+                if prefix.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{prefix}/{name}")
+                }
             };
-            let skip_reason = match excused.skip_entry_for(&full_name) {
+            let skipped = |full_name: &str| match excused.skip_entry_for(full_name) {
                 Some(entry) => Some(format!("skip list entry {entry:?}")),
-                None => excused.explanation_for(&full_name).map(str::to_owned),
+                None => excused.explanation_for(full_name).map(str::to_owned),
             };
+            let mut skip_reason = skipped(&full(&name));
+            // A filter form is compared with its legacy query's answer: none when that is skipped.
+            if let (None, CaseKind::FindTracesFilterForm(index)) = (&skip_reason, kind) {
+                skip_reason = fixtures
+                    .queries()
+                    .get(index)
+                    .and_then(|case| skipped(&full(&case.test_name())))
+                    .map(|reason| format!("its legacy query is skipped: {reason}"));
+            }
             PlannedCase {
                 name,
                 group,
@@ -204,7 +226,8 @@ mod tests {
             skipped,
             [
                 "FindTraces/Scope_Attributes",
-                "FindTracesWithoutServiceName"
+                "FindTracesWithoutServiceName",
+                "FindTracesFilterForm/Scope_Attributes"
             ]
         );
     }

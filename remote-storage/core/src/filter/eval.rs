@@ -316,7 +316,7 @@ fn any_field_value(
 }
 
 /// The spec's span kind words (unlike Jaeger's legacy words, unspecified has one).
-fn kind_word(kind: SpanKind) -> &'static str {
+pub(super) fn kind_word(kind: SpanKind) -> &'static str {
     match kind {
         SpanKind::Unspecified => "unspecified",
         SpanKind::Internal => "internal",
@@ -327,7 +327,7 @@ fn kind_word(kind: SpanKind) -> &'static str {
     }
 }
 
-fn status_word(code: StatusCode) -> &'static str {
+pub(super) fn status_word(code: StatusCode) -> &'static str {
     match code {
         StatusCode::Unset => "unset",
         StatusCode::Ok => "ok",

@@ -67,6 +67,7 @@ use crate::error::StoreError;
 use crate::model::Span;
 
 mod eval;
+mod legacy;
 mod literal;
 mod pattern;
 mod plan;
@@ -80,6 +81,7 @@ mod properties;
 #[cfg(test)]
 mod tests;
 
+pub use legacy::{AttributeReach, legacy_filter_form};
 pub use pattern::Pattern;
 pub use plan::{AttributeTerms, FilterPlan, NanosRange};
 pub use resolve::MAX_NESTING_DEPTH;

@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use jaeger_remote_proto::expression::v1::expression::Term;
 use jaeger_remote_proto::expression::v1::{Call, Expression, List, NestedReference};
+use jaeger_remote_proto::otlp::common::InstrumentationScope;
 use jaeger_remote_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 use jaeger_remote_proto::otlp::resource::Resource as OtlpResource;
-use jaeger_remote_proto::otlp::trace::Span as OtlpSpan;
+use jaeger_remote_proto::otlp::trace::span::{Event, Link};
+use jaeger_remote_proto::otlp::trace::{Span as OtlpSpan, Status};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use super::tests::{attr, attr_at, c, call, field, nested_nots, s1, s2, s3, text, typed};
-use super::{Filter, MAX_NESTING_DEPTH};
+use super::tests::{attr_at, c, call, field, nested_nots, s1, s2, s3, typed};
+use super::{AttributeReach, Filter, MAX_NESTING_DEPTH, legacy_filter_form};
 use crate::attribute::any_value_text;
 use crate::error::ErrorKind;
 use crate::matcher::SpanMatcher;
@@ -25,6 +27,19 @@ use crate::query::{AttributeFilter, TraceQuery};
 use crate::time::UnixNanos;
 
 const KEYS: [&str; 3] = ["k1", "k2", "k3"];
+
+/// Legacy query keys: ordinary ones and the legacy search's special keys.
+const LEGACY_KEYS: [&str; 9] = [
+    "k1",
+    "k2",
+    "k3",
+    "error",
+    "span.kind",
+    "span.status",
+    "scope.name",
+    "scope.version",
+    "resource.k1",
+];
 
 pub(super) fn stored_value() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -50,19 +65,39 @@ pub(super) fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
     })
 }
 
-/// Spans whose attributes sit on the span and the resource only: the legacy search also looks
-/// at scope, event and link attributes, which an unqualified filter reference does not.
-fn legacy_span() -> impl Strategy<Value = Span> {
+/// Spans for the legacy search. With `wide`, attributes also sit on the scope, an event and a
+/// link, which the legacy search sees and an unqualified filter reference does not.
+fn legacy_span(wide: bool) -> impl Strategy<Value = Span> {
+    let wide_attributes = move || {
+        if wide {
+            attributes().boxed()
+        } else {
+            Just(Vec::new()).boxed()
+        }
+    };
     (
-        prop::sample::select(vec!["a", "b"]),
-        attributes(),
-        prop::sample::select(vec!["x", "y", ""]),
-        0u64..40,
-        0u64..40,
-        attributes(),
+        (
+            prop::sample::select(vec!["a", "b"]),
+            attributes(),
+            prop::sample::select(vec!["x", "y", ""]),
+            0u64..40,
+            0u64..40,
+            attributes(),
+        ),
+        (
+            0i32..6,
+            0i32..3,
+            prop::sample::select(vec!["", "lib"]),
+            wide_attributes(),
+            wide_attributes(),
+            wide_attributes(),
+        ),
     )
         .prop_map(
-            |(service, resource_attributes, name, start, duration, span_attributes)| {
+            |(
+                (service, resource_attributes, name, start, duration, span_attributes),
+                (kind, status, scope_name, scope_attributes, event_attributes, link_attributes),
+            )| {
                 let mut resource = OtlpResource {
                     attributes: resource_attributes,
                     ..Default::default()
@@ -78,14 +113,32 @@ fn legacy_span() -> impl Strategy<Value = Span> {
                     trace_id: vec![1; 16],
                     span_id: vec![2; 8],
                     name: name.into(),
+                    kind,
                     start_time_unix_nano: start,
                     end_time_unix_nano: start + duration,
                     attributes: span_attributes,
+                    status: Some(Status {
+                        code: status,
+                        message: String::new(),
+                    }),
+                    events: vec![Event {
+                        attributes: event_attributes,
+                        ..Default::default()
+                    }],
+                    links: vec![Link {
+                        attributes: link_attributes,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                let scope = InstrumentationScope {
+                    name: scope_name.into(),
+                    attributes: scope_attributes,
                     ..Default::default()
                 };
                 Span::new(
                     Arc::new(Resource::new(resource, String::new())),
-                    Arc::new(Scope::default()),
+                    Arc::new(Scope::new(scope, String::new())),
                     otlp,
                 )
                 .unwrap()
@@ -101,12 +154,21 @@ fn legacy_query() -> impl Strategy<Value = TraceQuery> {
             .prop_map(|value| any_value_text(Some(&AnyValue { value: Some(value) })).into_owned()),
         prop::sample::select(vec!["01", "1.50", "True", "AAAw"]).prop_map(str::to_owned),
     ];
+    // Special keys take their own words half of the time.
+    let legacy_value = prop_oneof![
+        attribute_value,
+        prop::sample::select(vec!["server", "client", "error", "ok", "lib", "", "0"])
+            .prop_map(str::to_owned),
+    ];
     (
         prop::option::of(prop::sample::select(vec!["a", "b", "c"])),
         prop::option::of(prop::sample::select(vec!["x", "y", "z"])),
         prop::option::of(0u64..40),
         prop::option::of(0u64..40),
-        vec((prop::sample::select(KEYS.to_vec()), attribute_value), 0..3),
+        vec(
+            (prop::sample::select(LEGACY_KEYS.to_vec()), legacy_value),
+            0..3,
+        ),
         prop::option::of(0u64..40),
         prop::option::of(0u64..40),
     )
@@ -140,70 +202,42 @@ fn legacy_query() -> impl Strategy<Value = TraceQuery> {
         )
 }
 
-/// The spec's exact legacy equivalents, ANDed; `None` when the query has no condition.
-fn filter_form(query: &TraceQuery) -> Option<Call> {
-    let mut conditions = Vec::new();
-    if let Some(service) = &query.service_name {
-        conditions.push(c("eq", vec![field("resource", "service"), text(service)]));
-    }
-    if let Some(operation) = &query.operation_name {
-        conditions.push(c("eq", vec![field("span", "name"), text(operation)]));
-    }
-    if let Some(min) = query.duration_min {
-        conditions.push(c(
-            "gte",
-            vec![field("span", "duration"), text(&format!("{min}ns"))],
-        ));
-    }
-    if let Some(max) = query.duration_max {
-        // Constant first on purpose: orientation must not change the meaning.
-        conditions.push(c(
-            "gte",
-            vec![text(&format!("{max}ns")), field("span", "duration")],
-        ));
-    }
-    for attribute in &query.attributes {
-        conditions.push(c("eq", vec![attr(&attribute.key), text(&attribute.value)]));
-    }
-    match conditions.len() {
-        0 => None,
-        1 => conditions.pop().and_then(|only| match only.term {
-            Some(Term::Call(only)) => Some(only),
-            _ => None,
-        }),
-        _ => Some(call("and", conditions)),
-    }
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // Many cases: a scope, event or link attribute the query names is a rare draw.
+    #![proptest_config(ProptestConfig::with_cases(8192))]
 
     #[test]
     fn legacy_queries_and_their_filter_forms_select_the_same_spans(
         legacy in legacy_query(),
-        spans in vec(legacy_span(), 1..6),
+        narrow in vec(legacy_span(false), 1..6),
+        wide in vec(legacy_span(true), 1..6),
     ) {
-        let Some(filter) = filter_form(&legacy) else {
-            return Ok(());
-        };
-        let resolved = Filter::from_proto(&filter, "query.filter").unwrap();
-        let filtered = TraceQuery {
-            service_name: None,
-            operation_name: None,
-            attributes: Vec::new(),
-            duration_min: None,
-            duration_max: None,
-            filter: Some(resolved),
-            ..legacy.clone()
-        };
-        let legacy_matcher = SpanMatcher::new(&legacy);
-        let filter_matcher = SpanMatcher::new(&filtered);
-        for span in &spans {
-            prop_assert_eq!(
-                legacy_matcher.matches(span),
-                filter_matcher.matches(span),
-                "span {:?}", span.otlp()
-            );
+        // The spec's narrow reference is exact on span and resource attributes; the legacy
+        // reach is exact everywhere.
+        for (reach, spans) in [(AttributeReach::SpanOrResource, &narrow), (AttributeReach::Legacy, &wide)] {
+            let Some(filter) = legacy_filter_form(&legacy, reach) else {
+                return Ok(());
+            };
+            let resolved = Filter::from_proto(&filter, "query.filter").unwrap();
+            let filtered = TraceQuery {
+                service_name: None,
+                operation_name: None,
+                attributes: Vec::new(),
+                duration_min: None,
+                duration_max: None,
+                filter: Some(resolved),
+                ..legacy.clone()
+            };
+            let legacy_matcher = SpanMatcher::new(&legacy);
+            let filter_matcher = SpanMatcher::new(&filtered);
+            for span in spans {
+                prop_assert_eq!(
+                    legacy_matcher.matches(span),
+                    filter_matcher.matches(span),
+                    "{:?} with {:?} on span {:?} scope {:?}",
+                    reach, filter, span.otlp(), span.scope().otlp()
+                );
+            }
         }
     }
 }
