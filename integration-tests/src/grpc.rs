@@ -105,6 +105,17 @@ pub struct GrpcTarget {
 }
 
 impl GrpcTarget {
+    /// Whether the server declares structured filters in GetCapabilities
+    /// (`search.filter` naming at least one level and one operator); `false` for a server
+    /// without the Capabilities service, which Jaeger treats as declaring nothing.
+    pub async fn declares_structured_filters(&self) -> anyhow::Result<bool> {
+        Ok(self.capabilities().await?.is_some_and(|search| {
+            search
+                .filter
+                .is_some_and(|filter| !filter.levels.is_empty() && !filter.operators.is_empty())
+        }))
+    }
+
     /// Builds the target; connections are opened lazily. Must be called inside a Tokio runtime.
     pub fn new(config: GrpcTargetConfig) -> anyhow::Result<Self> {
         let connections = Connections::open(&config)?;

@@ -121,6 +121,29 @@ async fn overclaiming_backend_fails(fixtures: Arc<FixtureSet>) -> anyhow::Result
     Ok(())
 }
 
+/// The runner reads the filter declaration from GetCapabilities: not declared by the narrow
+/// server, declared by one serving the full memory backend.
+async fn runner_reads_the_filter_declaration(narrow: GrpcTargetConfig) -> anyhow::Result<()> {
+    let declared = GrpcTarget::new(narrow)?
+        .declares_structured_filters()
+        .await?;
+    anyhow::ensure!(!declared, "the narrow server was read as declaring filters");
+    let full = RunningServer::start(
+        ServerConfig::for_tests(),
+        backend_memory::open(MemoryConfig::default()),
+    )
+    .await?;
+    let declared = GrpcTarget::new(server_target(&full, WireMode::Direct)?)?
+        .declares_structured_filters()
+        .await;
+    full.stop().await?;
+    anyhow::ensure!(
+        declared?,
+        "the full memory server was read as declaring no filters"
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let runtime = match new_runtime() {
         Ok(runtime) => runtime,
@@ -150,6 +173,22 @@ fn main() -> ExitCode {
         "memory-narrow",
         Arc::new(|| async { Ok(narrow_memory()) }),
         &options,
+    ));
+    let narrow_target = match server_target(&server, WireMode::Direct) {
+        Ok(target) => target,
+        Err(error) => {
+            eprintln!("{error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let for_trial = Arc::clone(&runtime);
+    trials.push(Trial::test(
+        "memory-narrow/Runner_reads_the_filter_declaration",
+        move || {
+            for_trial
+                .block_on(runner_reads_the_filter_declaration(narrow_target))
+                .map_err(|error| Failed::from(format!("{error:#}")))
+        },
     ));
     let for_trial = Arc::clone(&runtime);
     trials.push(Trial::test(

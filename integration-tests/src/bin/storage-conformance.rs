@@ -97,8 +97,9 @@ struct Cli {
     #[arg(long)]
     search_requires_service_name: bool,
 
-    /// The server declares no structured-filter support: FindTracesWithFilter expects every
-    /// filter refused with INVALID_ARGUMENT instead of the worked examples' answers.
+    /// Expect every structured filter refused with INVALID_ARGUMENT (FindTracesWithFilter and
+    /// FindTracesFilterForm), whatever the server declares. Without it, the filter trials
+    /// expect answers exactly when the server declares filter support in GetCapabilities.
     #[arg(long)]
     no_structured_filters: bool,
 
@@ -278,7 +279,28 @@ fn print_progress(event: Progress<'_>) {
 
 async fn run(cli: &Cli) -> anyhow::Result<Report> {
     let (target, v1_path) = cli.target()?;
-    let options = cli.options();
+    let mut options = cli.options();
+    if !cli.no_structured_filters {
+        // Filter trials follow what the server declares, as Jaeger's query service does.
+        let probe = GrpcTarget::new(cli.target_config()?)?;
+        let declared = probe.declares_structured_filters().await.with_context(|| {
+            format!(
+                "the server does not answer GetCapabilities at {}: is it running?",
+                cli.endpoint
+            )
+        })?;
+        options.capabilities.structured_filters = declared;
+        println!(
+            "storage-conformance: structured filters {} in GetCapabilities: the filter trials \
+             expect {}",
+            if declared { "declared" } else { "not declared" },
+            if declared {
+                "answers"
+            } else {
+                "INVALID_ARGUMENT refusals"
+            }
+        );
+    }
     println!(
         "storage-conformance: {} — purger {}, waits up to {} × {:?}",
         target.describe(),
