@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use remote_storage_core::dependencies::DependencyCounter;
+use remote_storage_core::dependencies::{DependencyCounter, split_at_minutes};
 use remote_storage_core::{DependencyLink, DependencyQuery, Tenant};
 
 use crate::engine::{Engine, Partition};
@@ -47,24 +47,12 @@ impl Engine {
     ) -> Result<Vec<DependencyLink>, LsmError> {
         let partitions = self.snapshot();
         let mut sums = CallSums::default();
-        let (start, end) = (window.start.0, window.end.0);
-        match rollups::whole_minutes(window) {
-            None => self.sum_call_starts(tenant, start, end, &partitions, &mut sums)?,
-            Some(whole) => {
-                let whole_start = whole.start * MINUTE_NANOS;
-                if start < whole_start {
-                    self.sum_call_starts(tenant, start, whole_start - 1, &partitions, &mut sums)?;
-                }
-                // `None`: the whole minutes reach the last representable nanosecond.
-                if let Some(whole_end) = whole
-                    .end
-                    .checked_mul(MINUTE_NANOS)
-                    .filter(|whole_end| *whole_end <= end)
-                {
-                    self.sum_call_starts(tenant, whole_end, end, &partitions, &mut sums)?;
-                }
-                self.sum_call_minutes(tenant, whole, &partitions, &mut sums)?;
-            }
+        let split = split_at_minutes(window);
+        for edge in &split.edges {
+            self.sum_call_starts(tenant, edge.start.0, edge.end.0, &partitions, &mut sums)?;
+        }
+        if let Some(whole) = split.whole {
+            self.sum_call_minutes(tenant, whole, &partitions, &mut sums)?;
         }
         let mut counter = DependencyCounter::default();
         for (parent, children) in sums.0 {

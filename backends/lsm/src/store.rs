@@ -16,11 +16,11 @@ use parking_lot::Mutex;
 use remote_storage_core::{
     Backend, DependencyLink, DependencyQuery, DependencyStore, EncodedTraceStream, FoundTraceId,
     Operation, OperationQuery, Purger, Span, StoreError, StoreLifecycle, StoreResult, StoreStats,
-    SummaryStream, Tenant, TraceLookup, TraceQuery, TraceStore, TraceStream, UnixNanos,
+    SummaryStream, Tenant, TraceId, TraceLookup, TraceQuery, TraceStore, TraceStream, UnixNanos,
 };
 
 use crate::config::{LsmConfig, StorageLocation, SyncPolicy};
-use crate::engine::Engine;
+use crate::engine::{Engine, Partition};
 use crate::error::LsmError;
 use crate::fault::Fault;
 use crate::read::{ContentCache, Skeletons};
@@ -278,6 +278,38 @@ fn stream_blocking<T: Send + 'static>(
     Ok(futures::stream::poll_fn(move |context| receiver.poll_recv(context)).boxed())
 }
 
+/// How one trace is read for [`stream_traces`]: whole, or as its stored bytes.
+type LoadTrace<T> = fn(
+    &Engine,
+    &Tenant,
+    TraceId,
+    &[Arc<Partition>],
+    &mut ContentCache,
+) -> Result<Option<T>, LsmError>;
+
+/// Streams the traces of `lookups` in request order with `load`, over one snapshot of the
+/// partitions, skipping unknown IDs and stopping when the consumer goes away.
+fn stream_traces<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    tenant: &Tenant,
+    lookups: Vec<TraceLookup>,
+    load: LoadTrace<T>,
+) -> StoreResult<BoxStream<'static, StoreResult<T>>> {
+    let tenant = tenant.clone();
+    stream_blocking(engine, move |engine, emit| {
+        let partitions = engine.snapshot();
+        let mut cache = ContentCache::default();
+        for lookup in lookups {
+            if let Some(trace) = load(engine, &tenant, lookup.trace_id, &partitions, &mut cache)?
+                && !emit(trace)
+            {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
 #[async_trait]
 impl TraceStore for LsmStore {
     async fn write_spans(&self, tenant: &Tenant, spans: Vec<Span>) -> StoreResult<()> {
@@ -297,20 +329,7 @@ impl TraceStore for LsmStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream> {
-        let tenant = tenant.clone();
-        stream_blocking(&self.engine, move |engine, emit| {
-            let partitions = engine.snapshot();
-            let mut cache = ContentCache::default();
-            for lookup in lookups {
-                if let Some(trace) =
-                    engine.load_trace(&tenant, lookup.trace_id, &partitions, &mut cache)?
-                    && !emit(trace)
-                {
-                    break;
-                }
-            }
-            Ok(())
-        })
+        stream_traces(&self.engine, tenant, lookups, Engine::load_trace)
     }
 
     /// The stored span bytes go out as they are: no span is decoded.
@@ -319,20 +338,7 @@ impl TraceStore for LsmStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<EncodedTraceStream> {
-        let tenant = tenant.clone();
-        stream_blocking(&self.engine, move |engine, emit| {
-            let partitions = engine.snapshot();
-            let mut cache = ContentCache::default();
-            for lookup in lookups {
-                if let Some(trace) =
-                    engine.load_encoded_trace(&tenant, lookup.trace_id, &partitions, &mut cache)?
-                    && !emit(trace)
-                {
-                    break;
-                }
-            }
-            Ok(())
-        })
+        stream_traces(&self.engine, tenant, lookups, Engine::load_encoded_trace)
     }
 
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {

@@ -14,13 +14,14 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use hashbrown::HashMap;
-use remote_storage_core::DependencyQuery;
 
 use crate::records::StoredSpan;
 
 /// Width of a rollup bucket: one minute. A window's partial minutes at either edge are counted
-/// from the spans, so answers are exact at any window.
-pub(crate) const BUCKET_NANOS: u64 = 60_000_000_000;
+/// from the spans ([`split_at_minutes`]), so answers are exact at any window.
+///
+/// [`split_at_minutes`]: remote_storage_core::dependencies::split_at_minutes
+pub(crate) use remote_storage_core::dependencies::MINUTE_NANOS as BUCKET_NANOS;
 
 /// Calls by bucket, then by (parent service, child service) number.
 #[derive(Debug, Default)]
@@ -66,15 +67,6 @@ impl CallRollups {
     }
 }
 
-/// The buckets lying wholly inside the (inclusive) window, if any.
-pub(crate) fn whole_buckets(window: &DependencyQuery) -> Option<Range<u64>> {
-    let first = window.start.0.div_ceil(BUCKET_NANOS);
-    // The bucket holding `end` is whole only when `end` is its last nanosecond.
-    let end = window.end.0;
-    let after_last = end / BUCKET_NANOS + u64::from(end % BUCKET_NANOS == BUCKET_NANOS - 1);
-    (first < after_last).then_some(first..after_last)
-}
-
 /// The calls that `spans[old_len..]` add to a trace that held `spans[..old_len]`: as
 /// (callee start, parent service, child service).
 pub(crate) fn added_calls(
@@ -113,25 +105,6 @@ pub(crate) fn trace_calls(spans: &[StoredSpan], each: impl FnMut(u64, u32, u32))
 #[cfg(test)]
 mod tests {
     use super::*;
-    use remote_storage_core::UnixNanos;
-
-    fn window(start: u64, end: u64) -> DependencyQuery {
-        DependencyQuery {
-            start: UnixNanos(start),
-            end: UnixNanos(end),
-        }
-    }
-
-    #[test]
-    fn only_buckets_wholly_inside_the_window_are_read_from_rollups() {
-        let minute = BUCKET_NANOS;
-        assert_eq!(whole_buckets(&window(0, minute - 1)), Some(0..1));
-        assert_eq!(whole_buckets(&window(0, minute - 2)), None);
-        assert_eq!(whole_buckets(&window(1, 3 * minute)), Some(1..3));
-        assert_eq!(whole_buckets(&window(minute, 3 * minute - 1)), Some(1..3));
-        assert_eq!(whole_buckets(&window(5, 6)), None);
-        assert!(whole_buckets(&window(0, u64::MAX)).is_some_and(|whole| whole.start == 0));
-    }
 
     #[test]
     fn removing_every_call_leaves_nothing() {

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
+use futures::stream::BoxStream;
 use parking_lot::RwLock;
 use remote_storage_core::model::span_kind_name;
 use remote_storage_core::{
     DependencyLink, DependencyQuery, DependencyStore, EncodedTraceStream, FoundTraceId, Operation,
     OperationQuery, Purger, Span, StoreError, StoreLifecycle, StoreResult, StoreStats, Tenant,
-    TraceLookup, TraceQuery, TraceStore, TraceStream,
+    TraceId, TraceLookup, TraceQuery, TraceStore, TraceStream,
 };
 
 use crate::MemoryConfig;
@@ -61,6 +62,30 @@ async fn off_runtime<T: Send + 'static>(
         .map_err(|error| StoreError::internal("memory store task failed", error))
 }
 
+impl MemoryStore {
+    /// Reads the traces of `lookups` in request order with `read`, off the runtime, skipping
+    /// unknown IDs.
+    async fn read_traces<T: Send + 'static>(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+        read: fn(&TenantStore, &TraceId) -> StoreResult<Option<T>>,
+    ) -> StoreResult<BoxStream<'static, StoreResult<T>>> {
+        let Some(store) = self.existing(tenant) else {
+            return Ok(futures::stream::empty().boxed());
+        };
+        let traces = off_runtime(move || {
+            let store = store.read();
+            lookups
+                .iter()
+                .filter_map(|lookup| read(&store, &lookup.trace_id).transpose())
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        Ok(futures::stream::iter(traces).boxed())
+    }
+}
+
 #[async_trait]
 impl TraceStore for MemoryStore {
     async fn write_spans(&self, tenant: &Tenant, spans: Vec<Span>) -> StoreResult<()> {
@@ -76,18 +101,7 @@ impl TraceStore for MemoryStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream> {
-        let Some(store) = self.existing(tenant) else {
-            return Ok(futures::stream::empty().boxed());
-        };
-        let traces = off_runtime(move || {
-            let store = store.read();
-            lookups
-                .iter()
-                .filter_map(|lookup| store.trace(&lookup.trace_id).transpose())
-                .collect::<Vec<_>>()
-        })
-        .await?;
-        Ok(futures::stream::iter(traces).boxed())
+        self.read_traces(tenant, lookups, TenantStore::trace).await
     }
 
     /// Spans are written as OTLP bytes straight from their compact form: no model span, no
@@ -97,18 +111,8 @@ impl TraceStore for MemoryStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<EncodedTraceStream> {
-        let Some(store) = self.existing(tenant) else {
-            return Ok(futures::stream::empty().boxed());
-        };
-        let traces = off_runtime(move || {
-            let store = store.read();
-            lookups
-                .iter()
-                .filter_map(|lookup| store.encoded_trace(&lookup.trace_id).transpose())
-                .collect::<Vec<_>>()
-        })
-        .await?;
-        Ok(futures::stream::iter(traces).boxed())
+        self.read_traces(tenant, lookups, TenantStore::encoded_trace)
+            .await
     }
 
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {

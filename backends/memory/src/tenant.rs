@@ -16,7 +16,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
-use remote_storage_core::dependencies::{CallSite, DependencyCounter};
+use remote_storage_core::dependencies::{CallSite, DependencyCounter, split_at_minutes};
 use remote_storage_core::{
     DependencyLink, DependencyQuery, EncodedTrace, Operation, Span, SpanId, StoreError,
     StoreResult, Trace, TraceId, UnixNanos,
@@ -414,33 +414,14 @@ impl TenantStore {
     /// from the rollups, its partial minutes at either edge from the spans.
     pub(crate) fn dependencies(&self, window: &DependencyQuery) -> Vec<DependencyLink> {
         let mut counter = DependencyCounter::default();
-        let Some(whole) = rollups::whole_buckets(window) else {
-            self.count_from_spans(window, &mut counter);
-            return counter.finish();
-        };
-        let whole_start = whole.start * rollups::BUCKET_NANOS;
-        // `None`: the whole buckets reach the last representable nanosecond.
-        let whole_end = whole.end.checked_mul(rollups::BUCKET_NANOS);
-        if window.start.0 < whole_start {
-            self.count_from_spans(
-                &DependencyQuery {
-                    start: window.start,
-                    end: UnixNanos(whole_start - 1),
-                },
-                &mut counter,
-            );
+        let split = split_at_minutes(window);
+        for edge in &split.edges {
+            self.count_from_spans(edge, &mut counter);
         }
-        if let Some(whole_end) = whole_end.filter(|whole_end| *whole_end <= window.end.0) {
-            self.count_from_spans(
-                &DependencyQuery {
-                    start: UnixNanos(whole_end),
-                    end: window.end,
-                },
-                &mut counter,
-            );
-        }
-        for (parent, child, count) in self.calls.calls(whole) {
-            counter.add_calls(self.services.name(parent), self.services.name(child), count);
+        if let Some(whole) = split.whole {
+            for (parent, child, count) in self.calls.calls(whole) {
+                counter.add_calls(self.services.name(parent), self.services.name(child), count);
+            }
         }
         counter.finish()
     }

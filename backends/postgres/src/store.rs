@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
 use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use parking_lot::Mutex;
 use remote_storage_core::model::span_kind_name;
 use remote_storage_core::{
@@ -297,6 +300,39 @@ async fn decode_rows(trace_id: TraceId, rows: TraceRows) -> StoreResult<Vec<Span
     Ok(merge_stored(stored))
 }
 
+/// How one trace is read for [`PostgresStore::read_traces`]: whole, or as its stored bytes.
+type FetchTrace<T> =
+    for<'a> fn(&'a Shared, &'a str, TraceLookup) -> BoxFuture<'a, StoreResult<Option<T>>>;
+
+impl PostgresStore {
+    /// Streams the traces of `lookups` in request order with `fetch`, one query per trace,
+    /// each bounded by the query timeout; unknown IDs are skipped.
+    fn read_traces<T: Send + 'static>(
+        &self,
+        tenant: &Tenant,
+        lookups: Vec<TraceLookup>,
+        fetch: FetchTrace<T>,
+    ) -> BoxStream<'static, StoreResult<T>> {
+        let shared = Arc::clone(&self.shared);
+        let tenant = tenant_text(tenant);
+        futures::stream::iter(lookups)
+            .then(move |lookup| {
+                let shared = Arc::clone(&shared);
+                let tenant = tenant.clone();
+                async move {
+                    bounded(
+                        shared.config.query_timeout,
+                        "reading a trace",
+                        fetch(&shared, &tenant, lookup),
+                    )
+                    .await
+                }
+            })
+            .filter_map(|result| async move { result.transpose() })
+            .boxed()
+    }
+}
+
 #[async_trait]
 impl TraceStore for PostgresStore {
     async fn write_spans(&self, tenant: &Tenant, spans: Vec<Span>) -> StoreResult<()> {
@@ -321,23 +357,9 @@ impl TraceStore for PostgresStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream> {
-        let shared = Arc::clone(&self.shared);
-        let tenant = tenant_text(tenant);
-        let stream = futures::stream::iter(lookups)
-            .then(move |lookup| {
-                let shared = Arc::clone(&shared);
-                let tenant = tenant.clone();
-                async move {
-                    bounded(
-                        shared.config.query_timeout,
-                        "reading a trace",
-                        shared.fetch_trace(&tenant, lookup),
-                    )
-                    .await
-                }
-            })
-            .filter_map(|result| async move { result.transpose() });
-        Ok(stream.boxed())
+        Ok(self.read_traces(tenant, lookups, |shared, tenant, lookup| {
+            shared.fetch_trace(tenant, lookup).boxed()
+        }))
     }
 
     /// The stored span bytes go out with the trace ID put back: no span is decoded.
@@ -346,23 +368,9 @@ impl TraceStore for PostgresStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<EncodedTraceStream> {
-        let shared = Arc::clone(&self.shared);
-        let tenant = tenant_text(tenant);
-        let stream = futures::stream::iter(lookups)
-            .then(move |lookup| {
-                let shared = Arc::clone(&shared);
-                let tenant = tenant.clone();
-                async move {
-                    bounded(
-                        shared.config.query_timeout,
-                        "reading a trace",
-                        shared.fetch_encoded_trace(&tenant, lookup),
-                    )
-                    .await
-                }
-            })
-            .filter_map(|result| async move { result.transpose() });
-        Ok(stream.boxed())
+        Ok(self.read_traces(tenant, lookups, |shared, tenant, lookup| {
+            shared.fetch_encoded_trace(tenant, lookup).boxed()
+        }))
     }
 
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {

@@ -2,11 +2,64 @@
 //! trace, one call from the parent's service to the span's service.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::ids::SpanId;
 use crate::model::{DependencyLink, Span, Trace};
 use crate::query::DependencyQuery;
 use crate::time::UnixNanos;
+
+/// One minute in nanoseconds: the bucket width of the backends that keep calls per minute of
+/// the callee's start.
+pub const MINUTE_NANOS: u64 = 60_000_000_000;
+
+/// A window split for a backend that keeps calls per minute: the minutes lying wholly inside
+/// it come from the per-minute counts, the rest (its partial minutes at either edge) is
+/// counted exactly, so answers are exact at any window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteSplit {
+    /// The minutes (`start / MINUTE_NANOS`) lying wholly inside the window, if any.
+    pub whole: Option<Range<u64>>,
+    /// The parts of the window outside those minutes: up to two edges, or the whole window
+    /// when no minute is whole.
+    pub edges: Vec<DependencyQuery>,
+}
+
+/// Splits an inclusive window at whole minutes; see [`MinuteSplit`].
+pub fn split_at_minutes(window: &DependencyQuery) -> MinuteSplit {
+    let first = window.start.0.div_ceil(MINUTE_NANOS);
+    // The minute holding `end` is whole only when `end` is its last nanosecond.
+    let end = window.end.0;
+    let after_last = end / MINUTE_NANOS + u64::from(end % MINUTE_NANOS == MINUTE_NANOS - 1);
+    if first >= after_last {
+        return MinuteSplit {
+            whole: None,
+            edges: vec![*window],
+        };
+    }
+    let mut edges = Vec::new();
+    let whole_start = first * MINUTE_NANOS;
+    if window.start.0 < whole_start {
+        edges.push(DependencyQuery {
+            start: window.start,
+            end: UnixNanos(whole_start - 1),
+        });
+    }
+    // `None`: the whole minutes reach the last representable nanosecond.
+    if let Some(whole_end) = after_last
+        .checked_mul(MINUTE_NANOS)
+        .filter(|whole_end| *whole_end <= end)
+    {
+        edges.push(DependencyQuery {
+            start: UnixNanos(whole_end),
+            end: window.end,
+        });
+    }
+    MinuteSplit {
+        whole: Some(first..after_last),
+        edges,
+    }
+}
 
 /// What [`DependencyCounter::add_call_sites`] needs of one span.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +175,45 @@ impl DependencyCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn window(start: u64, end: u64) -> DependencyQuery {
+        DependencyQuery {
+            start: UnixNanos(start),
+            end: UnixNanos(end),
+        }
+    }
+
+    #[test]
+    fn only_minutes_wholly_inside_the_window_are_whole() {
+        let whole = |start, end| split_at_minutes(&window(start, end)).whole;
+        let minute = MINUTE_NANOS;
+        assert_eq!(whole(0, minute - 1), Some(0..1));
+        assert_eq!(whole(0, minute - 2), None);
+        assert_eq!(whole(1, 3 * minute), Some(1..3));
+        assert_eq!(whole(minute, 3 * minute - 1), Some(1..3));
+        assert_eq!(whole(5, 6), None);
+        assert!(whole(0, u64::MAX).is_some_and(|whole| whole.start == 0));
+    }
+
+    #[test]
+    fn the_edges_are_the_rest_of_the_window() {
+        let minute = MINUTE_NANOS;
+        assert_eq!(
+            split_at_minutes(&window(5, 3 * minute + 7)).edges,
+            [window(5, minute - 1), window(3 * minute, 3 * minute + 7)]
+        );
+        assert_eq!(
+            split_at_minutes(&window(minute, 2 * minute - 1)).edges,
+            Vec::<DependencyQuery>::new()
+        );
+        assert_eq!(split_at_minutes(&window(5, 6)).edges, [window(5, 6)]);
+        // u64::MAX ends inside a minute: that partial minute is the only edge.
+        let last_start = (u64::MAX / minute) * minute;
+        assert_eq!(
+            split_at_minutes(&window(0, u64::MAX)).edges,
+            [window(last_start, u64::MAX)]
+        );
+    }
     use crate::testing::{span, trace_of};
     use crate::time::UnixNanos;
 

@@ -24,17 +24,16 @@ mod record;
 pub(crate) mod sites;
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::Arc;
-
-use remote_storage_core::DependencyQuery;
 
 use crate::engine::PartitionId;
 pub(crate) use record::{decode_calls, encode_calls};
 
 /// Width of a rollup bucket: one minute. A window's partial minutes at either edge are counted
-/// from the per-start records, so answers are exact at any window.
-pub(crate) const MINUTE_NANOS: u64 = 60_000_000_000;
+/// from the per-start records ([`split_at_minutes`]), so answers are exact at any window.
+///
+/// [`split_at_minutes`]: remote_storage_core::dependencies::split_at_minutes
+pub(crate) use remote_storage_core::dependencies::MINUTE_NANOS;
 /// Minutes per block record: four hours, as posting buckets. A write batch writes one block
 /// record per partition and block it adds calls to; folds later replace a block's records by
 /// one, leaving a tombstone per replaced record that reads skip until compaction drops it, so
@@ -44,15 +43,6 @@ pub(crate) const MINUTES_PER_RECORD: u64 = 240;
 /// The block (record) of a minute.
 pub(crate) fn block_of(minute: u64) -> u32 {
     u32::try_from(minute / MINUTES_PER_RECORD).unwrap_or(u32::MAX)
-}
-
-/// The minutes lying wholly inside the (inclusive) window, if any.
-pub(crate) fn whole_minutes(window: &DependencyQuery) -> Option<Range<u64>> {
-    let first = window.start.0.div_ceil(MINUTE_NANOS);
-    // The minute holding `end` is whole only when `end` is its last nanosecond.
-    let end = window.end.0;
-    let after_last = end / MINUTE_NANOS + u64::from(end % MINUTE_NANOS == MINUTE_NANOS - 1);
-    (first < after_last).then_some(first..after_last)
 }
 
 /// Where a call delta is recorded and what it counts: the partition holding the record, the
@@ -124,25 +114,6 @@ pub(crate) fn minute_of(nanos: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use remote_storage_core::UnixNanos;
-
-    fn window(start: u64, end: u64) -> DependencyQuery {
-        DependencyQuery {
-            start: UnixNanos(start),
-            end: UnixNanos(end),
-        }
-    }
-
-    #[test]
-    fn only_minutes_wholly_inside_the_window_are_read_from_rollups() {
-        let minute = MINUTE_NANOS;
-        assert_eq!(whole_minutes(&window(0, minute - 1)), Some(0..1));
-        assert_eq!(whole_minutes(&window(0, minute - 2)), None);
-        assert_eq!(whole_minutes(&window(1, 3 * minute)), Some(1..3));
-        assert_eq!(whole_minutes(&window(minute, 3 * minute - 1)), Some(1..3));
-        assert_eq!(whole_minutes(&window(5, 6)), None);
-        assert!(whole_minutes(&window(0, u64::MAX)).is_some_and(|whole| whole.start == 0));
-    }
 
     #[test]
     fn deltas_that_cancel_write_nothing() {
