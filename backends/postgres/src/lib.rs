@@ -19,6 +19,7 @@ mod rows;
 mod schema;
 mod search;
 mod store;
+mod summaries;
 mod write;
 
 #[cfg(feature = "cli")]

@@ -11,10 +11,11 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use remote_storage_core::{DependencyQuery, Span, SpanId, StoreResult, TraceId};
+use remote_storage_core::{DependencyQuery, Span, StoreResult, TraceId};
 
 use crate::rows::{Batch, TraceRows, decode_trace};
-use crate::schema::{MAX_START_NS, bucket_of, to_db_nanos};
+use crate::schema::{MAX_START_NS, bucket_of};
+use crate::summaries::{SpanFacts, TraceSummary};
 
 /// Width of a rollup row's time: one minute. A window's partial minutes at either edge are
 /// counted from the spans, so answers are exact at any window.
@@ -38,14 +39,18 @@ pub(crate) struct CallDeltas {
 
 impl CallDeltas {
     /// Adds `sign` for every call among `spans`, the stored spans of one trace in storage
-    /// order (first span per ID is the parent, as `DependencyCounter` decides).
+    /// order (first span per ID is the parent, as `DependencyCounter` decides): the reference
+    /// the incremental count of `crate::summaries` is tested against.
+    #[cfg(test)]
     pub(crate) fn add_trace<'a>(
         &mut self,
         spans: impl Iterator<Item = &'a Span> + Clone,
         width: i64,
         sign: i64,
     ) {
-        let mut first: HashMap<SpanId, (&str, i64)> = HashMap::with_capacity(spans.size_hint().0);
+        use crate::schema::to_db_nanos;
+        let mut first: HashMap<remote_storage_core::SpanId, (&str, i64)> =
+            HashMap::with_capacity(spans.size_hint().0);
         for span in spans.clone() {
             first
                 .entry(span.span_id())
@@ -76,6 +81,11 @@ impl CallDeltas {
         }
     }
 
+    /// Adds `delta` calls under `key`.
+    pub(crate) fn add(&mut self, key: CallKey, delta: i64) {
+        *self.deltas.entry(key).or_default() += delta;
+    }
+
     /// Adds another set of changes.
     pub(crate) fn merge(&mut self, other: &Self) {
         for (key, delta) in &other.deltas {
@@ -101,8 +111,9 @@ impl CallDeltas {
 }
 
 /// The traces of one write, sorted by ID: each with its latest chunk start (for
-/// `trace_heads`) and the calls its spans make among themselves, which are the calls it adds
-/// when the write starts the trace (nothing stored before).
+/// `trace_heads`), its chunk keys, its spans' facts in storage order, and the calls its spans
+/// make among themselves with the summary they leave, which is what the write adds when it
+/// starts the trace (nothing stored before).
 #[derive(Debug, Default)]
 pub(crate) struct WriteTraces {
     pub(crate) traces: Vec<WriteTrace>,
@@ -113,7 +124,13 @@ pub(crate) struct WriteTraces {
 pub(crate) struct WriteTrace {
     pub(crate) id: [u8; 16],
     pub(crate) last_start: i64,
+    /// `(chunk_hash, min_start)` of the write's chunks of this trace.
+    pub(crate) chunks: Vec<ChunkKey>,
+    pub(crate) facts: Vec<SpanFacts>,
+    /// Calls among the write's own spans.
     pub(crate) calls: CallDeltas,
+    /// The trace's summary when the write starts it; taken by the cache after the commit.
+    pub(crate) summary: Option<TraceSummary>,
 }
 
 impl WriteTraces {
@@ -126,20 +143,37 @@ impl WriteTraces {
                 .or_default()
                 .push(span);
         }
-        let mut last_start: HashMap<&[u8], i64> = HashMap::with_capacity(by_trace.len());
-        for (trace_id, min_start) in batch.chunks.trace_id.iter().zip(&batch.chunks.min_start) {
-            let latest = last_start.entry(trace_id.as_slice()).or_insert(*min_start);
+        let mut chunks_of: HashMap<&[u8], (i64, Vec<ChunkKey>)> =
+            HashMap::with_capacity(by_trace.len());
+        let chunks = &batch.chunks;
+        for ((trace_id, chunk_hash), min_start) in chunks
+            .trace_id
+            .iter()
+            .zip(&chunks.chunk_hash)
+            .zip(&chunks.min_start)
+        {
+            let (latest, keys) = chunks_of
+                .entry(trace_id.as_slice())
+                .or_insert((*min_start, Vec::new()));
             *latest = (*latest).max(*min_start);
+            keys.push((*chunk_hash, *min_start));
         }
         let mut traces: Vec<WriteTrace> = by_trace
             .into_iter()
             .map(|(id, spans)| {
+                let (last_start, chunks) = chunks_of.remove(id.as_slice()).unwrap_or_default();
+                let facts = SpanFacts::of(spans);
                 let mut calls = CallDeltas::default();
-                calls.add_trace(spans.iter().copied(), width, 1);
+                let mut summary = TraceSummary::default();
+                summary.add_spans(&facts, width, &mut calls);
+                summary.add_chunks(chunks.iter().copied());
                 WriteTrace {
                     id,
-                    last_start: last_start.get(id.as_slice()).copied().unwrap_or(0),
+                    last_start,
+                    chunks,
+                    facts,
                     calls,
+                    summary: Some(summary),
                 }
             })
             .collect();
@@ -147,6 +181,9 @@ impl WriteTraces {
         Self { traces }
     }
 }
+
+/// A chunk's key within its trace: `(chunk_hash, min_start)`.
+pub(crate) type ChunkKey = (i64, i64);
 
 /// One stored chunk row of a continuing trace: `(trace_id, chunk_hash, min_start, batch_seq,
 /// payload)`.
@@ -173,42 +210,61 @@ pub(crate) fn rows_of(batch: &Batch, traces: &[Vec<u8>]) -> Vec<NewChunk> {
         .collect()
 }
 
-/// What a write changes in the calls of traces that already had stored rows: the calls of the
-/// stored spans with the write's rows (`mine`), minus those without. `stored` are the traces'
-/// rows, read while the write holds the traces' locks, so the write's `batch_seq` (taken
-/// later, under the same locks) follows all of theirs. One of the write's rows whose key is
-/// already stored is a re-sent row, which the insert skips.
-pub(crate) fn continuing_deltas(
+/// The summaries of continuing traces without a usable cached one, rebuilt from their stored
+/// rows (read while the write holds the traces' locks, so the write's `batch_seq`, taken
+/// later under the same locks, follows all of theirs), and what the write's rows (`mine`)
+/// add to them. One of the write's rows whose key is already stored is a re-sent row, which
+/// the insert skips.
+pub(crate) fn summaries_from_rows(
     stored: Vec<StoredChunk>,
     mine: Vec<NewChunk>,
     width: i64,
-) -> StoreResult<CallDeltas> {
-    // Stands for the write's `batch_seq`: after every stored one.
-    let batch_seq = i64::MAX;
-    let mut present: HashSet<(Vec<u8>, i64, i64)> = HashSet::with_capacity(stored.len());
-    let mut before: HashMap<Vec<u8>, TraceRows> = HashMap::new();
+    deltas: &mut CallDeltas,
+) -> StoreResult<HashMap<Vec<u8>, TraceSummary>> {
+    let mut before: HashMap<Vec<u8>, (TraceRows, Vec<ChunkKey>)> = HashMap::new();
     for (trace_id, chunk_hash, min_start, seq, payload) in stored {
-        present.insert((trace_id.clone(), chunk_hash, min_start));
-        before.entry(trace_id).or_default().push((seq, payload));
+        let (rows, keys) = before.entry(trace_id).or_default();
+        rows.push((seq, payload));
+        keys.push((chunk_hash, min_start));
     }
-    let mut after = before.clone();
+    let mut after: HashMap<Vec<u8>, (TraceRows, Vec<ChunkKey>)> = HashMap::new();
     for (trace_id, chunk_hash, min_start, payload) in mine {
-        if !present.contains(&(trace_id.clone(), chunk_hash, min_start)) {
-            after
-                .entry(trace_id)
-                .or_default()
-                .push((batch_seq, payload));
+        let present = before
+            .get(&trace_id)
+            .is_some_and(|(_, keys)| keys.contains(&(chunk_hash, min_start)));
+        if !present {
+            let (rows, keys) = after.entry(trace_id).or_default();
+            // Stands for the write's `batch_seq`: after every stored one.
+            rows.push((i64::MAX, payload));
+            keys.push((chunk_hash, min_start));
         }
     }
-    let mut deltas = CallDeltas::default();
-    for (rows, sign) in [(before, -1), (after, 1)] {
-        for (trace_id, rows) in rows {
-            let trace_id = TraceId::from_bytes(&trace_id, "trace_id")?;
-            let spans = decode_trace(trace_id, rows)?;
-            deltas.add_trace(spans.iter(), width, sign);
+    let mut summaries = HashMap::with_capacity(before.len());
+    for (trace_id, (rows, keys)) in before {
+        let id = TraceId::from_bytes(&trace_id, "trace_id")?;
+        let mut summary = TraceSummary::default();
+        // The stored calls are already counted.
+        summary.add_spans(
+            &SpanFacts::of(&decode_trace(id, rows)?),
+            width,
+            &mut CallDeltas::default(),
+        );
+        summary.add_chunks(keys);
+        if let Some((rows, keys)) = after.remove(&trace_id) {
+            summary.add_spans(&SpanFacts::of(&decode_trace(id, rows)?), width, deltas);
+            summary.add_chunks(keys);
         }
+        summaries.insert(trace_id, summary);
     }
-    Ok(deltas)
+    // Continuing traces with nothing stored left (their rows expired, their lock not yet).
+    for (trace_id, (rows, keys)) in after {
+        let id = TraceId::from_bytes(&trace_id, "trace_id")?;
+        let mut summary = TraceSummary::default();
+        summary.add_spans(&SpanFacts::of(&decode_trace(id, rows)?), width, deltas);
+        summary.add_chunks(keys);
+        summaries.insert(trace_id, summary);
+    }
+    Ok(summaries)
 }
 
 /// A window split into what the rollups answer and what is counted from the spans.

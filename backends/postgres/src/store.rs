@@ -30,7 +30,8 @@ use crate::rollups::WriteTraces;
 use crate::rows::{Batch, SLOT_NS, TraceRows, decode_stored, decode_trace, merge_stored, pg_text};
 use crate::schema::{Partitions, from_db_nanos, to_db_nanos};
 use crate::search::{Planned, SearchPlan};
-use crate::write::write_batch;
+use crate::summaries::SummaryCache;
+use crate::write::{Written, write_batch};
 
 /// Traces whose compressed rows add up to more than this decode on both cores.
 const PARALLEL_DECODE_BYTES: usize = 256 * 1024;
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     /// Stored nanoseconds from which the call rollups hold every call (earlier minutes are
     /// counted from the spans); fixed when the rollups table was created.
     pub(crate) rollups_from: i64,
+    /// Summaries of recently written traces: a write continuing one of them need not read it.
+    pub(crate) summaries: SummaryCache,
 }
 
 /// A trace store in one PostgreSQL schema.
@@ -66,6 +69,7 @@ impl PostgresStore {
                 partitions,
                 config,
                 rollups_from,
+                summaries: SummaryCache::default(),
             }),
             maintenance: Mutex::new(None),
         }
@@ -136,36 +140,51 @@ fn tenant_text(tenant: &Tenant) -> String {
 
 impl Shared {
     async fn maintain(&self, now: UnixNanos) -> StoreResult<Vec<i64>> {
-        bounded(
+        let dropped = bounded(
             self.config.query_timeout,
             "partition maintenance",
             self.partitions
                 .maintain(&self.pool, now, self.config.retention),
         )
-        .await
+        .await?;
+        if !dropped.is_empty() {
+            // A kept summary may describe spans that were just dropped.
+            self.summaries.clear();
+        }
+        Ok(dropped)
     }
 
-    async fn write(&self, tenant: &str, batch: &Batch, traces: &WriteTraces) -> StoreResult<()> {
+    async fn write(&self, tenant: &str, batch: &Batch, mut traces: WriteTraces) -> StoreResult<()> {
         self.partitions.ensure(&self.pool, &batch.buckets).await?;
         let width = self.partitions.width();
-        match write_batch(&self.pool, tenant, batch, traces, width).await {
+        let write = || write_batch(&self.pool, tenant, batch, &traces, width, &self.summaries);
+        let written = match write().await {
             // A partition vanished under us (dropped by another process): reload and retry.
             Err(error) if sql_state(&error).as_deref() == Some("23514") => {
                 self.partitions.forget();
                 self.partitions.ensure(&self.pool, &batch.buckets).await?;
-                write_batch(&self.pool, tenant, batch, traces, width)
+                write()
                     .await
                     .map_err(|error| store_error("writing spans", error))?
             }
             // Two writes deadlocked (e.g. on a new service row): the loser is rolled back whole
             // and can run again.
-            Err(error) if sql_state(&error).as_deref() == Some("40P01") => {
-                write_batch(&self.pool, tenant, batch, traces, width)
-                    .await
-                    .map_err(|error| store_error("writing spans", error))?
-            }
+            Err(error) if sql_state(&error).as_deref() == Some("40P01") => write()
+                .await
+                .map_err(|error| store_error("writing spans", error))?,
             Err(error) => Err(store_error("writing spans", error)),
             Ok(written) => written,
+        }?;
+        self.keep_summaries(tenant, &mut traces, written);
+        Ok(())
+    }
+
+    /// Keeps the summaries of a committed write's traces for the next write of each.
+    fn keep_summaries(&self, tenant: &str, traces: &mut WriteTraces, written: Written) {
+        for (trace, (version, summary)) in traces.traces.iter_mut().zip(written) {
+            if let Some(summary) = summary.or_else(|| trace.summary.take()) {
+                self.summaries.put(tenant, trace.id, version, summary);
+            }
         }
     }
 
@@ -348,7 +367,7 @@ impl TraceStore for PostgresStore {
         .await
         .map_err(|error| StoreError::internal("postgres: encoding task failed", error))??;
         let tenant = tenant_text(tenant);
-        self.bounded("writing spans", self.shared.write(&tenant, &batch, &traces))
+        self.bounded("writing spans", self.shared.write(&tenant, &batch, traces))
             .await
     }
 
@@ -481,6 +500,7 @@ impl Purger for PostgresStore {
                 .execute(&self.shared.pool)
                 .await
                 .map_err(|error| store_error("purging", error))?;
+            self.shared.summaries.clear();
             Ok(())
         })
         .await

@@ -5,67 +5,102 @@
 //!    locked until commit, so writes of one trace run one after the other (others in parallel)
 //!    and a continuing write sees every earlier write of its traces committed. Row locks, not
 //!    advisory locks: an Export of thousands of traces must not fill the shared lock table.
-//! 2. Only for continuing traces: their stored rows are read and decoded, and the calls are
-//!    counted with and without this write's rows (a parent arriving after its children, a
-//!    child after its parent, duplicated span IDs and re-sent spans are then all the shared
-//!    rules applied to the stored spans). A new trace's calls are counted from the write alone.
+//! 2. Only for continuing traces: what the write adds to their calls, from the trace's
+//!    summary (`crate::summaries`): the one this process kept when the row's version says no
+//!    one wrote the trace since, else one rebuilt from the trace's stored rows, read and
+//!    decoded here. A parent arriving after its children, a child after its parent, duplicated
+//!    span IDs and re-sent spans then follow the shared rules applied to the stored spans. A
+//!    new trace's calls are counted from the write alone.
 //! 3. The chunks, services and operations insert (one statement, as before), its
 //!    `nextval('batch_seq')` taken under the locks of step 1: within a trace, storage order is
 //!    commit order, so the first stored span of an ID is never displaced by a later commit.
 //! 4. One `call_rollups` upsert of the summed changes, sorted by key (no deadlocks between
 //!    writes), last so its row locks are held only until the commit that follows.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::hash::{BuildHasher as _, RandomState};
 
 use remote_storage_core::{StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 
-use crate::rollups::{CallDeltas, StoredChunk, WriteTraces, continuing_deltas, rows_of};
+use crate::rollups::{CallDeltas, StoredChunk, WriteTraces, rows_of, summaries_from_rows};
 use crate::rows::Batch;
+use crate::summaries::{SummaryCache, TraceSummary};
+
+/// What a committed write leaves for the summary cache, in the order of the write's traces:
+/// the `trace_heads` version after the write and the trace's summary when the write continued
+/// it (a trace the write started has the write's own summary, [`WriteTrace::summary`]).
+///
+/// [`WriteTrace::summary`]: crate::rollups::WriteTrace
+pub(crate) type Written = Vec<(i64, Option<TraceSummary>)>;
 
 /// Writes `batch` with its rollup changes. The outer error is the driver's (the caller may
-/// retry the whole transaction); the inner one anything else.
+/// retry the whole transaction); the inner one anything else. Summaries of continuing traces
+/// are taken from `cache` when they describe the stored trace, else rebuilt from its rows.
 pub(crate) async fn write_batch(
     pool: &PgPool,
     tenant: &str,
     batch: &Batch,
     traces: &WriteTraces,
     width: i64,
-) -> Result<StoreResult<()>, sqlx::Error> {
+    cache: &SummaryCache,
+) -> Result<StoreResult<Written>, sqlx::Error> {
     let mut transaction = pool.begin().await?;
     let (ids, last_starts): (Vec<&[u8]>, Vec<i64>) = traces
         .traces
         .iter()
         .map(|trace| (trace.id.as_slice(), trace.last_start))
         .unzip();
-    // Rows not updated by the WHERE are still locked; `xmax = 0` marks an inserted row.
-    let heads: Vec<(Vec<u8>, bool)> = sqlx::query_as(
-        "INSERT INTO trace_heads (tenant, trace_id, last_start) \
-         SELECT $1, u.trace_id, u.last_start \
+    // Every row is updated (its version counts the writes), so every row is returned and
+    // locked; `xmax = 0` marks an inserted row. A new row's version starts anywhere, so a
+    // trace deleted and written again never matches a summary kept of it before.
+    let heads: HashMap<Vec<u8>, (bool, i64)> = sqlx::query_as(
+        "INSERT INTO trace_heads (tenant, trace_id, last_start, version) \
+         SELECT $1, u.trace_id, u.last_start, $4 \
          FROM unnest($2::bytea[], $3::bigint[]) WITH ORDINALITY AS u(trace_id, last_start, n) \
          ORDER BY u.n \
-         ON CONFLICT (tenant, trace_id) DO UPDATE SET last_start = EXCLUDED.last_start \
-             WHERE trace_heads.last_start < EXCLUDED.last_start \
-         RETURNING trace_id, xmax = 0",
+         ON CONFLICT (tenant, trace_id) DO UPDATE \
+             SET last_start = greatest(trace_heads.last_start, EXCLUDED.last_start), \
+                 version = trace_heads.version + 1 \
+         RETURNING trace_id, xmax = 0, version",
     )
     .bind(tenant)
     .bind(&ids)
     .bind(&last_starts)
+    .bind(first_version())
     .fetch_all(&mut *transaction)
-    .await?;
-    let new: HashSet<Vec<u8>> = heads
-        .into_iter()
-        .filter_map(|(id, inserted)| inserted.then_some(id))
-        .collect();
+    .await?
+    .into_iter()
+    .map(|(id, inserted, version): (Vec<u8>, bool, i64)| (id, (inserted, version)))
+    .collect();
 
     let mut deltas = CallDeltas::default();
+    let mut written: Written = Vec::with_capacity(traces.traces.len());
     let mut continuing = Vec::new();
     for trace in &traces.traces {
-        if new.contains(trace.id.as_slice()) {
+        let Some(&(inserted, version)) = heads.get(trace.id.as_slice()) else {
+            return Ok(Err(StoreError::internal(
+                "postgres: a trace lock was not returned",
+                hex(&trace.id),
+            )));
+        };
+        if inserted {
             deltas.merge(&trace.calls);
+            written.push((version, None));
+            continue;
+        }
+        let cached = cache
+            .take(tenant, trace.id, version.wrapping_sub(1))
+            .filter(|summary| !summary.holds_any_chunk(trace.chunks.iter().copied()));
+        if let Some(mut summary) = cached {
+            summary.add_spans(&trace.facts, width, &mut deltas);
+            summary.add_chunks(trace.chunks.iter().copied());
+            written.push((version, Some(summary)));
         } else {
             continuing.push(trace.id.to_vec());
+            // Filled in below, from the stored rows.
+            written.push((version, None));
         }
     }
     if !continuing.is_empty() {
@@ -79,11 +114,21 @@ pub(crate) async fn write_batch(
         .await?;
         let mine = rows_of(batch, &continuing);
         // Decoding is CPU work: off the async runtime.
-        let changes = tokio::task::spawn_blocking(move || continuing_deltas(stored, mine, width))
-            .await
-            .map_err(|error| StoreError::internal("postgres: rollup task failed", error));
-        match changes.and_then(|changes| changes) {
-            Ok(changes) => deltas.merge(&changes),
+        let rebuilt = tokio::task::spawn_blocking(move || {
+            let mut deltas = CallDeltas::default();
+            summaries_from_rows(stored, mine, width, &mut deltas).map(|rebuilt| (rebuilt, deltas))
+        })
+        .await
+        .map_err(|error| StoreError::internal("postgres: rollup task failed", error));
+        match rebuilt.and_then(|rebuilt| rebuilt) {
+            Ok((mut rebuilt, changes)) => {
+                deltas.merge(&changes);
+                for (trace, (_, summary)) in traces.traces.iter().zip(&mut written) {
+                    if let Some(found) = rebuilt.remove(trace.id.as_slice()) {
+                        *summary = Some(found);
+                    }
+                }
+            }
             Err(error) => return Ok(Err(error)),
         }
     }
@@ -91,7 +136,17 @@ pub(crate) async fn write_batch(
     insert_rows(&mut transaction, tenant, batch).await?;
     upsert_rollups(&mut transaction, tenant, deltas).await?;
     transaction.commit().await?;
-    Ok(Ok(()))
+    Ok(Ok(written))
+}
+
+/// A new `trace_heads` row's version: random, below 2^62 so counting writes never overflows.
+fn first_version() -> i64 {
+    let random = RandomState::new().hash_one(std::time::SystemTime::now());
+    i64::try_from(random >> 2).unwrap_or(0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Inserts the services, operations and chunks of a write in one statement (rows sorted by

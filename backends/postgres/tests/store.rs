@@ -61,8 +61,9 @@ async fn opening_twice_reuses_the_migrated_schema() {
         .fetch_one(first.store.pool())
         .await
         .unwrap();
-    // 0001 (per-span tables), 0002 (trace chunks) and 0003 (call rollups).
-    assert_eq!(applied, 3);
+    // 0001 (per-span tables), 0002 (trace chunks), 0003 (call rollups) and 0004 (trace head
+    // versions).
+    assert_eq!(applied, 4);
     second.backend.lifecycle.close().await.unwrap();
     first.finish().await;
 }
