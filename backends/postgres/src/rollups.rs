@@ -221,50 +221,56 @@ pub(crate) fn summaries_from_rows(
     width: i64,
     deltas: &mut CallDeltas,
 ) -> StoreResult<HashMap<Vec<u8>, TraceSummary>> {
-    let mut before: HashMap<Vec<u8>, (TraceRows, Vec<ChunkKey>)> = HashMap::new();
+    let mut stored_rows: HashMap<Vec<u8>, Vec<KeyedRow>> = HashMap::new();
     for (trace_id, chunk_hash, min_start, seq, payload) in stored {
-        let (rows, keys) = before.entry(trace_id).or_default();
-        rows.push((seq, payload));
-        keys.push((chunk_hash, min_start));
+        let row = ((chunk_hash, min_start), seq, payload);
+        stored_rows.entry(trace_id).or_default().push(row);
     }
-    let mut after: HashMap<Vec<u8>, (TraceRows, Vec<ChunkKey>)> = HashMap::new();
+    let mut my_rows: HashMap<Vec<u8>, Vec<KeyedRow>> = HashMap::new();
     for (trace_id, chunk_hash, min_start, payload) in mine {
-        let present = before
-            .get(&trace_id)
-            .is_some_and(|(_, keys)| keys.contains(&(chunk_hash, min_start)));
-        if !present {
-            let (rows, keys) = after.entry(trace_id).or_default();
-            // Stands for the write's `batch_seq`: after every stored one.
-            rows.push((i64::MAX, payload));
-            keys.push((chunk_hash, min_start));
-        }
+        // `i64::MAX` stands for the write's `batch_seq`: after every stored one.
+        let row = ((chunk_hash, min_start), i64::MAX, payload);
+        my_rows.entry(trace_id).or_default().push(row);
     }
-    let mut summaries = HashMap::with_capacity(before.len());
-    for (trace_id, (rows, keys)) in before {
+    // A continuing trace may have nothing stored left (its rows expired, its lock not yet).
+    let mut summaries = HashMap::with_capacity(my_rows.len());
+    for (trace_id, mine) in my_rows {
         let id = TraceId::from_bytes(&trace_id, "trace_id")?;
         let mut summary = TraceSummary::default();
+        let stored = stored_rows.remove(&trace_id).unwrap_or_default();
         // The stored calls are already counted.
-        summary.add_spans(
-            &SpanFacts::of(&decode_trace(id, rows)?),
-            width,
-            &mut CallDeltas::default(),
-        );
-        summary.add_chunks(keys);
-        if let Some((rows, keys)) = after.remove(&trace_id) {
-            summary.add_spans(&SpanFacts::of(&decode_trace(id, rows)?), width, deltas);
-            summary.add_chunks(keys);
-        }
-        summaries.insert(trace_id, summary);
-    }
-    // Continuing traces with nothing stored left (their rows expired, their lock not yet).
-    for (trace_id, (rows, keys)) in after {
-        let id = TraceId::from_bytes(&trace_id, "trace_id")?;
-        let mut summary = TraceSummary::default();
-        summary.add_spans(&SpanFacts::of(&decode_trace(id, rows)?), width, deltas);
-        summary.add_chunks(keys);
+        add_rows(&mut summary, id, stored, width, &mut CallDeltas::default())?;
+        let new = mine
+            .into_iter()
+            .filter(|(key, ..)| !summary.holds_any_chunk(std::iter::once(*key)))
+            .collect();
+        add_rows(&mut summary, id, new, width, deltas)?;
         summaries.insert(trace_id, summary);
     }
     Ok(summaries)
+}
+
+/// A chunk row with its key: `(key, batch_seq, payload)`.
+type KeyedRow = (ChunkKey, i64, Vec<u8>);
+
+/// Adds rows stored after every row already in `summary`, and the calls their spans add.
+fn add_rows(
+    summary: &mut TraceSummary,
+    id: TraceId,
+    rows: Vec<KeyedRow>,
+    width: i64,
+    deltas: &mut CallDeltas,
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (keys, rows): (Vec<ChunkKey>, TraceRows) = rows
+        .into_iter()
+        .map(|(key, seq, payload)| (key, (seq, payload)))
+        .unzip();
+    summary.add_spans(&SpanFacts::of(&decode_trace(id, rows)?), width, deltas);
+    summary.add_chunks(keys);
+    Ok(())
 }
 
 /// A window split into what the rollups answer and what is counted from the spans.

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 
-use remote_storage_core::{StoreError, StoreResult};
+use remote_storage_core::{StoreError, StoreResult, TraceId};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 
@@ -82,7 +82,7 @@ pub(crate) async fn write_batch(
         let Some(&(inserted, version)) = heads.get(trace.id.as_slice()) else {
             return Ok(Err(StoreError::internal(
                 "postgres: a trace lock was not returned",
-                hex(&trace.id),
+                TraceId(trace.id).to_string(),
             )));
         };
         if inserted {
@@ -143,10 +143,6 @@ pub(crate) async fn write_batch(
 fn first_version() -> i64 {
     let random = RandomState::new().hash_one(std::time::SystemTime::now());
     i64::try_from(random >> 2).unwrap_or(0)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Inserts the services, operations and chunks of a write in one statement (rows sorted by
