@@ -27,10 +27,11 @@ use tonic::{Request, Response, Status};
 use crate::cli::Api;
 use crate::codec::RawClient;
 use crate::conn::{self, Tenant};
-use crate::queries::{self, QueryConfig};
+use crate::queries;
 use crate::run::{self, LoadConfig};
+use crate::test_support::{query_config, recent_workload};
 use crate::verify;
-use crate::workload::{self, Workload, WorkloadConfig};
+use crate::workload::{self, Workload};
 
 type Stream<T> = tokio_stream::Iter<std::vec::IntoIter<Result<T, Status>>>;
 
@@ -259,21 +260,7 @@ async fn serve(fake: Fake) -> SocketAddr {
 }
 
 fn workload(total: u64, batch: usize) -> Workload {
-    Workload::build(&WorkloadConfig {
-        seed: 11,
-        batch_size: batch,
-        ring: 3,
-        total_spans: Some(total),
-        time_spread: Duration::from_secs(600),
-        now_unix_nanos: u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos(),
-        )
-        .unwrap(),
-    })
-    .unwrap()
+    Workload::build(&recent_workload(11, batch, total)).unwrap()
 }
 
 async fn load(fake: &Fake, total: u64, rate: Option<f64>, tenant: &Tenant) -> run::LoadResult {
@@ -394,21 +381,10 @@ async fn query_mode_discovers_parameters_and_drains_streams() {
     load(&fake, 2_000, None, &Tenant::default()).await;
     let addr = serve(fake).await;
     let channel = conn::connect(&addr.to_string()).await.unwrap();
-    let (target, results) = queries::run(
-        channel,
-        Tenant::default(),
-        QueryConfig {
-            reps: 3,
-            budget: None,
-            search_depth: 20,
-            lookback: Duration::from_secs(7200),
-            large_trace: None,
-            skip: Vec::new(),
-        },
-        Api::V2,
-    )
-    .await
-    .unwrap();
+    let (target, results) =
+        queries::run(channel, Tenant::default(), query_config(3, None), Api::V2)
+            .await
+            .unwrap();
     assert_eq!(target.service, workload::service_name(0));
     assert!(target.operation.starts_with("GET "));
     assert_eq!(results.len(), 10);

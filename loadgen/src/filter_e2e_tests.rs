@@ -2,16 +2,16 @@
 //! when the server declares filters, each answering what its legacy query answers.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use remote_storage::{BackendConfig, RunningServer, ServerConfig, open_backend};
 
 use crate::cli::Api;
 use crate::codec::RawClient;
 use crate::conn::{self, Tenant};
-use crate::queries::{self, QueryConfig};
+use crate::queries;
 use crate::run::{self, LoadConfig};
-use crate::workload::{self, Workload, WorkloadConfig};
+use crate::test_support::{query_config, recent_workload};
+use crate::workload::{self, Workload};
 
 #[tokio::test]
 async fn filter_forms_are_timed_and_answer_as_their_legacy_queries() {
@@ -22,21 +22,7 @@ async fn filter_forms_are_timed_and_answer_as_their_legacy_queries() {
         .await
         .unwrap();
     let channel = conn::connect(&server.grpc_addr.to_string()).await.unwrap();
-    let workload = Workload::build(&WorkloadConfig {
-        seed: 31,
-        batch_size: 200,
-        ring: 3,
-        total_spans: Some(2_000),
-        time_spread: Duration::from_secs(600),
-        now_unix_nanos: u64::try_from(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos(),
-        )
-        .unwrap(),
-    })
-    .unwrap();
+    let workload = Workload::build(&recent_workload(31, 200, 2_000)).unwrap();
     let loaded = run::run(
         workload,
         vec![RawClient::new(channel.clone(), false, Tenant::default())],
@@ -51,21 +37,9 @@ async fn filter_forms_are_timed_and_answer_as_their_legacy_queries() {
     .await
     .unwrap();
     assert_eq!(loaded.spans_accepted, 2_000, "{:?}", loaded.errors);
-    let (_, results) = queries::run(
-        channel,
-        Tenant::default(),
-        QueryConfig {
-            reps: 2,
-            budget: None,
-            search_depth: 20,
-            lookback: Duration::from_secs(7200),
-            large_trace: None,
-            skip: Vec::new(),
-        },
-        Api::V2,
-    )
-    .await
-    .unwrap();
+    let (_, results) = queries::run(channel, Tenant::default(), query_config(2, None), Api::V2)
+        .await
+        .unwrap();
     let by_name: HashMap<_, _> = results.iter().map(|r| (r.name.as_str(), r)).collect();
     for form in [
         "service",

@@ -15,6 +15,8 @@ mod queries;
 mod report;
 mod run;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod v1_e2e_tests;
 mod v1_queries;
 mod v1_workload;

@@ -1,7 +1,7 @@
 //! End-to-end tests of the v1 mode against the real server (memory backend), in-process.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use remote_storage::{BackendConfig, RunningServer, ServerConfig, TenancyConfig, open_backend};
 use tonic::transport::Channel;
@@ -10,12 +10,13 @@ use crate::cli::{Api, V1Writer};
 use crate::codec::RawClient;
 use crate::conn::{self, Tenant};
 use crate::large_trace;
-use crate::queries::{self, QueryConfig};
+use crate::queries;
 use crate::run::{LoadConfig, LoadResult};
+use crate::test_support::{query_config, recent_workload};
 use crate::v1_workload::{self, V1Template};
 use crate::v1_writer;
 use crate::verify;
-use crate::workload::{self, Workload, WorkloadConfig};
+use crate::workload::{self, Workload};
 
 async fn server(tenancy: TenancyConfig) -> (RunningServer, Channel) {
     let backend = open_backend(&BackendConfig::Memory(Default::default()))
@@ -31,21 +32,7 @@ async fn server(tenancy: TenancyConfig) -> (RunningServer, Channel) {
 }
 
 fn v1_workload(total: u64) -> Workload<V1Template> {
-    v1_workload::build(&WorkloadConfig {
-        seed: 21,
-        batch_size: 100,
-        ring: 3,
-        total_spans: Some(total),
-        time_spread: Duration::from_secs(600),
-        now_unix_nanos: u64::try_from(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos(),
-        )
-        .unwrap(),
-    })
-    .unwrap()
+    v1_workload::build(&recent_workload(21, 100, total)).unwrap()
 }
 
 fn load_config(concurrency: usize, prefix: [u8; 8]) -> LoadConfig {
@@ -167,14 +154,7 @@ async fn v1_query_mode_times_the_v1_reads() {
     let (target, results) = queries::run(
         channel,
         Tenant::default(),
-        QueryConfig {
-            reps: 2,
-            budget: None,
-            search_depth: 20,
-            lookback: Duration::from_secs(7200),
-            large_trace: Some(large),
-            skip: Vec::new(),
-        },
+        query_config(2, Some(large)),
         Api::V1,
     )
     .await
