@@ -68,50 +68,13 @@ pub(crate) fn filter_clauses(plan: &FilterPlan) -> Option<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use remote_storage_core::filter::Filter;
-    use remote_storage_core::proto::expression::v1::{
-        AttributeReference, Call, Expression, FieldReference, List, Scalar, expression::Term,
-    };
+    use remote_storage_core::filter::build::{call, field, nest as nested, text as scalar};
+    use remote_storage_core::proto::expression::v1::{Call, Expression, List, expression::Term};
 
     use super::*;
 
-    fn field(level: &str, name: &str) -> Expression {
-        Expression {
-            term: Some(Term::Field(FieldReference {
-                name: name.into(),
-                level: level.into(),
-            })),
-        }
-    }
-
     fn attr(key: &str) -> Expression {
-        Expression {
-            term: Some(Term::Attr(AttributeReference {
-                key: key.into(),
-                level: String::new(),
-            })),
-        }
-    }
-
-    fn scalar(value: &str) -> Expression {
-        Expression {
-            term: Some(Term::Scalar(Scalar {
-                value: value.into(),
-                r#type: String::new(),
-            })),
-        }
-    }
-
-    fn call(op: &str, args: Vec<Expression>) -> Call {
-        Call {
-            op: op.into(),
-            args,
-        }
-    }
-
-    fn nested(call: Call) -> Expression {
-        Expression {
-            term: Some(Term::Call(call)),
-        }
+        remote_storage_core::filter::build::attr("", key)
     }
 
     fn clauses(call: &Call) -> Option<Vec<Value>> {

@@ -14,11 +14,9 @@
 //! Used by the equivalence trials of the conformance suite, by loadgen's filter queries and by
 //! the engine's property tests, so all three check the same mapping.
 
-use jaeger_remote_proto::expression::v1::expression::Term;
-use jaeger_remote_proto::expression::v1::{
-    AttributeReference, Call, Expression, FieldReference, Scalar,
-};
+use jaeger_remote_proto::expression::v1::Call;
 
+use super::build::{attr, call, field, nest, text};
 use super::eval::{kind_word, status_word};
 use crate::matcher::AttributeCondition;
 use crate::query::TraceQuery;
@@ -114,44 +112,4 @@ fn text_field(level: &str, name: &str, value: &str) -> Call {
         return call("not", vec![nest(call("exists", vec![field(level, name)]))]);
     }
     call("eq", vec![field(level, name), text(value)])
-}
-
-fn call(op: &str, args: Vec<Expression>) -> Call {
-    Call {
-        op: op.into(),
-        args,
-    }
-}
-
-fn nest(call: Call) -> Expression {
-    Expression {
-        term: Some(Term::Call(call)),
-    }
-}
-
-fn field(level: &str, name: &str) -> Expression {
-    Expression {
-        term: Some(Term::Field(FieldReference {
-            name: name.into(),
-            level: level.into(),
-        })),
-    }
-}
-
-fn attr(level: &str, key: &str) -> Expression {
-    Expression {
-        term: Some(Term::Attr(AttributeReference {
-            key: key.into(),
-            level: level.into(),
-        })),
-    }
-}
-
-fn text(value: &str) -> Expression {
-    Expression {
-        term: Some(Term::Scalar(Scalar {
-            value: value.into(),
-            r#type: String::new(),
-        })),
-    }
 }

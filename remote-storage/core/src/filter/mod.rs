@@ -66,6 +66,7 @@ use jaeger_remote_proto::expression::v1::Call;
 use crate::error::StoreError;
 use crate::model::Span;
 
+pub mod build;
 mod eval;
 mod legacy;
 mod literal;

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use jaeger_remote_proto::expression::v1::expression::Term;
-use jaeger_remote_proto::expression::v1::{
-    AttributeReference, Call, Expression, FieldReference, List, NestedReference, Scalar,
-};
+use jaeger_remote_proto::expression::v1::{Call, Expression, List, NestedReference};
 use jaeger_remote_proto::otlp::common::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use jaeger_remote_proto::otlp::resource::Resource as OtlpResource;
 use jaeger_remote_proto::otlp::trace::span::{Event, Link, SpanKind};
@@ -19,39 +17,14 @@ use crate::model::{Resource, Scope, Span};
 
 // Builders for filters, in the spec's notation.
 
+pub(super) use super::build::{call, field, text, typed};
+
 pub(super) fn attr(key: &str) -> Expression {
     attr_at("", key)
 }
 
 pub(super) fn attr_at(level: &str, key: &str) -> Expression {
-    Expression {
-        term: Some(Term::Attr(AttributeReference {
-            key: key.into(),
-            level: level.into(),
-        })),
-    }
-}
-
-pub(super) fn field(level: &str, name: &str) -> Expression {
-    Expression {
-        term: Some(Term::Field(FieldReference {
-            name: name.into(),
-            level: level.into(),
-        })),
-    }
-}
-
-pub(super) fn text(value: &str) -> Expression {
-    typed(value, "")
-}
-
-pub(super) fn typed(value: &str, scalar_type: &str) -> Expression {
-    Expression {
-        term: Some(Term::Scalar(Scalar {
-            value: value.into(),
-            r#type: scalar_type.into(),
-        })),
-    }
+    super::build::attr(level, key)
 }
 
 fn list(values: &[&str], list_type: &str) -> Expression {
@@ -71,18 +44,9 @@ fn nested(level: &str) -> Expression {
     }
 }
 
-pub(super) fn call(op: &str, args: Vec<Expression>) -> Call {
-    Call {
-        op: op.into(),
-        args,
-    }
-}
-
 /// A call as an argument.
 pub(super) fn c(op: &str, args: Vec<Expression>) -> Expression {
-    Expression {
-        term: Some(Term::Call(call(op, args))),
-    }
+    super::build::nest(call(op, args))
 }
 
 fn resolve(filter: &Call) -> Result<Filter, StoreError> {
