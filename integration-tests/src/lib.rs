@@ -25,7 +25,6 @@
 pub mod behaviour;
 pub mod compare;
 mod connection;
-#[cfg(feature = "containers")]
 pub mod containers;
 pub mod cross_api;
 pub mod environment;

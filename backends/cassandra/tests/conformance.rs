@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         "the Cassandra conformance suite",
         "export CONFORMANCE_CASSANDRA_URL=HOST:9042 (a Cassandra 4/5 or ScyllaDB node the suite \
          may create `conformance_*` keyspaces in), or run `cargo test -p backend-cassandra \
-         --test containers` where Docker is reachable",
+         --features containers --test containers` where Docker is reachable",
     ) else {
         return ExitCode::SUCCESS;
     };

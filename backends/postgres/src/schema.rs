@@ -7,21 +7,68 @@
 //! on demand when a write carries spans for a bucket that does not exist yet (late or future
 //! data); retention drops whole expired buckets with `DROP TABLE`, never a `DELETE` scan.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use remote_storage_core::{StoreError, StoreResult, UnixNanos};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection as _, Executor as _};
+use sqlx::{AssertSqlSafe, Connection as _, Executor as _, SqlSafeStr as _};
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::config::{PartitionSpan, PostgresConfig};
 use crate::error::store_error;
 
-/// Embedded migrations (`backends/postgres/migrations/`).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations of `backends/postgres/migrations/`, embedded: (version, description, SQL).
+///
+/// Listed by hand rather than with `sqlx::migrate!`: that macro needs sqlx's proc-macro crate,
+/// which builds a second copy of sqlx, tokio and rustls for the compiler, minutes of every
+/// clean build on two cores. Version and description follow sqlx's file naming
+/// (`<version>_<description with underscores>.sql`) and the checksum is sqlx's own over the
+/// same bytes, so a schema migrated by an earlier build sees the same migrations. A test checks
+/// that this list and the directory agree.
+const MIGRATIONS: [(i64, &str, &str); 4] = [
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/0001_initial_schema.sql"),
+    ),
+    (
+        2,
+        "trace chunks",
+        include_str!("../migrations/0002_trace_chunks.sql"),
+    ),
+    (
+        3,
+        "call rollups",
+        include_str!("../migrations/0003_call_rollups.sql"),
+    ),
+    (
+        4,
+        "trace head versions",
+        include_str!("../migrations/0004_trace_head_versions.sql"),
+    ),
+];
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
 
 /// Tables partitioned by bucket, in the order their partitions are created.
 const PARTITIONED_TABLES: [&str; 4] = ["chunks", "services", "operations", "call_rollups"];
@@ -77,7 +124,7 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> StoreResult<()> {
             return Err(store_error("creating the schema", error));
         }
     }
-    MIGRATOR
+    migrator()
         .run(&mut *connection)
         .await
         .map_err(|error| match error {
@@ -365,6 +412,41 @@ pub(crate) fn partition_suffix(bucket: i64, width: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The embedded list is the directory, read the way sqlx reads a migrations directory:
+    /// `<version>_<description>.sql`, underscores in the description read as spaces.
+    #[test]
+    fn embedded_migrations_are_the_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut on_disk: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
+            .expect("the migrations directory")
+            .map(|entry| {
+                let path = entry.expect("a directory entry").path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let stem = name.strip_suffix(".sql").expect("only .sql files");
+                let (version, description) = stem.split_once('_').expect("<version>_<name>");
+                let sql = std::fs::read_to_string(&path).expect("a readable migration");
+                assert!(
+                    !sql.starts_with("-- no-transaction"),
+                    "{name}: the embedded list runs every migration in a transaction"
+                );
+                (
+                    version.parse().expect("a numeric version"),
+                    description.replace('_', " "),
+                    sql,
+                )
+            })
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<(i64, String, String)> = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| (version, description.to_owned(), sql.to_owned()))
+            .collect();
+        assert_eq!(embedded, on_disk);
+        let migrator = migrator();
+        let versions: Vec<i64> = migrator.iter().map(|migration| migration.version).collect();
+        assert_eq!(versions, [1, 2, 3, 4]);
+    }
 
     #[test]
     fn buckets_and_names() {
