@@ -114,6 +114,19 @@ pub(crate) struct Group {
     pub(crate) hashes: Box<[u64]>,
 }
 
+impl Group {
+    /// Whether the group is this very resource and scope (the spans of one Export share them).
+    pub(crate) fn is(&self, resource: &Arc<Resource>, scope: &Arc<Scope>) -> bool {
+        Arc::ptr_eq(&self.resource, resource) && Arc::ptr_eq(&self.scope, scope)
+    }
+
+    /// Whether the group holds an equal resource and scope (another Export of the trace
+    /// from the same process).
+    pub(crate) fn equals(&self, resource: &Resource, scope: &Scope) -> bool {
+        *self.resource == *resource && *self.scope == *scope
+    }
+}
+
 /// One stored trace.
 #[derive(Debug)]
 pub(crate) struct StoredTrace {

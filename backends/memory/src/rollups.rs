@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
 use crate::records::StoredSpan;
 
@@ -67,39 +68,123 @@ impl CallRollups {
     }
 }
 
-/// The calls that `spans[old_len..]` add to a trace that held `spans[..old_len]`: as
-/// (callee start, parent service, child service).
-pub(crate) fn added_calls(
-    spans: &[StoredSpan],
-    old_len: usize,
-    mut each: impl FnMut(u64, u32, u32),
-) {
-    let (old, new) = spans.split_at(old_len.min(spans.len()));
-    let mut first: HashMap<[u8; 8], u32> = HashMap::with_capacity(spans.len());
-    for span in old {
-        first.entry(span.span_id).or_insert(span.service);
+/// What counting a trace's new calls needs of the spans it already holds: the service of the
+/// first span of each ID, and the spans still waiting for their parent (by the parent's ID:
+/// callee start and service). Kept between the writes of a trace sent in many Exports, so
+/// each write costs its own spans, not the whole trace again (a 10,000-span trace sent 5 spans
+/// at a time, as Jaeger's collector may, was quadratic).
+#[derive(Debug, Default)]
+pub(crate) struct TraceCalls {
+    first: HashMap<[u8; 8], u32>,
+    waiting: HashMap<[u8; 8], Vec<(u64, u32)>>,
+    /// How many of the trace's spans this covers: `spans[..covered]`.
+    covered: usize,
+}
+
+impl TraceCalls {
+    /// The state of a trace holding `spans`.
+    pub(crate) fn of(spans: &[StoredSpan]) -> Self {
+        let mut calls = Self::default();
+        calls.add(spans, |_, _, _| {});
+        calls
     }
-    // Stored spans whose parent was missing until now.
-    let orphans: Vec<&StoredSpan> = old
-        .iter()
-        .filter(|span| {
-            span.parent()
-                .is_some_and(|parent| !first.contains_key(&parent))
-        })
-        .collect();
-    for span in new {
-        first.entry(span.span_id).or_insert(span.service);
+
+    /// How many of the trace's spans this covers.
+    pub(crate) fn covered(&self) -> usize {
+        self.covered
     }
-    for span in new.iter().chain(orphans) {
-        if let Some(&parent) = span.parent().and_then(|parent| first.get(&parent)) {
-            each(span.start, parent, span.service);
+
+    /// Adds the trace's next `spans` and calls `each` with every call they complete, as
+    /// (callee start, parent service, child service): their own calls, and those of held
+    /// spans whose parent is among them.
+    pub(crate) fn add(&mut self, spans: &[StoredSpan], mut each: impl FnMut(u64, u32, u32)) {
+        for span in spans {
+            if let Entry::Vacant(first) = self.first.entry(span.span_id) {
+                first.insert(span.service);
+                for (start, child) in self.waiting.remove(&span.span_id).unwrap_or_default() {
+                    each(start, span.service, child);
+                }
+            }
         }
+        for span in spans {
+            let Some(parent) = span.parent() else {
+                continue;
+            };
+            match self.first.get(&parent) {
+                Some(&service) => each(span.start, service, span.service),
+                None => self
+                    .waiting
+                    .entry(parent)
+                    .or_default()
+                    .push((span.start, span.service)),
+            }
+        }
+        self.covered += spans.len();
     }
 }
 
 /// Every call of a trace.
 pub(crate) fn trace_calls(spans: &[StoredSpan], each: impl FnMut(u64, u32, u32)) {
-    added_calls(spans, 0, each);
+    TraceCalls::default().add(spans, each);
+}
+
+/// Spans covered by the [`TraceCalls`] kept across writes, over all traces: at most ~40 bytes
+/// each, so ~10 MB. A trace forgotten before its next write is recounted from its spans once.
+pub(crate) const KEPT_CALL_SPANS: usize = 250_000;
+
+/// The [`TraceCalls`] of traces written more than once, by trace sequence number; the oldest
+/// traces are forgotten first when they cover more than the limit's spans.
+#[derive(Debug)]
+pub(crate) struct KeptCalls {
+    traces: BTreeMap<u64, TraceCalls>,
+    spans: usize,
+    limit: usize,
+}
+
+impl Default for KeptCalls {
+    fn default() -> Self {
+        Self::with_limit(KEPT_CALL_SPANS)
+    }
+}
+
+impl KeptCalls {
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        Self {
+            traces: BTreeMap::new(),
+            spans: 0,
+            limit,
+        }
+    }
+
+    /// The state of trace `sequence`, which holds `spans`: the kept one when it covers them
+    /// all, else recounted.
+    pub(crate) fn take(&mut self, sequence: u64, spans: &[StoredSpan]) -> TraceCalls {
+        match self.forget(sequence) {
+            Some(calls) if calls.covered() == spans.len() => calls,
+            _ => TraceCalls::of(spans),
+        }
+    }
+
+    /// Keeps trace `sequence`'s state for its next write.
+    pub(crate) fn put(&mut self, sequence: u64, calls: TraceCalls) {
+        self.spans += calls.covered();
+        if let Some(replaced) = self.traces.insert(sequence, calls) {
+            self.spans -= replaced.covered();
+        }
+        while self.spans > self.limit {
+            let Some((_, oldest)) = self.traces.pop_first() else {
+                break;
+            };
+            self.spans -= oldest.covered();
+        }
+    }
+
+    /// Forgets trace `sequence` (evicted, or taken for a write).
+    pub(crate) fn forget(&mut self, sequence: u64) -> Option<TraceCalls> {
+        let calls = self.traces.remove(&sequence)?;
+        self.spans -= calls.covered();
+        Some(calls)
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +200,25 @@ mod tests {
         assert_eq!(rollups.calls(0..1).collect::<Vec<_>>(), [(1, 2, 1)]);
         rollups.remove(11, 1, 2);
         assert!(rollups.buckets.is_empty());
+    }
+
+    #[test]
+    fn kept_calls_forget_the_oldest_traces_beyond_the_limit() {
+        let spans = |count: usize| TraceCalls {
+            covered: count,
+            ..TraceCalls::default()
+        };
+        let mut kept = KeptCalls::with_limit(10);
+        kept.put(1, spans(4));
+        kept.put(2, spans(4));
+        kept.put(1, spans(5));
+        assert_eq!(kept.spans, 9);
+        kept.put(3, spans(3));
+        // Over the limit (12): trace 1, the oldest, goes.
+        assert_eq!(kept.traces.keys().copied().collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(kept.spans, 7);
+        assert_eq!(kept.forget(2).map(|calls| calls.covered()), Some(4));
+        assert_eq!(kept.spans, 3);
+        assert!(kept.forget(2).is_none());
     }
 }

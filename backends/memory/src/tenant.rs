@@ -28,7 +28,7 @@ use crate::names::{Operations, Services};
 use crate::records::{
     Group, MAX_SPANS_PER_TRACE, MAX_TRACE_SEQUENCE, SpanKey, SpanSlot, StoredSpan, StoredTrace,
 };
-use crate::rollups::{self, CallRollups};
+use crate::rollups::{self, CallRollups, KeptCalls};
 use crate::terms::TermDictionary;
 
 /// All data of one tenant, bounded to `max_traces` traces.
@@ -55,6 +55,8 @@ pub(crate) struct TenantStore {
     /// Traces this write added spans to, with their span count before it: their new calls
     /// are counted when the write ends (or before an eviction, which must see them counted).
     unsettled: HashMap<u64, usize>,
+    /// What the next write of a trace written more than once needs to count its calls.
+    kept_calls: KeptCalls,
     /// Reused buffers of the write path.
     scratch_payload: Vec<u8>,
     scratch_hashes: Vec<u64>,
@@ -75,6 +77,7 @@ impl TenantStore {
             span_count: 0,
             calls: CallRollups::default(),
             unsettled: HashMap::new(),
+            kept_calls: KeptCalls::default(),
             scratch_payload: Vec::new(),
             scratch_hashes: Vec::new(),
         }
@@ -121,6 +124,7 @@ impl TenantStore {
             first_sequence,
             calls,
             unsettled,
+            kept_calls,
             ..
         } = self;
         for (sequence, old_len) in unsettled.drain() {
@@ -130,9 +134,16 @@ impl TenantStore {
             else {
                 continue;
             };
-            rollups::added_calls(&trace.spans, old_len, |start, parent, child| {
-                calls.add(start, parent, child);
-            });
+            let mut count = |start, parent, child| calls.add(start, parent, child);
+            if old_len == 0 {
+                // Most traces arrive in one write: nothing is kept for them.
+                rollups::trace_calls(&trace.spans, count);
+                continue;
+            }
+            let (held, added) = trace.spans.split_at(old_len.min(trace.spans.len()));
+            let mut trace_calls = kept_calls.take(sequence, held);
+            trace_calls.add(added, &mut count);
+            kept_calls.put(sequence, trace_calls);
         }
     }
 
@@ -223,9 +234,26 @@ impl TenantStore {
             operations.hold(operation);
         }
 
-        let group = match trace.groups.iter().rposition(|group| {
-            Arc::ptr_eq(&group.resource, span.resource()) && Arc::ptr_eq(&group.scope, span.scope())
-        }) {
+        // A trace sent in many Exports gets new resource and scope objects with each one:
+        // equal ones share a group, or a trace sent span by span would keep a group per span
+        // and search them all for each.
+        let (resource, scope) = (span.resource(), span.scope());
+        let found = trace
+            .groups
+            .iter()
+            .rposition(|group| group.is(resource, scope))
+            .or_else(|| {
+                let position = trace
+                    .groups
+                    .iter()
+                    .rposition(|group| group.equals(resource, scope))?;
+                // The rest of this Export's spans then match by pointer.
+                let group = &mut trace.groups[position];
+                group.resource = Arc::clone(resource);
+                group.scope = Arc::clone(scope);
+                Some(position)
+            });
+        let group = match found {
             Some(group) => group,
             None => {
                 let resource = &span.resource().otlp().attributes;
@@ -264,7 +292,12 @@ impl TenantStore {
         trace.start = trace.start.min(span.start());
         trace.end = trace.end.max(span.end());
         if trace.spans.len() == trace.spans.capacity() {
-            trace.spans.reserve_exact(remaining.max(1));
+            // Sized to the write's spans of the trace; a trace that keeps growing across
+            // writes grows by at least a quarter, so one sent span by span is not copied
+            // whole for every span.
+            trace
+                .spans
+                .reserve_exact(remaining.max(trace.spans.len() / 4).max(1));
         }
         let parent = span.parent_span_id();
         trace.spans.push(StoredSpan {
@@ -290,6 +323,7 @@ impl TenantStore {
         let sequence = self.first_sequence;
         self.first_sequence += 1;
         self.sequence_by_id.remove(&trace.trace_id);
+        self.kept_calls.forget(sequence);
         let calls = &mut self.calls;
         rollups::trace_calls(&trace.spans, |start, parent, child| {
             calls.remove(start, parent, child);
@@ -456,5 +490,34 @@ impl TenantStore {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use remote_storage_core::testing::span;
+
+    use super::*;
+
+    #[test]
+    fn a_trace_sent_span_by_span_keeps_one_group_per_resource() {
+        let mut store = TenantStore::new(NonZeroUsize::new(10).expect("non-zero"));
+        // Every `span` call builds its own resource and scope objects, as every Export does.
+        for (id, service) in [(1, "a"), (2, "a"), (3, "b"), (4, "a"), (5, "b")] {
+            let spans = [span(7, id, Some(1), service, "op", 1_000, 2_000, false)];
+            store.write(&spans).expect("stored");
+        }
+        let trace = store.trace_at(store.first_sequence).expect("the trace");
+        assert_eq!(trace.spans.len(), 5);
+        assert_eq!(trace.groups.len(), 2);
+        let services: Vec<&str> = trace
+            .spans
+            .iter()
+            .map(|stored| {
+                let group = usize::try_from(stored.group).expect("a group index");
+                trace.groups[group].resource.service_name()
+            })
+            .collect();
+        assert_eq!(services, ["a", "a", "b", "a", "b"]);
     }
 }

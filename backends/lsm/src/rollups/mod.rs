@@ -5,8 +5,9 @@
 //! partial minutes at a window's edges are exact without reading spans.
 //!
 //! A call is counted once both its spans are stored, whichever arrives first: each write
-//! compares the calls of every trace it touches before and after it (see [`sites`]), and
-//! records the difference. With duplicated span IDs the parent is the first stored span in
+//! records the calls its spans change in every trace it touches (see [`sites`]: a span's own
+//! call, and its ID's children's when it becomes their parent), at a cost of its own spans,
+//! not of the whole trace. With duplicated span IDs the parent is the first stored span in
 //! the trace's read order (partition, then discriminator), as [`DependencyCounter`] decides
 //! over the stored spans; a later span that sorts first moves its children's calls, which is
 //! why deltas are signed.

@@ -21,10 +21,16 @@ pub(crate) struct Site {
     pub(crate) start: u64,
 }
 
-/// Every stored span of one trace, in read order; a re-sent span (same order key) once.
+/// Every stored span of one trace, in read order; a re-sent span (same order key) once. With
+/// them, what lets a write count the calls it changes from its own spans only: the first span
+/// of each ID (the parent its children's calls name) and the spans naming each parent ID.
+/// Recounting the whole trace on every write made a 10,000-span trace sent 5 spans at a time
+/// (as Jaeger's collector may send it) quadratic, under the lock every write takes.
 #[derive(Debug, Default)]
 pub(crate) struct TraceSites {
     sites: BTreeMap<Order, Site>,
+    first: HashMap<[u8; 8], Order>,
+    children: HashMap<[u8; 8], Vec<Order>>,
 }
 
 impl TraceSites {
@@ -43,52 +49,57 @@ impl TraceSites {
 
     /// Adds a span read back from the store (a repeat of a known one is ignored).
     pub(crate) fn insert_stored(&mut self, order: Order, site: Site) {
-        self.sites.entry(order).or_insert(site);
+        self.insert(order, site, None);
     }
 
-    /// Adds the spans a write stores and records the calls this changes: the calls of the
-    /// trace afterwards minus those before, so a parent arriving after its children, and a
-    /// span sorting before an earlier one with its ID, are both counted exactly. Costs a pass
-    /// over the trace before and after (only after, for a new trace), as the memory backend.
+    /// Adds the spans a write stores and records the calls this changes, so that the deltas
+    /// of all writes sum to the calls of the trace: a parent arriving after its children, and
+    /// a span sorting before an earlier one with its ID, are both counted exactly.
     pub(crate) fn add(&mut self, spans: Vec<(Order, Site)>, deltas: &mut CallDeltas) {
-        if spans
-            .iter()
-            .all(|(order, _)| self.sites.contains_key(order))
-        {
+        for (order, site) in spans {
+            self.insert(order, site, Some(deltas));
+        }
+    }
+
+    /// Adds one span, recording in `deltas` the calls it changes: the calls of its ID's
+    /// children move to it when it sorts first among the spans of its ID, and its own call
+    /// counts when its parent is held.
+    fn insert(&mut self, order: Order, site: Site, mut deltas: Option<&mut CallDeltas>) {
+        if self.sites.contains_key(&order) {
             return;
         }
-        if !self.sites.is_empty() {
-            self.each_call(|key| deltas.add(key, -1));
+        let span_id = site.span_id;
+        let parent = site.parent;
+        self.sites.insert(order, site);
+        if self.first.get(&span_id).is_none_or(|first| order < *first) {
+            let displaced = self.first.insert(span_id, order);
+            if let Some(deltas) = deltas.as_deref_mut() {
+                for &child in self.children.get(&span_id).into_iter().flatten() {
+                    if let Some(displaced) = displaced {
+                        deltas.add(self.call(child, displaced), -1);
+                    }
+                    deltas.add(self.call(child, order), 1);
+                }
+            }
         }
-        for (order, site) in spans {
-            self.sites.entry(order).or_insert(site);
+        if let Some(parent) = parent {
+            self.children.entry(parent).or_default().push(order);
+            if let (Some(deltas), Some(&first)) = (deltas, self.first.get(&parent)) {
+                deltas.add(self.call(order, first), 1);
+            }
         }
-        self.each_call(|key| deltas.add(key, 1));
     }
 
-    /// Every call of the trace: (record partition, callee start, parent service, child
-    /// service). The parent of a span is the first span in read order with its parent ID; the
-    /// record lives in the older partition of the two spans.
-    fn each_call(&self, mut each: impl FnMut(super::CallKey)) {
-        let mut first: HashMap<[u8; 8], (PartitionId, &Arc<str>)> =
-            HashMap::with_capacity(self.sites.len());
-        for ((partition, _), site) in &self.sites {
-            first
-                .entry(site.span_id)
-                .or_insert((*partition, &site.service));
-        }
-        for ((partition, _), site) in &self.sites {
-            let Some(&(parent_partition, parent_service)) =
-                site.parent.and_then(|parent| first.get(&parent))
-            else {
-                continue;
-            };
-            each((
-                (*partition).min(parent_partition),
-                site.start,
-                Arc::clone(parent_service),
-                Arc::clone(&site.service),
-            ));
-        }
+    /// The call from the held span at `parent` to the held span at `child`: (record
+    /// partition, callee start, parent service, child service). The record lives in the older
+    /// partition of the two spans.
+    fn call(&self, child: Order, parent: Order) -> super::CallKey {
+        let child_site = &self.sites[&child];
+        (
+            child.0.min(parent.0),
+            child_site.start,
+            Arc::clone(&self.sites[&parent].service),
+            Arc::clone(&child_site.service),
+        )
     }
 }

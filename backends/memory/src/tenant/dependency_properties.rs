@@ -10,7 +10,7 @@ use remote_storage_core::testing::span;
 use remote_storage_core::{DependencyQuery, UnixNanos};
 
 use super::TenantStore;
-use crate::rollups::BUCKET_NANOS;
+use crate::rollups::{BUCKET_NANOS, KeptCalls};
 
 const BASE: u64 = 1_700_000_000 * 1_000_000_000;
 
@@ -34,8 +34,11 @@ proptest! {
         writes in vec(vec((1..6u8, 1..8u8, 0..8u8, 0..3usize, 0..360u64), 1..12), 1..10),
         max_traces in 2..6usize,
         windows in vec(window(), 1..6),
+        // Nothing kept between writes, some traces, all of them.
+        kept_spans in prop_oneof![Just(0usize), Just(6), Just(usize::MAX)],
     ) {
         let mut store = TenantStore::new(NonZeroUsize::new(max_traces).expect("non-zero"));
+        store.kept_calls = KeptCalls::with_limit(kept_spans);
         let services = ["frontend", "backend", "db"];
         for write in &writes {
             let spans: Vec<_> = write
