@@ -125,7 +125,11 @@ impl TraceCalls {
 
 /// Every call of a trace.
 pub(crate) fn trace_calls(spans: &[StoredSpan], each: impl FnMut(u64, u32, u32)) {
-    TraceCalls::default().add(spans, each);
+    TraceCalls {
+        first: HashMap::with_capacity(spans.len()),
+        ..TraceCalls::default()
+    }
+    .add(spans, each);
 }
 
 /// Spans covered by the [`TraceCalls`] kept across writes, over all traces: at most ~40 bytes
