@@ -82,9 +82,17 @@ pub(crate) struct TraceCalls {
 }
 
 impl TraceCalls {
+    /// An empty state with room for `spans` span IDs.
+    fn with_capacity(spans: usize) -> Self {
+        Self {
+            first: HashMap::with_capacity(spans),
+            ..Self::default()
+        }
+    }
+
     /// The state of a trace holding `spans`.
     pub(crate) fn of(spans: &[StoredSpan]) -> Self {
-        let mut calls = Self::default();
+        let mut calls = Self::with_capacity(spans.len());
         calls.add(spans, |_, _, _| {});
         calls
     }
@@ -125,11 +133,7 @@ impl TraceCalls {
 
 /// Every call of a trace.
 pub(crate) fn trace_calls(spans: &[StoredSpan], each: impl FnMut(u64, u32, u32)) {
-    TraceCalls {
-        first: HashMap::with_capacity(spans.len()),
-        ..TraceCalls::default()
-    }
-    .add(spans, each);
+    TraceCalls::with_capacity(spans.len()).add(spans, each);
 }
 
 /// Spans covered by the [`TraceCalls`] kept across writes, over all traces: at most ~40 bytes

@@ -22,52 +22,55 @@ use tracing::{info, warn};
 use crate::config::{PartitionSpan, PostgresConfig};
 use crate::error::store_error;
 
-/// The migrations of `backends/postgres/migrations/`, embedded: (version, description, SQL).
+/// One embedded migration: its file name (without `.sql`) and its SQL.
+macro_rules! migration {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../migrations/", $name, ".sql")),
+        )
+    };
+}
+
+/// The migrations of `backends/postgres/migrations/`, embedded.
 ///
 /// Listed by hand rather than with `sqlx::migrate!`: that macro needs sqlx's proc-macro crate,
 /// which builds a second copy of sqlx, tokio and rustls for the compiler, minutes of every
-/// clean build on two cores. Version and description follow sqlx's file naming
-/// (`<version>_<description with underscores>.sql`) and the checksum is sqlx's own over the
-/// same bytes, so a schema migrated by an earlier build sees the same migrations. A test checks
-/// that this list and the directory agree.
-const MIGRATIONS: [(i64, &str, &str); 4] = [
-    (
-        1,
-        "initial schema",
-        include_str!("../migrations/0001_initial_schema.sql"),
-    ),
-    (
-        2,
-        "trace chunks",
-        include_str!("../migrations/0002_trace_chunks.sql"),
-    ),
-    (
-        3,
-        "call rollups",
-        include_str!("../migrations/0003_call_rollups.sql"),
-    ),
-    (
-        4,
-        "trace head versions",
-        include_str!("../migrations/0004_trace_head_versions.sql"),
-    ),
+/// clean build on two cores. Version and description are read from the file name as sqlx reads
+/// them ([`version_and_description`]) and the checksum is sqlx's own over the same bytes, so a
+/// schema migrated by an earlier build sees the same migrations. A test checks that this list
+/// and the directory agree.
+const MIGRATIONS: [(&str, &str); 4] = [
+    migration!("0001_initial_schema"),
+    migration!("0002_trace_chunks"),
+    migration!("0003_call_rollups"),
+    migration!("0004_trace_head_versions"),
 ];
 
-fn migrator() -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
+/// sqlx's reading of a migration file name `<version>_<description>`: underscores in the
+/// description read as spaces.
+fn version_and_description(name: &str) -> Option<(i64, String)> {
+    let (version, description) = name.split_once('_')?;
+    Some((version.parse().ok()?, description.replace('_', " ")))
+}
+
+fn migrator() -> StoreResult<Migrator> {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(name, sql)| {
+            let (version, description) = version_and_description(name).ok_or_else(|| {
+                StoreError::internal("postgres: an embedded migration's name", name.to_owned())
+            })?;
+            Ok(Migration::new(
+                version,
+                Cow::Owned(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Migrator::with_migrations(migrations))
 }
 
 /// Tables partitioned by bucket, in the order their partitions are created.
@@ -124,7 +127,7 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> StoreResult<()> {
             return Err(store_error("creating the schema", error));
         }
     }
-    migrator()
+    migrator()?
         .run(&mut *connection)
         .await
         .map_err(|error| match error {
@@ -413,38 +416,40 @@ pub(crate) fn partition_suffix(bucket: i64, width: i64) -> String {
 mod tests {
     use super::*;
 
-    /// The embedded list is the directory, read the way sqlx reads a migrations directory:
-    /// `<version>_<description>.sql`, underscores in the description read as spaces.
+    /// The embedded list is the directory, and every name reads as sqlx reads it.
     #[test]
     fn embedded_migrations_are_the_directory() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let mut on_disk: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
+        let mut on_disk: Vec<(String, String)> = std::fs::read_dir(&dir)
             .expect("the migrations directory")
             .map(|entry| {
                 let path = entry.expect("a directory entry").path();
                 let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                let stem = name.strip_suffix(".sql").expect("only .sql files");
-                let (version, description) = stem.split_once('_').expect("<version>_<name>");
+                let stem = name
+                    .strip_suffix(".sql")
+                    .expect("only .sql files")
+                    .to_owned();
                 let sql = std::fs::read_to_string(&path).expect("a readable migration");
                 assert!(
                     !sql.starts_with("-- no-transaction"),
                     "{name}: the embedded list runs every migration in a transaction"
                 );
-                (
-                    version.parse().expect("a numeric version"),
-                    description.replace('_', " "),
-                    sql,
-                )
+                (stem, sql)
             })
             .collect();
         on_disk.sort();
-        let embedded: Vec<(i64, String, String)> = MIGRATIONS
+        let embedded: Vec<(String, String)> = MIGRATIONS
             .iter()
-            .map(|&(version, description, sql)| (version, description.to_owned(), sql.to_owned()))
+            .map(|&(name, sql)| (name.to_owned(), sql.to_owned()))
             .collect();
         assert_eq!(embedded, on_disk);
-        let migrator = migrator();
-        let versions: Vec<i64> = migrator.iter().map(|migration| migration.version).collect();
+        let read: Vec<(i64, String)> = migrator()
+            .expect("every name reads")
+            .iter()
+            .map(|migration| (migration.version, migration.description.to_string()))
+            .collect();
+        assert_eq!(read[0], (1, "initial schema".to_owned()));
+        let versions: Vec<i64> = read.iter().map(|(version, _)| *version).collect();
         assert_eq!(versions, [1, 2, 3, 4]);
     }
 
