@@ -79,6 +79,13 @@ pub(crate) fn encode_span(
 ) {
     let first = hashes.len();
     hashes.extend(span_level_attributes(span).map(|attribute| terms.hash_attribute(attribute)));
+    // Touch the table slots of all the span's attributes first, so that their cache misses
+    // overlap (see `terms`).
+    let touched = hashes[first..]
+        .iter()
+        .take(span.attributes.len())
+        .fold(0, |touched, &hash| touched ^ terms.prefetch(hash));
+    std::hint::black_box(touched);
     encode_varint(span.attributes.len() as u64, out);
     // The span's own attributes come first among its span-level attributes.
     for (attribute, &hash) in span.attributes.iter().zip(&hashes[first..]) {

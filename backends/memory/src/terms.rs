@@ -5,8 +5,13 @@
 //! repeat, so a span shrinks to a few bytes per attribute); the hash feeds the span's
 //! fingerprints and its block's Bloom filter (`blocks`), which answer attribute searches.
 //!
-//! Writing a span looks up every one of its attributes, so the table entry holds the start of
-//! the term's text: one cache miss per attribute.
+//! Writing a span looks up every one of its string attributes, and with many distinct terms
+//! the table is larger than the CPU caches: each lookup is a miss to main memory. The table is
+//! therefore an open-addressing array of 32-byte slots holding the hash's high bits and the
+//! start of the term's text, so a lookup of a short term reads one slot (hashbrown reads a
+//! control group and then the entry: two dependent misses), and [`TermDictionary::prefetch`]
+//! lets the writer touch the slots of all of a span's attributes before looking any of them
+//! up, so their misses overlap instead of following one another.
 //!
 //! Terms are never renumbered (until the tenant is purged), so a stored span never needs
 //! rewriting. Growth is bounded by [`MAX_TERMS`] and [`MAX_TERM_BYTES`]; a term refused for
@@ -14,7 +19,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
 use remote_storage_core::attribute::any_value_text;
 use remote_storage_core::proto::otlp::common::KeyValue;
 
@@ -29,11 +34,21 @@ pub(crate) const MAX_TERM_BYTES: usize = 256;
 /// the table without bound.
 pub(crate) const MAX_TERMS: usize = 4 << 20;
 
-/// Leading text bytes kept in the table entry, enough for most `key` + `value` pairs.
-const INLINE_TEXT: usize = 24;
+/// Leading text bytes kept in a slot: what is left of 32 bytes. A longer term is confirmed
+/// against its full text (a second read).
+const INLINE_TEXT: usize = 20;
 
-#[derive(Debug)]
-struct Entry {
+/// Slots in a new table; it doubles before it is more than [`MAX_LOAD_PERCENT`] full, which
+/// keeps linear probes short.
+const FIRST_SLOTS: usize = 1024;
+const MAX_LOAD_PERCENT: usize = 70;
+
+/// One slot of the table. Two fit a cache line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct Slot {
+    /// The high half of the term's hash, never 0: 0 marks an empty slot.
+    tag: u32,
     id: TermId,
     key_len: u16,
     text_len: u16,
@@ -46,12 +61,24 @@ struct Text {
     /// The key followed by the value text.
     text: Box<str>,
     key_len: usize,
+    /// Kept so growing the table does not hash every term again.
+    hash: u64,
+}
+
+impl Text {
+    fn split(&self) -> Option<(&str, &str)> {
+        Some((
+            self.text.get(..self.key_len)?,
+            self.text.get(self.key_len..)?,
+        ))
+    }
 }
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(crate) struct TermDictionary {
-    table: HashTable<Entry>,
+    /// A power of two in length, or empty before the first term.
+    slots: Vec<Slot>,
     /// Texts by term number, for reading spans back.
     texts: Vec<Text>,
     hasher: DefaultHashBuilder,
@@ -65,22 +92,72 @@ fn hash(hasher: &DefaultHashBuilder, key: &str, value: &str) -> u64 {
     state.finish()
 }
 
-fn entry_is(entry: &Entry, texts: &[Text], key: &str, value: &str) -> bool {
-    if usize::from(entry.key_len) != key.len()
-        || usize::from(entry.text_len) != key.len() + value.len()
-    {
-        return false;
+#[allow(clippy::cast_possible_truncation)] // The high half of the hash, by design.
+fn tag(hash: u64) -> u32 {
+    ((hash >> 32) as u32).max(1)
+}
+
+#[allow(clippy::cast_possible_truncation)] // Only the low bits pick the first slot.
+fn first_slot(hash: u64, mask: usize) -> usize {
+    hash as usize & mask
+}
+
+/// The first [`INLINE_TEXT`] bytes of key followed by value, zero-padded: what a slot holds.
+fn inline_text(key: &str, value: &str) -> [u8; INLINE_TEXT] {
+    let mut inline = [0; INLINE_TEXT];
+    let (key_part, value_part) = inline.split_at_mut(key.len().min(INLINE_TEXT));
+    key_part.copy_from_slice(&key.as_bytes()[..key_part.len()]);
+    let value_len = value.len().min(value_part.len());
+    value_part[..value_len].copy_from_slice(&value.as_bytes()[..value_len]);
+    inline
+}
+
+/// Whether `slot` holds `key`/`value`, whose inline text is `inline`. Equal lengths and equal
+/// zero-padded prefixes settle a short term; a longer one is confirmed against its text.
+fn slot_is(
+    slot: &Slot,
+    texts: &[Text],
+    key: &str,
+    value: &str,
+    inline: &[u8; INLINE_TEXT],
+) -> bool {
+    usize::from(slot.key_len) == key.len()
+        && usize::from(slot.text_len) == key.len() + value.len()
+        && slot.inline == *inline
+        && (usize::from(slot.text_len) <= INLINE_TEXT
+            || texts
+                .get(slot.id as usize)
+                .and_then(Text::split)
+                .is_some_and(|text| text == (key, value)))
+}
+
+fn slot_for(id: TermId, text: &Text) -> Slot {
+    let (key, value) = text.split().unwrap_or_default();
+    let inline = inline_text(key, value);
+    Slot {
+        tag: tag(text.hash),
+        id,
+        // Both fit: a numbered text is at most `MAX_TERM_BYTES` long.
+        key_len: u16::try_from(text.key_len).unwrap_or(u16::MAX),
+        text_len: u16::try_from(text.text.len()).unwrap_or(u16::MAX),
+        inline,
     }
-    let inline = &entry.inline[..usize::from(entry.text_len).min(INLINE_TEXT)];
-    let (inline_key, inline_value) = inline.split_at(inline.len().min(key.len()));
-    if !key.as_bytes().starts_with(inline_key) || !value.as_bytes().starts_with(inline_value) {
-        return false;
+}
+
+/// Puts `slot` in the first empty slot of its probe sequence.
+fn place(slots: &mut [Slot], hash: u64, slot: Slot) {
+    let mask = slots.len().wrapping_sub(1);
+    let mut index = first_slot(hash, mask);
+    // The table is never full (at most MAX_LOAD_PERCENT), so an empty slot is reached.
+    for _ in 0..slots.len() {
+        if let Some(target) = slots.get_mut(index)
+            && target.tag == 0
+        {
+            *target = slot;
+            return;
+        }
+        index = (index + 1) & mask;
     }
-    usize::from(entry.text_len) <= INLINE_TEXT
-        || texts.get(entry.id as usize).is_some_and(|text| {
-            text.text.get(..text.key_len) == Some(key)
-                && text.text.get(text.key_len..) == Some(value)
-        })
 }
 
 impl TermDictionary {
@@ -94,58 +171,82 @@ impl TermDictionary {
         self.hash(&attribute.key, &any_value_text(attribute.value.as_ref()))
     }
 
+    /// Reads the first slot a lookup of `hash` reads, so a later [`TermDictionary::intern`]
+    /// finds it in cache; a batch of these lets the CPU wait for all of their misses at
+    /// once. Returns the tag read, for the caller to fold into `std::hint::black_box`.
+    pub(crate) fn prefetch(&self, hash: u64) -> u32 {
+        let mask = self.slots.len().wrapping_sub(1);
+        self.slots
+            .get(first_slot(hash, mask))
+            .map_or(0, |slot| slot.tag)
+    }
+
     /// The number of `key`/`value` (whose [`TermDictionary::hash`] is `hash`), numbering it if
     /// new; `None` when the term is too long or the table is full.
     pub(crate) fn intern(&mut self, hash: u64, key: &str, value: &str) -> Option<TermId> {
-        let Self {
-            table,
-            texts,
-            hasher,
-        } = self;
         let text_len = key.len() + value.len();
         if text_len > MAX_TERM_BYTES {
             return None;
         }
-        if let Some(entry) = table.find(hash, |entry| entry_is(entry, texts, key, value)) {
-            return Some(entry.id);
+        let wanted = tag(hash);
+        let inline = inline_text(key, value);
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut index = first_slot(hash, mask);
+        let mut empty = None;
+        for _ in 0..self.slots.len() {
+            let Some(slot) = self.slots.get(index) else {
+                break;
+            };
+            if slot.tag == 0 {
+                empty = Some(index);
+                break;
+            }
+            if slot.tag == wanted && slot_is(slot, &self.texts, key, value, &inline) {
+                return Some(slot.id);
+            }
+            index = (index + 1) & mask;
         }
-        let id = TermId::try_from(texts.len())
-            .ok()
-            .filter(|_| texts.len() < MAX_TERMS)?;
+        if self.texts.len() >= MAX_TERMS {
+            return None;
+        }
+        let id = TermId::try_from(self.texts.len()).ok()?;
         let mut text = String::with_capacity(text_len);
         text.push_str(key);
         text.push_str(value);
-        let mut inline = [0; INLINE_TEXT];
-        let prefix = text_len.min(INLINE_TEXT);
-        inline[..prefix].copy_from_slice(&text.as_bytes()[..prefix]);
-        texts.push(Text {
+        let text = Text {
             text: text.into_boxed_str(),
             key_len: key.len(),
-        });
-        let entry = Entry {
-            id,
-            // Both fit: `text_len <= MAX_TERM_BYTES`.
-            key_len: u16::try_from(key.len()).unwrap_or(u16::MAX),
-            text_len: u16::try_from(text_len).unwrap_or(u16::MAX),
-            inline,
+            hash,
         };
-        table.insert_unique(hash, entry, |entry| {
-            texts.get(entry.id as usize).map_or(0, |text| {
-                let (key, value) = text.text.split_at(text.key_len);
-                self::hash(hasher, key, value)
-            })
-        });
+        let slot = slot_for(id, &text);
+        self.texts.push(text);
+        match empty {
+            Some(index) if self.texts.len() * 100 <= self.slots.len() * MAX_LOAD_PERCENT => {
+                if let Some(target) = self.slots.get_mut(index) {
+                    *target = slot;
+                }
+            }
+            _ => self.grow(),
+        }
         Some(id)
+    }
+
+    /// Doubles the table (or creates it) and places every term again, the newest included.
+    fn grow(&mut self) {
+        let mut size = self.slots.len().max(FIRST_SLOTS);
+        while self.texts.len() * 100 > size * MAX_LOAD_PERCENT {
+            size *= 2;
+        }
+        let mut slots = vec![Slot::default(); size];
+        for (id, text) in (0..).zip(&self.texts) {
+            place(&mut slots, text.hash, slot_for(id, text));
+        }
+        self.slots = slots;
     }
 
     /// The key and value text of a term.
     pub(crate) fn term(&self, id: TermId) -> Option<(&str, &str)> {
-        self.texts.get(id as usize).and_then(|text| {
-            Some((
-                text.text.get(..text.key_len)?,
-                text.text.get(text.key_len..)?,
-            ))
-        })
+        self.texts.get(id as usize).and_then(Text::split)
     }
 }
 
@@ -199,6 +300,25 @@ mod tests {
             dictionary.term(second.unwrap_or_default()),
             Some(("k", long_b.as_str()))
         );
+    }
+
+    #[test]
+    fn terms_keep_their_numbers_as_the_table_grows() {
+        let mut dictionary = TermDictionary::default();
+        let terms: Vec<(String, String)> = (0..5_000)
+            .map(|i| (format!("key.{}", i % 37), format!("value-{i}")))
+            .collect();
+        let ids: Vec<Option<TermId>> = terms
+            .iter()
+            .map(|(key, value)| intern(&mut dictionary, key, value))
+            .collect();
+        assert!(dictionary.slots.len() * MAX_LOAD_PERCENT >= 5_000 * 100);
+        for ((key, value), id) in terms.iter().zip(&ids) {
+            assert_eq!(intern(&mut dictionary, key, value), *id);
+            let id = id.unwrap_or(TermId::MAX);
+            assert_eq!(dictionary.term(id), Some((key.as_str(), value.as_str())));
+        }
+        assert_eq!(dictionary.texts.len(), 5_000);
     }
 
     #[test]
