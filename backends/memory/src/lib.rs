@@ -16,6 +16,7 @@ mod rollups;
 mod store;
 mod tenant;
 mod terms;
+mod time_index;
 
 #[cfg(feature = "cli")]
 pub use args::MemoryArgs;

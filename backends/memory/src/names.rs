@@ -70,6 +70,11 @@ impl Services {
         self.entries.get_mut(id as usize).and_then(Option::as_mut)
     }
 
+    /// The time indexes of the live services: every stored span is in exactly one.
+    pub(crate) fn indexes(&self) -> impl Iterator<Item = &BTreeSet<SpanKey>> {
+        self.entries.iter().flatten().map(|entry| &entry.spans)
+    }
+
     pub(crate) fn name(&self, id: u32) -> &str {
         self.get(id).map_or("", |entry| &entry.name)
     }

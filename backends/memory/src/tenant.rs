@@ -11,7 +11,7 @@
 mod dependency_properties;
 mod search;
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -40,9 +40,7 @@ pub(crate) struct TenantStore {
     traces: VecDeque<StoredTrace>,
     first_sequence: u64,
     sequence_by_id: HashMap<TraceId, u64>,
-    /// Every span by start time.
-    spans_by_start: BTreeSet<SpanKey>,
-    /// Services, each with its spans by start time.
+    /// Services, each with its spans by start time (the only time index: see `time_index`).
     services: Services,
     operations: Operations,
     /// Attribute terms.
@@ -69,7 +67,6 @@ impl TenantStore {
             traces: VecDeque::new(),
             first_sequence: 0,
             sequence_by_id: HashMap::new(),
-            spans_by_start: BTreeSet::new(),
             services: Services::default(),
             operations: Operations::default(),
             terms: TermDictionary::default(),
@@ -195,7 +192,6 @@ impl TenantStore {
         let Self {
             traces,
             first_sequence,
-            spans_by_start,
             services,
             operations,
             terms,
@@ -285,7 +281,6 @@ impl TenantStore {
             start: span.start(),
             slot,
         };
-        spans_by_start.insert(key);
         if let Some(entry) = services.get_mut(service) {
             entry.spans.insert(key);
         }
@@ -333,7 +328,6 @@ impl TenantStore {
                 start: UnixNanos(span.start),
                 slot: SpanSlot::new(sequence, index),
             };
-            self.spans_by_start.remove(&key);
             if let Some(entry) = self.services.get_mut(span.service) {
                 entry.spans.remove(&key);
             }
@@ -473,7 +467,11 @@ impl TenantStore {
         let lower = SpanKey::lowest(window.start);
         let upper = SpanKey::highest(window.end);
         let mut counted: HashSet<u64> = HashSet::new();
-        for key in self.spans_by_start.range(lower..=upper) {
+        let keys = self
+            .services
+            .indexes()
+            .flat_map(|index| index.range(lower..=upper));
+        for key in keys {
             let sequence = key.slot.sequence();
             if !counted.insert(sequence) {
                 continue;

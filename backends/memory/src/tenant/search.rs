@@ -14,7 +14,7 @@
 //! their fingerprints must be present). The filter itself decides every candidate that
 //! passes, so the plan only makes a search faster.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use hashbrown::HashMap;
 use jaeger_remote_proto::otlp::trace::span::SpanKind;
@@ -25,6 +25,7 @@ use remote_storage_core::{FoundTraceId, StoreResult, TraceQuery, UnixNanos};
 use super::TenantStore;
 use crate::codec;
 use crate::records::{SpanKey, SpanSlot, StoredSpan, StoredTrace};
+use crate::time_index;
 
 /// Most spans of candidate blocks looked at before walking instead: a term on more spans
 /// than this is frequent enough for a walk to meet `search_depth` matches early.
@@ -125,14 +126,6 @@ impl RecordFilter {
             && filter.duration_min <= filter.duration_max
             && !plan.is_unsatisfiable();
         satisfiable.then_some(filter)
-    }
-
-    /// The one service the query pins, whose time index a walk can take.
-    fn single_service(&self) -> Option<u32> {
-        match self.services.as_deref() {
-            Some(&[service]) => Some(service),
-            _ => None,
-        }
     }
 
     fn accepts(&self, store: &TenantStore, span: &StoredSpan) -> bool {
@@ -266,23 +259,31 @@ impl TenantStore {
         Ok(matcher.matches(&self.decode(trace, span)?))
     }
 
-    /// Walks the service's (or every) span newest first, keeping a trace the first time one
-    /// of its spans matches.
+    /// Walks the spans of the query's services (or of every service) newest first, keeping a
+    /// trace the first time one of its spans matches.
     fn walk(
         &self,
         filter: &RecordFilter,
         matcher: &SpanMatcher,
         depth: usize,
     ) -> StoreResult<Vec<FoundTraceId>> {
-        let index = match filter.single_service().and_then(|id| self.services.get(id)) {
-            Some(entry) => &entry.spans,
-            None => &self.spans_by_start,
+        let indexes: Vec<&BTreeSet<SpanKey>> = match &filter.services {
+            Some(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.iter()
+                    .filter_map(|&id| self.services.get(id))
+                    .map(|entry| &entry.spans)
+                    .collect()
+            }
+            None => self.services.indexes().collect(),
         };
         let lower = SpanKey::lowest(UnixNanos(filter.start_min));
         let upper = SpanKey::highest(UnixNanos(filter.start_max));
         let mut seen: HashSet<u64> = HashSet::new();
         let mut found = Vec::new();
-        for key in index.range(lower..=upper).rev() {
+        for key in time_index::newest_first(indexes, lower, upper) {
             let sequence = key.slot.sequence();
             if seen.contains(&sequence) {
                 continue;
