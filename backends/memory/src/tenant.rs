@@ -273,8 +273,7 @@ impl TenantStore {
         if let Some(group) = trace.groups.get(group) {
             scratch_hashes.extend_from_slice(&group.hashes);
         }
-        scratch_hashes.sort_unstable();
-        scratch_hashes.dedup();
+        dedup_hashes(scratch_hashes);
         blocks.add(slot, scratch_hashes);
 
         let key = SpanKey {
@@ -491,11 +490,47 @@ impl TenantStore {
     }
 }
 
+/// Most hashes deduplicated by comparing each with those kept before it; a span with more
+/// terms is sorted instead, so a huge span costs n log n, not n².
+const SMALL_DEDUP: usize = 64;
+
+/// Drops repeated hashes (a term in both the span's and its resource's attributes), so each
+/// term counts once in its block and has one fingerprint. Order does not matter to either.
+fn dedup_hashes(hashes: &mut Vec<u64>) {
+    if hashes.len() > SMALL_DEDUP {
+        hashes.sort_unstable();
+        hashes.dedup();
+        return;
+    }
+    let mut kept = 0;
+    for index in 0..hashes.len() {
+        let hash = hashes[index];
+        if !hashes[..kept].contains(&hash) {
+            hashes[kept] = hash;
+            kept += 1;
+        }
+    }
+    hashes.truncate(kept);
+}
+
 #[cfg(test)]
 mod tests {
     use remote_storage_core::testing::span;
 
     use super::*;
+
+    #[test]
+    fn repeated_hashes_are_dropped_whatever_the_count() {
+        for len in [0, 1, 5, SMALL_DEDUP, SMALL_DEDUP + 1, 500] {
+            let mut hashes: Vec<u64> = (0..len as u64).map(|i| i % 7 * 1_000 + i % 3).collect();
+            let mut expected = hashes.clone();
+            expected.sort_unstable();
+            expected.dedup();
+            dedup_hashes(&mut hashes);
+            hashes.sort_unstable();
+            assert_eq!(hashes, expected, "{len} hashes");
+        }
+    }
 
     #[test]
     fn a_trace_sent_span_by_span_keeps_one_group_per_resource() {

@@ -27,8 +27,9 @@ use crate::codec;
 use crate::records::{SpanKey, SpanSlot, StoredSpan, StoredTrace};
 use crate::time_index;
 
-/// Most spans of candidate blocks looked at before walking instead: a term on more spans
-/// than this is frequent enough for a walk to meet `search_depth` matches early.
+/// Most candidate spans (those the block and span filters pass) looked at before walking
+/// instead: a term on more spans than this is frequent enough for a walk to meet
+/// `search_depth` matches early.
 const MAX_CANDIDATE_SPANS: usize = 32_768;
 
 /// What a span's index record and fingerprints can decide about a query.
@@ -186,8 +187,8 @@ impl TenantStore {
             return Ok(Vec::new());
         };
         let depth = query.search_depth.get();
-        match self.candidate_blocks(&terms.all) {
-            Some(blocks) => self.find_in_blocks(&blocks, &filter, &matcher, depth),
+        match self.candidate_slots(&terms.all) {
+            Some(slots) => self.find_in_blocks(&slots, &filter, &matcher, depth),
             None => self.walk(&filter, &matcher, depth),
         }
     }
@@ -224,22 +225,20 @@ impl TenantStore {
         QueryTerms { all, any }
     }
 
-    /// The slots of the blocks that may hold every term, or `None` when the query has no term
-    /// or the blocks hold too many spans to beat a walk.
-    fn candidate_blocks(&self, hashes: &[u64]) -> Option<Vec<&[SpanSlot]>> {
+    /// The slots of the spans the attribute index says may hold every term, or `None` when
+    /// the query has no term or there are too many of them to beat a walk.
+    fn candidate_slots(&self, hashes: &[u64]) -> Option<Vec<SpanSlot>> {
         if hashes.is_empty() {
             return None;
         }
-        let mut spans = 0;
-        let mut blocks = Vec::new();
-        for block in self.blocks.candidates(hashes) {
-            spans += block.len();
-            if spans > MAX_CANDIDATE_SPANS {
+        let mut slots = Vec::new();
+        for slot in self.blocks.candidates(hashes) {
+            if slots.len() >= MAX_CANDIDATE_SPANS {
                 return None;
             }
-            blocks.push(block);
+            slots.push(slot);
         }
-        Some(blocks)
+        Some(slots)
     }
 
     /// Whether the span satisfies the whole query.
@@ -306,18 +305,18 @@ impl TenantStore {
         Ok(found)
     }
 
-    /// Tests the spans of candidate blocks, keeps each trace's newest matching span, and ranks
-    /// traces by it.
+    /// Tests the candidate spans, keeps each trace's newest matching span, and ranks traces
+    /// by it.
     fn find_in_blocks(
         &self,
-        blocks: &[&[SpanSlot]],
+        slots: &[SpanSlot],
         filter: &RecordFilter,
         matcher: &SpanMatcher,
         depth: usize,
     ) -> StoreResult<Vec<FoundTraceId>> {
         let oldest_live = self.oldest_live();
         let mut newest: HashMap<u64, SpanKey> = HashMap::new();
-        for &slot in blocks.iter().copied().flatten() {
+        for &slot in slots {
             if slot < oldest_live {
                 continue;
             }
@@ -470,8 +469,8 @@ mod tests {
             let terms = store.query_terms(&matcher, &plan);
             let filter =
                 RecordFilter::new(&store, query, &plan, &terms).expect("a satisfiable query");
-            let all_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&[]).collect();
-            let some_blocks: Vec<&[SpanSlot]> = store.blocks.candidates(&terms.all).collect();
+            let all_blocks: Vec<SpanSlot> = store.blocks.candidates(&[]).collect();
+            let some_blocks: Vec<SpanSlot> = store.blocks.candidates(&terms.all).collect();
             let depth = query.search_depth.get();
             let walked = store.walk(&filter, &matcher, depth).expect("walk");
             let listed = store
@@ -498,21 +497,21 @@ mod tests {
                 )
                 .all
         };
-        assert!(store.candidate_blocks(&hashes(&[("rare", "x")])).is_some());
+        assert!(store.candidate_slots(&hashes(&[("rare", "x")])).is_some());
         assert_eq!(
             store
-                .candidate_blocks(&hashes(&[("rare", "never")]))
+                .candidate_slots(&hashes(&[("rare", "never")]))
                 .map(|blocks| blocks.len()),
             Some(0)
         );
         assert!(
             store
-                .candidate_blocks(&hashes(&[("common", "yes")]))
+                .candidate_slots(&hashes(&[("common", "yes")]))
                 .is_none()
         );
         assert!(
             store
-                .candidate_blocks(&hashes(&[("error", "true")]))
+                .candidate_slots(&hashes(&[("error", "true")]))
                 .is_none()
         );
     }
