@@ -7,8 +7,9 @@
 # For each size in BENCH_SCALE_SPANS (default "1000000 3000000 10000000") and each backend
 # named, runs `scripts/bench.sh <backend>` with BENCH_SPANS set to the size and its result in
 # bench/results/scale/<size>/<backend>.json (BENCH_SCALE_OUT to write elsewhere). Then
-# `bench-chart --scale` prints one table per backend (a row per size, and the largest size's p99
-# over the smallest's; FindTraces growing beyond 2x is marked ✗) and draws
+# `bench-chart --scale` prints one table per backend (a column per size and the largest size's
+# figure over the smallest's; a row for ingest, size per span and each query's p99; FindTraces
+# growing beyond 2x is marked ✗) and draws
 # bench/results/scale/scale.svg.
 #
 # Every other BENCH_* variable passes through to bench.sh. Defaults differ for these long runs:
@@ -40,6 +41,8 @@ for size in $SIZES; do
         echo "bench-scale: $backend at $size spans" >&2
         BENCH_SPANS="$size" BENCH_RUNS="${BENCH_RUNS:-1}" BENCH_VERIFY="${BENCH_VERIFY:-0}" \
             BENCH_OUT="$OUT/$size" "$ROOT/scripts/bench.sh" "$backend"
+        # bench.sh also draws the size's own bar chart; the scale chart below replaces it.
+        rm -f "$OUT/$size/chart.svg"
     done
 done
 

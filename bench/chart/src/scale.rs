@@ -52,72 +52,102 @@ fn p99(run: &BackendResult, name: &str) -> Option<f64> {
         .map(|query| query.p99_ms)
 }
 
-/// One Markdown table per backend: a row per data size with ingest, size per span and every
-/// query's p99, then the largest size's p99 over the smallest's for each query.
+/// One Markdown table per backend: a column per data size, then the largest size's figure
+/// over the smallest's; a row for ingest, one for size per span, and one per query's p99
+/// (FindTraces growing beyond 2× is marked ✗).
 pub(crate) fn markdown(results: &[BackendResult]) -> String {
     let names = query_names(results);
     let mut text = String::new();
     for (backend, runs) in by_backend(results) {
-        text.push_str(&format!(
-            "**{backend}** (p99 ms; ingest in spans per server CPU-second)\n\n| spans | ingest | bytes / span |"
-        ));
-        for name in &names {
-            text.push_str(&format!(" {name} |"));
-        }
-        text.push_str("\n|---:|---:|---:|");
-        for _ in &names {
-            text.push_str("---:|");
-        }
-        text.push('\n');
+        let compared = match (runs.first(), runs.last()) {
+            (Some(first), Some(last)) if runs.len() > 1 => Some((*first, *last)),
+            _ => None,
+        };
+        text.push_str(&format!("**{backend}**\n\n| |"));
         for run in &runs {
-            let size = run.rss_bytes_per_span.or(run.disk_bytes_per_span);
-            text.push_str(&format!(
-                "| {} | {} | {} |",
-                millions(run.spans),
-                run.spans_per_server_cpu_second
-                    .map_or_else(|| "–".to_owned(), thousands),
-                size.map_or_else(|| "–".to_owned(), |bytes| format!("{bytes:.0}")),
-            ));
-            for name in &names {
-                match p99(run, name) {
-                    Some(ms) => text.push_str(&format!(" {ms:.2} |")),
-                    None => text.push_str(" – |"),
-                }
-            }
-            text.push('\n');
+            text.push_str(&format!(" {} |", millions(run.spans)));
         }
-        if let (Some(first), Some(last)) = (runs.first(), runs.last())
-            && runs.len() > 1
-        {
+        if let Some((first, last)) = compared {
             text.push_str(&format!(
-                "| {} ÷ {} | | |",
+                " {} ÷ {} |",
                 millions(last.spans),
                 millions(first.spans)
             ));
-            for name in &names {
-                match (p99(first, name), p99(last, name)) {
-                    (Some(small), Some(large)) if small > 0.0 => {
-                        let ratio = large / small;
-                        let flag = if name.starts_with(BOUNDED_PREFIX) && ratio > 2.0 {
-                            " ✗"
-                        } else {
-                            ""
-                        };
-                        text.push_str(&format!(" {ratio:.2}×{flag} |"));
-                    }
-                    _ => text.push_str(" – |"),
-                }
-            }
-            text.push('\n');
+        }
+        text.push_str("\n|---|");
+        for _ in 0..runs.len() + usize::from(compared.is_some()) {
+            text.push_str("---:|");
+        }
+        text.push('\n');
+
+        let ingest = |run: &BackendResult| run.spans_per_server_cpu_second;
+        let size = |run: &BackendResult| run.rss_bytes_per_span.or(run.disk_bytes_per_span);
+        row(
+            &mut text,
+            "ingest, spans per server CPU-second",
+            &runs,
+            compared,
+            ingest,
+            thousands,
+            false,
+        );
+        row(
+            &mut text,
+            "bytes per span (resident or on disk)",
+            &runs,
+            compared,
+            size,
+            |bytes| format!("{bytes:.0}"),
+            false,
+        );
+        for name in &names {
+            let bounded = name.starts_with(BOUNDED_PREFIX);
+            row(
+                &mut text,
+                &format!("{name}, p99 ms"),
+                &runs,
+                compared,
+                |run| p99(run, name),
+                |ms| format!("{ms:.2}"),
+                bounded,
+            );
         }
         text.push('\n');
     }
     text
 }
 
-/// Two panels: ingest per server CPU-second against the data size, and the worst FindTraces
-/// p99 against the data size, one line per backend (log-scaled sizes).
-#[allow(clippy::cast_precision_loss)]
+/// One table row: the figure at each size (`–` when missing), then the ratio of the largest
+/// size's to the smallest's, flagged when `bounded` and over 2×.
+fn row(
+    text: &mut String,
+    label: &str,
+    runs: &[&BackendResult],
+    compared: Option<(&BackendResult, &BackendResult)>,
+    figure: impl Fn(&BackendResult) -> Option<f64>,
+    show: impl Fn(f64) -> String,
+    bounded: bool,
+) {
+    text.push_str(&format!("| {label} |"));
+    for run in runs {
+        match figure(run) {
+            Some(value) => text.push_str(&format!(" {} |", show(value))),
+            None => text.push_str(" – |"),
+        }
+    }
+    if let Some((first, last)) = compared {
+        match (figure(first), figure(last)) {
+            (Some(small), Some(large)) if small > 0.0 => {
+                let ratio = large / small;
+                let flag = if bounded && ratio > 2.0 { " ✗" } else { "" };
+                text.push_str(&format!(" {ratio:.2}×{flag} |"));
+            }
+            _ => text.push_str(" – |"),
+        }
+    }
+    text.push('\n');
+}
+
 pub(crate) fn render(results: &[BackendResult], out: &Path) -> Result<()> {
     let grouped = by_backend(results);
     let spans: Vec<f64> = results.iter().map(|run| run.spans as f64).collect();
@@ -294,8 +324,19 @@ mod tests {
     #[test]
     fn growth_beyond_twice_is_flagged_and_failed_queries_are_blank() {
         let table = markdown(&[run("lsm", 1_000_000, 10.0), run("lsm", 10_000_000, 30.0)]);
-        assert!(table.contains("| 10M ÷ 1M | | | 3.00× ✗ | – |"), "{table}");
-        assert!(table.contains("| 1M | 100k | 200 | 10.00 | – |"), "{table}");
+        assert!(table.contains("| | 1M | 10M | 10M ÷ 1M |"), "{table}");
+        assert!(
+            table.contains("| FindTraces service, p99 ms | 10.00 | 30.00 | 3.00× ✗ |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| GetDependencies, p99 ms | – | – | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| ingest, spans per server CPU-second | 100k | 100k | 1.00× |"),
+            "{table}"
+        );
         let flat = markdown(&[run("pg", 1_000_000, 10.0), run("pg", 3_000_000, 15.0)]);
         assert!(flat.contains("1.50× |"), "{flat}");
         assert!(!flat.contains('✗'), "{flat}");
