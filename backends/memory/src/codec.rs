@@ -84,7 +84,7 @@ pub(crate) fn encode_span(
     let touched = hashes[first..]
         .iter()
         .take(span.attributes.len())
-        .fold(0, |touched, &hash| touched ^ terms.prefetch(hash));
+        .fold(0, |touched, &hash| touched ^ terms.touch(hash));
     std::hint::black_box(touched);
     encode_varint(span.attributes.len() as u64, out);
     // The span's own attributes come first among its span-level attributes.

@@ -9,7 +9,7 @@
 //! the table is larger than the CPU caches: each lookup is a miss to main memory. The table is
 //! therefore an open-addressing array of 32-byte slots holding the hash's high bits and the
 //! start of the term's text, so a lookup of a short term reads one slot (hashbrown reads a
-//! control group and then the entry: two dependent misses), and [`TermDictionary::prefetch`]
+//! control group and then the entry: two dependent misses), and [`TermDictionary::touch`]
 //! lets the writer touch the slots of all of a span's attributes before looking any of them
 //! up, so their misses overlap instead of following one another.
 //!
@@ -97,9 +97,13 @@ fn tag(hash: u64) -> u32 {
     ((hash >> 32) as u32).max(1)
 }
 
+/// The slots a lookup of `hash` reads in a table of `len` slots (a power of two), in order:
+/// linear probing from the slot the hash's low bits pick.
 #[allow(clippy::cast_possible_truncation)] // Only the low bits pick the first slot.
-fn first_slot(hash: u64, mask: usize) -> usize {
-    hash as usize & mask
+fn probe_sequence(hash: u64, len: usize) -> impl Iterator<Item = usize> {
+    let mask = len.wrapping_sub(1);
+    let first = hash as usize & mask;
+    (0..len).map(move |step| (first + step) & mask)
 }
 
 /// The first [`INLINE_TEXT`] bytes of key followed by value, zero-padded: what a slot holds.
@@ -144,19 +148,12 @@ fn slot_for(id: TermId, text: &Text) -> Slot {
     }
 }
 
-/// Puts `slot` in the first empty slot of its probe sequence.
+/// Puts `slot` in the first empty slot of its probe sequence (the table is never full).
 fn place(slots: &mut [Slot], hash: u64, slot: Slot) {
-    let mask = slots.len().wrapping_sub(1);
-    let mut index = first_slot(hash, mask);
-    // The table is never full (at most MAX_LOAD_PERCENT), so an empty slot is reached.
-    for _ in 0..slots.len() {
-        if let Some(target) = slots.get_mut(index)
-            && target.tag == 0
-        {
-            *target = slot;
-            return;
-        }
-        index = (index + 1) & mask;
+    let empty = probe_sequence(hash, slots.len())
+        .find(|&index| slots.get(index).is_some_and(|target| target.tag == 0));
+    if let Some(target) = empty.and_then(|index| slots.get_mut(index)) {
+        *target = slot;
     }
 }
 
@@ -174,10 +171,10 @@ impl TermDictionary {
     /// Reads the first slot a lookup of `hash` reads, so a later [`TermDictionary::intern`]
     /// finds it in cache; a batch of these lets the CPU wait for all of their misses at
     /// once. Returns the tag read, for the caller to fold into `std::hint::black_box`.
-    pub(crate) fn prefetch(&self, hash: u64) -> u32 {
-        let mask = self.slots.len().wrapping_sub(1);
-        self.slots
-            .get(first_slot(hash, mask))
+    pub(crate) fn touch(&self, hash: u64) -> u32 {
+        probe_sequence(hash, self.slots.len())
+            .next()
+            .and_then(|index| self.slots.get(index))
             .map_or(0, |slot| slot.tag)
     }
 
@@ -190,10 +187,8 @@ impl TermDictionary {
         }
         let wanted = tag(hash);
         let inline = inline_text(key, value);
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut index = first_slot(hash, mask);
         let mut empty = None;
-        for _ in 0..self.slots.len() {
+        for index in probe_sequence(hash, self.slots.len()) {
             let Some(slot) = self.slots.get(index) else {
                 break;
             };
@@ -204,7 +199,6 @@ impl TermDictionary {
             if slot.tag == wanted && slot_is(slot, &self.texts, key, value, &inline) {
                 return Some(slot.id);
             }
-            index = (index + 1) & mask;
         }
         if self.texts.len() >= MAX_TERMS {
             return None;
