@@ -8,7 +8,7 @@
 //!
 //! [`DependencyCounter`]: remote_storage_core::dependencies::DependencyCounter
 
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 use std::ops::Range;
 
 use remote_storage_core::{DependencyQuery, Span, StoreResult, TraceId};

@@ -23,8 +23,10 @@
 //! former per-span primary key did; identical copies inside one write are all kept.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use hashbrown::{HashMap, HashSet};
 
 use prost::Message as _;
 use prost::bytes::Buf as _;
@@ -76,22 +78,50 @@ pub(crate) enum KeyKind {
 }
 
 /// The 64-bit hash of one searchable fact, as set in (and tested against) a row's Bloom filter.
+///
+/// The hashed bytes are the kind, then each part as its length (u64 LE) and its bytes. Stored
+/// rows' filters hold these values, so the layout must never change.
 pub(crate) fn search_key(kind: KeyKind, parts: &[&str]) -> u64 {
-    let mut buffer = Vec::with_capacity(parts.iter().map(|part| part.len() + 8).sum::<usize>() + 1);
-    buffer.push(kind as u8);
-    for part in parts {
-        buffer.extend_from_slice(&(part.len() as u64).to_le_bytes());
-        buffer.extend_from_slice(part.as_bytes());
+    /// Keys are computed for every attribute of every span written: most fit this buffer,
+    /// which saves an allocation each.
+    const INLINE: usize = 256;
+    let len = parts.iter().map(|part| part.len() + 8).sum::<usize>() + 1;
+    let fill = |buffer: &mut [u8]| {
+        buffer[0] = kind as u8;
+        let mut at = 1;
+        for part in parts {
+            buffer[at..at + 8].copy_from_slice(&(part.len() as u64).to_le_bytes());
+            at += 8;
+            buffer[at..at + part.len()].copy_from_slice(part.as_bytes());
+            at += part.len();
+        }
+    };
+    if len <= INLINE {
+        let mut buffer = [0u8; INLINE];
+        fill(&mut buffer[..len]);
+        xxh3_64(&buffer[..len])
+    } else {
+        let mut buffer = vec![0u8; len];
+        fill(&mut buffer);
+        xxh3_64(&buffer)
     }
-    xxh3_64(&buffer)
 }
 
-/// Bits set per key in a row's Bloom filter.
+/// The search key of a span kind or status code (keyed by its number as decimal text).
+fn code_key(kind: KeyKind, code: i32) -> u64 {
+    search_key(kind, &[&code.to_string()])
+}
+
+/// Bits set per key in a row's Bloom filter. Stored filters were written with this many:
+/// never change it.
 pub(crate) const BLOOM_PROBES: u64 = 4;
-/// Filter bits per key, rounded up to a power of two (6 to 12 bits a key): 1 to 5 % false
-/// positives for one key, e.g. ~130 keys of a 10-span loadgen row in 1,024 bits (128 bytes),
-/// ~3 %. Small because the filter is stored three times (heap and both time indexes).
-const BLOOM_BITS_PER_KEY: usize = 6;
+/// Filter bits per key, rounded up to whole 64-bit words: ~0.25 % false positives for one
+/// key, e.g. ~130 keys of a 10-span loadgen row in 2,112 bits (264 bytes). A rare term's
+/// search walks every row of its service and fetches the payload of each row its filter
+/// passes, so false positives cost far more than the filter's bytes (stored three times:
+/// heap and both time indexes). Rows written with 6 to 12 bits a key (power-of-two sizes,
+/// ~3 % false positives) are still read: a probe is taken modulo the row's own filter size.
+const BLOOM_BITS_PER_KEY: usize = 16;
 const BLOOM_MIN_BITS: usize = 64;
 /// Largest filter (2 kB): it is part of the time indexes' entries, which btree caps at ~2.7 kB.
 const BLOOM_MAX_BITS: usize = 1 << 14;
@@ -103,11 +133,11 @@ pub(crate) fn bloom_probe_base(key: u64) -> (i64, i64) {
     (low, high)
 }
 
-/// A Bloom filter over `keys`, in PostgreSQL's `get_bit` numbering (bit `n` is bit `n % 8` of
-/// byte `n / 8`, least significant first).
-fn bloom(keys: &BTreeSet<u64>) -> Vec<u8> {
+/// A Bloom filter over `keys` (distinct), in PostgreSQL's `get_bit` numbering (bit `n` is bit
+/// `n % 8` of byte `n / 8`, least significant first).
+fn bloom(keys: &[u64]) -> Vec<u8> {
     let bits = (keys.len() * BLOOM_BITS_PER_KEY)
-        .next_power_of_two()
+        .next_multiple_of(64)
         .clamp(BLOOM_MIN_BITS, BLOOM_MAX_BITS);
     let mut filter = vec![0u8; bits / 8];
     let modulus = bits as u64;
@@ -125,14 +155,21 @@ fn bloom(keys: &BTreeSet<u64>) -> Vec<u8> {
 }
 
 fn attribute_keys<'a>(
-    keys: &mut BTreeSet<u64>,
+    keys: &mut Vec<u64>,
     kind: KeyKind,
     attributes: impl IntoIterator<Item = &'a KeyValue>,
 ) {
     for attribute in attributes {
         let value = any_value_text(attribute.value.as_ref());
-        keys.insert(search_key(kind, &[&attribute.key, &value]));
+        keys.push(search_key(kind, &[&attribute.key, &value]));
     }
+}
+
+/// Sorted and without repeats.
+fn distinct(mut keys: Vec<u64>) -> Vec<u64> {
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// xxh3-128 over length-prefixed parts.
@@ -187,29 +224,29 @@ struct Encoded {
 
 fn encode_resource(resource: &Resource) -> Encoded {
     let payload = resource.otlp().encode_to_vec();
-    let mut keys = BTreeSet::new();
+    let mut keys = Vec::new();
     attribute_keys(&mut keys, KeyKind::Anywhere, &resource.otlp().attributes);
     attribute_keys(&mut keys, KeyKind::Resource, &resource.otlp().attributes);
     Encoded {
         hash: content_hash(&[&payload, resource.schema_url().as_bytes()]),
         payload,
         schema_url: resource.schema_url().to_owned(),
-        keys: keys.into_iter().collect(),
+        keys: distinct(keys),
     }
 }
 
 fn encode_scope(scope: &Scope) -> Encoded {
     let otlp = scope.otlp();
     let payload = otlp.encode_to_vec();
-    let mut keys = BTreeSet::new();
+    let mut keys = Vec::new();
     attribute_keys(&mut keys, KeyKind::Anywhere, &otlp.attributes);
-    keys.insert(search_key(KeyKind::ScopeName, &[&otlp.name]));
-    keys.insert(search_key(KeyKind::ScopeVersion, &[&otlp.version]));
+    keys.push(search_key(KeyKind::ScopeName, &[&otlp.name]));
+    keys.push(search_key(KeyKind::ScopeVersion, &[&otlp.version]));
     Encoded {
         hash: content_hash(&[&payload, scope.schema_url().as_bytes()]),
         payload,
         schema_url: scope.schema_url().to_owned(),
-        keys: keys.into_iter().collect(),
+        keys: distinct(keys),
     }
 }
 
@@ -226,20 +263,37 @@ struct EncodedSpan {
     payload: Vec<u8>,
 }
 
+/// A span's prost encoding without its trace ID (the row holds it): the bytes prost writes for
+/// the span with `trace_id` empty. prost writes fields in number order and the trace ID is
+/// field 1, so when set it is the first field, and dropping it leaves exactly those bytes
+/// (no copy of the span needed).
+fn encode_without_trace_id(otlp: &OtlpSpan, scratch: &mut Vec<u8>) -> Vec<u8> {
+    scratch.clear();
+    otlp.encode_raw(scratch);
+    let id_len = otlp.trace_id.len();
+    let skip = if id_len == 0 {
+        0
+    } else {
+        1 + prost::encoding::encoded_len_varint(id_len as u64) + id_len
+    };
+    scratch.get(skip..).unwrap_or_default().to_vec()
+}
+
 impl Batch {
     /// Groups and encodes a write. Deterministic: a re-sent write yields the same rows (same
     /// `chunk_hash`), which the insert then ignores.
     pub(crate) fn build(spans: &[Span], width: i64) -> StoreResult<Self> {
         let mut resources: HashMap<*const Resource, Arc<Encoded>> = HashMap::new();
         let mut scopes: HashMap<*const Scope, Arc<Encoded>> = HashMap::new();
-        let mut services: BTreeSet<(String, i64)> = BTreeSet::new();
-        let mut operations: BTreeSet<(String, String, String, i64)> = BTreeSet::new();
+        let mut services: HashSet<(Cow<'_, str>, i64)> = HashSet::new();
+        let mut operations: HashSet<(Cow<'_, str>, Cow<'_, str>, &'static str, i64)> =
+            HashSet::new();
         let mut occurrences: HashMap<([u8; 16], u64), u64> = HashMap::new();
+        let mut code_keys: HashMap<(u8, i32), u64> = HashMap::new();
         let mut buckets = BTreeSet::new();
-        // (trace, service, slot) -> spans in write order; a BTreeMap orders rows by key, so
-        // concurrent retries insert in one order.
-        let mut groups: std::collections::BTreeMap<([u8; 16], String, i64), Vec<EncodedSpan>> =
-            std::collections::BTreeMap::new();
+        // (trace, service, slot) -> spans in write order.
+        let mut groups: HashMap<([u8; 16], Cow<'_, str>, i64), Vec<EncodedSpan>> = HashMap::new();
+        let mut scratch = Vec::new();
 
         for (position, span) in spans.iter().enumerate() {
             let resource = Arc::clone(
@@ -253,18 +307,8 @@ impl Batch {
                     .or_insert_with(|| Arc::new(encode_scope(span.scope()))),
             );
             let otlp = span.otlp();
-            // The trace ID is the row's; leaving it out of each span saves 18 bytes a span.
-            let mut payload = Vec::with_capacity(otlp.encoded_len());
             let trace_id = *span.trace_id().as_bytes();
-            {
-                let without_trace = OtlpSpan {
-                    trace_id: Vec::new(),
-                    ..OtlpSpan::clone(otlp)
-                };
-                without_trace
-                    .encode(&mut payload)
-                    .unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
-            }
+            let payload = encode_without_trace_id(otlp, &mut scratch);
             let full_hash = content_hash(&[&resource.hash, &scope.hash, &trace_id, &payload]);
             let hash = u64::from_le_bytes(full_hash[..8].try_into().unwrap_or([0; 8]));
             let occurrence = occurrences.entry((trace_id, hash)).or_insert(0);
@@ -275,26 +319,27 @@ impl Batch {
             let end_ns = to_db_nanos(otlp.end_time_unix_nano).max(start_ns);
             let bucket = bucket_of(start_ns, width);
             buckets.insert(bucket);
-            let service = pg_text(span.service_name()).into_owned();
-            services.insert((service.clone(), bucket));
-            operations.insert((
-                service.clone(),
-                pg_text(span.name()).into_owned(),
-                span_kind_name(span.kind()).to_owned(),
-                bucket,
-            ));
+            let service = pg_text(span.service_name());
+            if !services.contains(&(Cow::Borrowed(&*service), bucket)) {
+                services.insert((service.clone(), bucket));
+            }
+            let kind_name = span_kind_name(span.kind());
+            let operation = pg_text(span.name());
+            let operation_key = (service.clone(), operation, kind_name, bucket);
+            if !operations.contains(&operation_key) {
+                operations.insert(operation_key);
+            }
 
-            let mut keys = BTreeSet::new();
+            let mut keys = Vec::with_capacity(otlp.attributes.len() + 3);
             attribute_keys(&mut keys, KeyKind::Anywhere, span_level_attributes(otlp));
-            keys.insert(search_key(KeyKind::Operation, &[span.name()]));
-            keys.insert(search_key(
-                KeyKind::Kind,
-                &[&(span.kind() as i32).to_string()],
-            ));
-            keys.insert(search_key(
-                KeyKind::Status,
-                &[&(span.status_code() as i32).to_string()],
-            ));
+            keys.push(search_key(KeyKind::Operation, &[span.name()]));
+            let mut code = |kind: KeyKind, code: i32| {
+                *code_keys
+                    .entry((kind as u8, code))
+                    .or_insert_with(|| code_key(kind, code))
+            };
+            keys.push(code(KeyKind::Kind, span.kind() as i32));
+            keys.push(code(KeyKind::Status, span.status_code() as i32));
             let slot = bucket_of(start_ns, SLOT_NS);
             groups
                 .entry((trace_id, service, slot))
@@ -307,15 +352,35 @@ impl Batch {
                     occurrence: this_occurrence,
                     start_ns,
                     end_ns,
-                    keys: keys.into_iter().collect(),
+                    keys: distinct(keys),
                     payload,
                 });
         }
+        // Rows in key order, so concurrent retries insert in one order.
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        groups.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        let mut services: Vec<(String, i64)> = services
+            .into_iter()
+            .map(|(name, bucket)| (name.into_owned(), bucket))
+            .collect();
+        services.sort_unstable();
+        let mut operations: Vec<(String, String, String, i64)> = operations
+            .into_iter()
+            .map(|(service, name, kind, bucket)| {
+                (
+                    service.into_owned(),
+                    name.into_owned(),
+                    kind.to_owned(),
+                    bucket,
+                )
+            })
+            .collect();
+        operations.sort_unstable();
 
         let mut batch = Self {
             buckets,
-            services: services.into_iter().collect(),
-            operations: operations.into_iter().collect(),
+            services,
+            operations,
             ..Self::default()
         };
         // One compression context for the whole write: creating one per row costs more than
@@ -345,7 +410,7 @@ impl ChunkColumns {
         let mut scope_index: HashMap<[u8; 16], u64> = HashMap::new();
         let mut resource_list: Vec<&Encoded> = Vec::new();
         let mut scope_list: Vec<&Encoded> = Vec::new();
-        let mut keys: BTreeSet<u64> = BTreeSet::new();
+        let mut keys: Vec<u64> = Vec::new();
         let mut identity = Vec::with_capacity(spans.len() * 16 + 8);
         let (mut min_start, mut max_start, mut max_end) = (i64::MAX, i64::MIN, i64::MIN);
         let (mut min_duration, mut max_duration) = (i64::MAX, i64::MIN);
@@ -414,7 +479,7 @@ impl ChunkColumns {
         self.service.push(service.to_owned());
         self.span_count
             .push(i32::try_from(spans.len()).unwrap_or(i32::MAX));
-        self.bloom.push(bloom(&keys));
+        self.bloom.push(bloom(&distinct(keys)));
         self.payload.push(compress(compressor, &raw)?);
         Ok(())
     }
@@ -628,11 +693,13 @@ mod tests {
 
     #[test]
     fn bloom_filters_hold_their_keys() {
-        let keys: BTreeSet<u64> = (0..113)
-            .map(|i| search_key(KeyKind::Anywhere, &["k", &i.to_string()]))
-            .collect();
+        let keys: Vec<u64> = distinct(
+            (0..113)
+                .map(|i| search_key(KeyKind::Anywhere, &["k", &i.to_string()]))
+                .collect(),
+        );
         let filter = bloom(&keys);
-        assert_eq!(filter.len(), 128);
+        assert_eq!(filter.len(), 232);
         let bits = i64::try_from(filter.len() * 8).unwrap();
         let holds = |key: u64| {
             let (low, high) = bloom_probe_base(key);
@@ -645,7 +712,51 @@ mod tests {
         let false_positives = (1000..11_000)
             .filter(|i| holds(search_key(KeyKind::Anywhere, &["k", &i.to_string()])))
             .count();
-        assert!(false_positives < 500, "{false_positives}");
+        // ~0.25 % expected.
+        assert!(false_positives < 60, "{false_positives}");
+    }
+
+    /// Stored rows' Bloom filters hold these hashes: the bytes hashed must stay the same, for
+    /// short parts (hashed from the stack) and long ones alike.
+    #[test]
+    fn search_keys_hash_the_documented_bytes() {
+        let long = "x".repeat(300);
+        for parts in [
+            vec![],
+            vec!["k", "v"],
+            vec!["service.name", &long],
+            vec![&long[..240]],
+        ] {
+            let mut bytes = vec![KeyKind::Resource as u8];
+            for part in &parts {
+                bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(part.as_bytes());
+            }
+            assert_eq!(search_key(KeyKind::Resource, &parts), xxh3_64(&bytes));
+        }
+    }
+
+    #[test]
+    fn span_bytes_without_trace_id_equal_the_span_encoded_without_it() {
+        let mut scratch = vec![1, 2, 3];
+        for stored in [
+            span(1, 1, None, "a", "root", 10, 20, false),
+            span(200, 7, Some(3), "b", "child", 11, 12, true),
+        ] {
+            let otlp = stored.otlp();
+            let expected = OtlpSpan {
+                trace_id: Vec::new(),
+                ..otlp.clone()
+            }
+            .encode_to_vec();
+            assert!(!otlp.trace_id.is_empty());
+            assert_eq!(encode_without_trace_id(otlp, &mut scratch), expected);
+            let no_id = OtlpSpan {
+                trace_id: Vec::new(),
+                ..otlp.clone()
+            };
+            assert_eq!(encode_without_trace_id(&no_id, &mut scratch), expected);
+        }
     }
 
     #[test]

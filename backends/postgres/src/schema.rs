@@ -73,6 +73,14 @@ fn migrator() -> StoreResult<Migrator> {
     Ok(Migrator::with_migrations(migrations))
 }
 
+/// Storage settings of each `chunks` partition. Searches walk the time indexes with
+/// index-only scans, which read the heap for every entry on a page that VACUUM has not yet
+/// marked all-visible (measured after a bulk load: ~4 ms per 1,000 rows). By default autovacuum visits
+/// an insert-only table after inserts of 20 % of its rows, so a day partition would carry
+/// hours of unmarked rows; here it is every 20,000 rows (~200,000 spans), whatever the size.
+const CHUNKS_PARTITION_SETTINGS: &str = "WITH (autovacuum_vacuum_insert_threshold = 20000, \
+     autovacuum_vacuum_insert_scale_factor = 0)";
+
 /// Tables partitioned by bucket, in the order their partitions are created.
 const PARTITIONED_TABLES: [&str; 4] = ["chunks", "services", "operations", "call_rollups"];
 
@@ -258,9 +266,15 @@ impl Partitions {
             let suffix = partition_suffix(bucket, self.width);
             let upper = bucket.saturating_add(self.width);
             for table in PARTITIONED_TABLES {
+                let settings = if table == "chunks" {
+                    CHUNKS_PARTITION_SETTINGS
+                } else {
+                    ""
+                };
                 let ddl = format!(
                     "CREATE TABLE IF NOT EXISTS \"{schema}\".\"{table}_{suffix}\" \
-                     PARTITION OF \"{schema}\".\"{table}\" FOR VALUES FROM ({bucket}) TO ({upper})",
+                     PARTITION OF \"{schema}\".\"{table}\" FOR VALUES FROM ({bucket}) TO ({upper}) \
+                     {settings}",
                     schema = self.schema,
                 );
                 transaction

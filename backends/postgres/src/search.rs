@@ -271,16 +271,14 @@ impl SearchPlan {
         builder.push_bind(i64::try_from(rows).unwrap_or(i64::MAX));
 
         let failed = |error| store_error("searching traces", error);
-        let mut transaction = pool.begin().await.map_err(failed)?;
-        sqlx::query(
-            "SELECT set_config('enable_seqscan', 'off', true), \
-                    set_config('enable_bitmapscan', 'off', true), \
-                    set_config('enable_sort', 'off', true), \
-                    set_config('max_parallel_workers_per_gather', '0', true)",
-        )
-        .execute(&mut *transaction)
-        .await
-        .map_err(failed)?;
+        // The settings travel with BEGIN: one round trip.
+        let mut transaction = pool
+            .begin_with(
+                "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
+                 SET LOCAL enable_sort = off; SET LOCAL max_parallel_workers_per_gather = 0",
+            )
+            .await
+            .map_err(failed)?;
         let candidates: Vec<(Vec<u8>, i64, i64, i64, bool)> = builder
             .build_query_as()
             .fetch_all(&mut *transaction)

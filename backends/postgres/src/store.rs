@@ -188,70 +188,94 @@ impl Shared {
         }
     }
 
-    /// All stored spans of one trace, in storage order; `None` when there are none.
-    async fn fetch_trace(&self, tenant: &str, lookup: TraceLookup) -> StoreResult<Option<Trace>> {
-        let trace_id = lookup.trace_id;
-        let Some(rows) = self.fetch_rows(tenant, lookup).await? else {
-            return Ok(None);
-        };
-        let spans = decode_rows(trace_id, rows).await?;
-        Ok(Some(Trace { trace_id, spans }))
-    }
-
-    /// One trace with its spans as OTLP bytes, none decoded (see [`crate::encoded`]).
-    async fn fetch_encoded_trace(
-        &self,
-        tenant: &str,
-        lookup: TraceLookup,
-    ) -> StoreResult<Option<EncodedTrace>> {
-        let trace_id = lookup.trace_id;
-        let Some(rows) = self.fetch_rows(tenant, lookup).await? else {
-            return Ok(None);
-        };
-        let encoded = tokio::task::spawn_blocking(move || encode_trace(trace_id, rows))
-            .await
-            .map_err(|error| StoreError::internal("postgres: encoding task failed", error))??;
-        Ok(Some(encoded))
-    }
-
-    /// The rows `(batch_seq, payload)` of one trace; `None` if it has none.
+    /// The rows `(batch_seq, payload)` of each lookup's trace, in the lookups' order (`None`
+    /// for a trace with no rows), with one query: a search's traces cost one round trip, not
+    /// one each.
+    ///
+    /// The query is bounded by the union of the lookups' time hints (so partitions outside
+    /// it are pruned) and each row is then kept only within its own lookup's hints.
     async fn fetch_rows(
         &self,
         tenant: &str,
-        lookup: TraceLookup,
-    ) -> StoreResult<Option<TraceRows>> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT batch_seq, payload FROM chunks \
-             WHERE tenant = $1 AND trace_id = $2 \
+        lookups: &[TraceLookup],
+    ) -> StoreResult<Vec<Option<TraceRows>>> {
+        let ids: Vec<&[u8]> = lookups
+            .iter()
+            .map(|lookup| lookup.trace_id.as_bytes().as_slice())
+            .collect();
+        let low = |lookup: &TraceLookup| lookup.start.map(|time| to_db_nanos(time.0));
+        let high = |lookup: &TraceLookup| lookup.end.map(|time| to_db_nanos(time.0));
+        // A bound holds for the union only when every lookup has it.
+        let union_low = lookups
+            .iter()
+            .map(low)
+            .try_fold(i64::MAX, |min, low| low.map(|low| min.min(low)));
+        let union_high = lookups
+            .iter()
+            .map(high)
+            .try_fold(i64::MIN, |max, high| high.map(|high| max.max(high)));
+        let rows: Vec<(Vec<u8>, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT trace_id, min_start, batch_seq, payload FROM chunks \
+             WHERE tenant = $1 AND trace_id = ANY($2) \
                AND ($3::bigint IS NULL OR min_start >= $3 - $5) \
                AND ($4::bigint IS NULL OR min_start <= $4)",
         )
         .bind(tenant)
-        .bind(lookup.trace_id.as_bytes().as_slice())
-        .bind(lookup.start.map(|time| to_db_nanos(time.0)))
-        .bind(lookup.end.map(|time| to_db_nanos(time.0)))
+        .bind(&ids)
+        .bind(union_low)
+        .bind(union_high)
         .bind(SLOT_NS)
         .fetch_all(&self.pool)
         .await
-        .map_err(|error| store_error("reading a trace", error))?;
-        Ok((!rows.is_empty()).then_some(rows))
+        .map_err(|error| store_error("reading traces", error))?;
+        // Per trace: `(min_start, batch_seq, payload)` of its rows.
+        type StartedRows = Vec<(i64, i64, Vec<u8>)>;
+        let mut by_trace: HashMap<Vec<u8>, StartedRows> = HashMap::new();
+        for (trace_id, min_start, batch_seq, payload) in rows {
+            by_trace
+                .entry(trace_id)
+                .or_default()
+                .push((min_start, batch_seq, payload));
+        }
+        // A trace asked for twice has its rows copied for all but its last lookup.
+        let mut remaining: HashMap<&[u8], usize> = HashMap::new();
+        for id in &ids {
+            *remaining.entry(id).or_default() += 1;
+        }
+        Ok(lookups
+            .iter()
+            .zip(&ids)
+            .map(|(lookup, id)| {
+                let count = remaining.get_mut(id)?;
+                *count -= 1;
+                let stored = if *count == 0 {
+                    by_trace.remove(*id)?
+                } else {
+                    by_trace.get(*id)?.clone()
+                };
+                let (low, high) = (low(lookup), high(lookup));
+                let rows: TraceRows = stored
+                    .into_iter()
+                    .filter(|(min_start, ..)| {
+                        low.is_none_or(|low| *min_start >= low.saturating_sub(SLOT_NS))
+                            && high.is_none_or(|high| *min_start <= high)
+                    })
+                    .map(|(_, batch_seq, payload)| (batch_seq, payload))
+                    .collect();
+                (!rows.is_empty()).then_some(rows)
+            })
+            .collect())
     }
 
-    /// The summary of one trace, from its decoded spans (the shared rules by construction).
-    async fn fetch_summary(
-        &self,
-        tenant: &str,
-        found: FoundTraceId,
-    ) -> StoreResult<Option<TraceSummary>> {
-        let lookup = TraceLookup {
-            trace_id: found.trace_id,
-            start: found.start,
-            end: found.end,
-        };
-        Ok(self
-            .fetch_trace(tenant, lookup)
-            .await?
-            .map(|trace| TraceSummary::from_trace(&trace)))
+    /// The traces a search finds, ranked: IDs only, then [`PostgresStore::read_traces`]
+    /// reads them without time hints (all of a trace's rows), which saves the query for the
+    /// hints.
+    async fn search(&self, tenant: &str, query: &TraceQuery) -> StoreResult<Vec<TraceId>> {
+        let page_rows = usize::try_from(self.config.search_walk_rows.get()).unwrap_or(usize::MAX);
+        match SearchPlan::plan(tenant, query, page_rows) {
+            Planned::NothingMatches => Ok(Vec::new()),
+            Planned::Search(plan) => plan.trace_ids(&self.pool).await,
+        }
     }
 
     async fn find_trace_ids(
@@ -259,12 +283,7 @@ impl Shared {
         tenant: &str,
         query: &TraceQuery,
     ) -> StoreResult<Vec<FoundTraceId>> {
-        let page_rows = usize::try_from(self.config.search_walk_rows.get()).unwrap_or(usize::MAX);
-        let plan = match SearchPlan::plan(tenant, query, page_rows) {
-            Planned::NothingMatches => return Ok(Vec::new()),
-            Planned::Search(plan) => plan,
-        };
-        let ids = plan.trace_ids(&self.pool).await?;
+        let ids = self.search(tenant, query).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -319,36 +338,164 @@ async fn decode_rows(trace_id: TraceId, rows: TraceRows) -> StoreResult<Vec<Span
     Ok(merge_stored(stored))
 }
 
-/// How one trace is read for [`PostgresStore::read_traces`]: whole, or as its stored bytes.
-type FetchTrace<T> =
-    for<'a> fn(&'a Shared, &'a str, TraceLookup) -> BoxFuture<'a, StoreResult<Option<T>>>;
+/// What [`PostgresStore::read_traces`] makes of one trace's rows.
+trait FromRows: 'static {
+    type Item: Send + 'static;
+
+    /// The item, computed on the calling thread (a blocking one).
+    fn from_rows(trace_id: TraceId, rows: TraceRows) -> StoreResult<Self::Item>;
+
+    /// The item of a large trace, off the async runtime.
+    fn from_large_rows(
+        trace_id: TraceId,
+        rows: TraceRows,
+    ) -> BoxFuture<'static, StoreResult<Self::Item>> {
+        async move {
+            tokio::task::spawn_blocking(move || Self::from_rows(trace_id, rows))
+                .await
+                .map_err(|error| StoreError::internal("postgres: decoding task failed", error))?
+        }
+        .boxed()
+    }
+}
+
+/// Whole traces, decoded.
+struct Decoded;
+
+impl FromRows for Decoded {
+    type Item = Trace;
+
+    fn from_rows(trace_id: TraceId, rows: TraceRows) -> StoreResult<Trace> {
+        let spans = decode_trace(trace_id, rows)?;
+        Ok(Trace { trace_id, spans })
+    }
+
+    /// Decoded on both cores (see [`decode_rows`]).
+    fn from_large_rows(
+        trace_id: TraceId,
+        rows: TraceRows,
+    ) -> BoxFuture<'static, StoreResult<Trace>> {
+        async move {
+            let spans = decode_rows(trace_id, rows).await?;
+            Ok(Trace { trace_id, spans })
+        }
+        .boxed()
+    }
+}
+
+/// Traces as OTLP bytes, no span decoded (see [`crate::encoded`]).
+struct Encoded;
+
+impl FromRows for Encoded {
+    type Item = EncodedTrace;
+
+    fn from_rows(trace_id: TraceId, rows: TraceRows) -> StoreResult<EncodedTrace> {
+        encode_trace(trace_id, rows)
+    }
+}
+
+/// Summaries, from the decoded traces (the shared rules by construction).
+struct Summarised;
+
+impl FromRows for Summarised {
+    type Item = TraceSummary;
+
+    fn from_rows(trace_id: TraceId, rows: TraceRows) -> StoreResult<TraceSummary> {
+        Decoded::from_rows(trace_id, rows).map(|trace| TraceSummary::from_trace(&trace))
+    }
+}
+
+/// Traces read with one query. Jaeger's UI asks for 20 traces a search, so a search's
+/// traces take one query; the compressed rows of a group are held until its traces are sent.
+const TRACES_PER_QUERY: usize = 20;
+
+/// One group of traces as read: small ones already made into items together (one hop to a
+/// blocking thread for the group, not one per trace), larger ones still rows.
+enum Group<T> {
+    Made(Vec<T>),
+    Rows(Vec<(TraceId, TraceRows)>),
+}
 
 impl PostgresStore {
-    /// Streams the traces of `lookups` in request order with `fetch`, one query per trace,
-    /// each bounded by the query timeout; unknown IDs are skipped.
-    fn read_traces<T: Send + 'static>(
+    /// Streams the traces of `lookups` in request order, read [`TRACES_PER_QUERY`] at a
+    /// time (each query bounded by the query timeout) and made into `F`'s items; unknown IDs
+    /// are skipped.
+    fn read_traces<F: FromRows>(
         &self,
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
-        fetch: FetchTrace<T>,
-    ) -> BoxStream<'static, StoreResult<T>> {
+    ) -> BoxStream<'static, StoreResult<F::Item>> {
         let shared = Arc::clone(&self.shared);
         let tenant = tenant_text(tenant);
-        futures::stream::iter(lookups)
-            .then(move |lookup| {
+        let groups: Vec<Vec<TraceLookup>> = lookups
+            .chunks(TRACES_PER_QUERY)
+            .map(<[TraceLookup]>::to_vec)
+            .collect();
+        futures::stream::iter(groups)
+            .then(move |group| {
                 let shared = Arc::clone(&shared);
                 let tenant = tenant.clone();
                 async move {
-                    bounded(
+                    let rows = bounded(
                         shared.config.query_timeout,
-                        "reading a trace",
-                        fetch(&shared, &tenant, lookup),
+                        "reading traces",
+                        shared.fetch_rows(&tenant, &group),
                     )
+                    .await?;
+                    let found: Vec<(TraceId, TraceRows)> = group
+                        .into_iter()
+                        .zip(rows)
+                        .filter_map(|(lookup, rows)| Some((lookup.trace_id, rows?)))
+                        .collect();
+                    let bytes: usize = found
+                        .iter()
+                        .flat_map(|(_, rows)| rows.iter().map(|(_, payload)| payload.len()))
+                        .sum();
+                    if bytes >= PARALLEL_DECODE_BYTES {
+                        return Ok(Group::Rows(found));
+                    }
+                    let made = tokio::task::spawn_blocking(move || {
+                        found
+                            .into_iter()
+                            .map(|(trace_id, rows)| F::from_rows(trace_id, rows))
+                            .collect::<StoreResult<Vec<_>>>()
+                    })
                     .await
+                    .map_err(|error| {
+                        StoreError::internal("postgres: decoding task failed", error)
+                    })??;
+                    Ok::<_, StoreError>(Group::Made(made))
                 }
             })
-            .filter_map(|result| async move { result.transpose() })
+            .flat_map(|group| match group {
+                Ok(Group::Made(items)) => futures::stream::iter(items.into_iter().map(Ok)).boxed(),
+                Ok(Group::Rows(traces)) => futures::stream::iter(traces)
+                    .then(|(trace_id, rows)| F::from_large_rows(trace_id, rows))
+                    .boxed(),
+                Err(error) => futures::stream::once(async { Err(error) }).boxed(),
+            })
             .boxed()
+    }
+
+    /// The traces a search finds, read in groups (see [`PostgresStore::read_traces`]).
+    async fn found_traces<F: FromRows>(
+        &self,
+        tenant: &Tenant,
+        query: &TraceQuery,
+    ) -> StoreResult<BoxStream<'static, StoreResult<F::Item>>> {
+        let tenant_name = tenant_text(tenant);
+        let ids = self
+            .bounded("searching traces", self.shared.search(&tenant_name, query))
+            .await?;
+        let lookups = ids
+            .into_iter()
+            .map(|trace_id| TraceLookup {
+                trace_id,
+                start: None,
+                end: None,
+            })
+            .collect();
+        Ok(self.read_traces::<F>(tenant, lookups))
     }
 }
 
@@ -376,9 +523,7 @@ impl TraceStore for PostgresStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<TraceStream> {
-        Ok(self.read_traces(tenant, lookups, |shared, tenant, lookup| {
-            shared.fetch_trace(tenant, lookup).boxed()
-        }))
+        Ok(self.read_traces::<Decoded>(tenant, lookups))
     }
 
     /// The stored span bytes go out with the trace ID put back: no span is decoded.
@@ -387,9 +532,7 @@ impl TraceStore for PostgresStore {
         tenant: &Tenant,
         lookups: Vec<TraceLookup>,
     ) -> StoreResult<EncodedTraceStream> {
-        Ok(self.read_traces(tenant, lookups, |shared, tenant, lookup| {
-            shared.fetch_encoded_trace(tenant, lookup).boxed()
-        }))
+        Ok(self.read_traces::<Encoded>(tenant, lookups))
     }
 
     async fn get_services(&self, tenant: &Tenant) -> StoreResult<Vec<String>> {
@@ -448,29 +591,16 @@ impl TraceStore for PostgresStore {
         .await
     }
 
+    async fn find_traces(&self, tenant: &Tenant, query: TraceQuery) -> StoreResult<TraceStream> {
+        self.found_traces::<Decoded>(tenant, &query).await
+    }
+
     async fn find_trace_summaries(
         &self,
         tenant: &Tenant,
         query: TraceQuery,
     ) -> StoreResult<SummaryStream> {
-        let found = self.find_trace_ids(tenant, query).await?;
-        let shared = Arc::clone(&self.shared);
-        let tenant = tenant_text(tenant);
-        let stream = futures::stream::iter(found)
-            .then(move |found| {
-                let shared = Arc::clone(&shared);
-                let tenant = tenant.clone();
-                async move {
-                    bounded(
-                        shared.config.query_timeout,
-                        "summarising a trace",
-                        shared.fetch_summary(&tenant, found),
-                    )
-                    .await
-                }
-            })
-            .filter_map(|result| async move { result.transpose() });
-        Ok(stream.boxed())
+        self.found_traces::<Summarised>(tenant, &query).await
     }
 }
 

@@ -13,8 +13,10 @@
 //! trace's row lock, so a summary is used only when no other process wrote the trace since; a
 //! missing or outdated one is rebuilt from the stored rows.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use hashbrown::hash_map::Entry;
+use std::collections::VecDeque;
+
+use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;

@@ -200,3 +200,122 @@ async fn nothing_listening_is_unavailable_not_a_hang() {
     assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// GetTraces reads up to 20 traces with one query: across several such groups the traces
+/// still come in request order, a trace asked for twice comes twice, unknown IDs are
+/// skipped, and each lookup's time hints apply to its own trace only.
+#[tokio::test]
+async fn traces_read_in_groups_keep_request_order_and_their_own_hints() {
+    use futures::TryStreamExt as _;
+    use remote_storage_core::{TraceId, TraceLookup};
+
+    let Some(test) = TestStore::open("grouped_reads").await else {
+        return;
+    };
+    let tenant = Tenant::default();
+    let now = UnixNanos::now().0;
+    let hour: u64 = 3_600_000_000_000;
+    // 45 traces of one span each; trace 7 has a second span two hours later.
+    let mut spans: Vec<_> = (1..=45u8)
+        .map(|trace| span(trace, 1, None, "svc", "op", now, now + 10, false))
+        .collect();
+    spans.push(span(
+        7,
+        2,
+        Some(1),
+        "svc",
+        "late",
+        now + 2 * hour,
+        now + 2 * hour + 5,
+        false,
+    ));
+    test.backend
+        .traces
+        .write_spans(&tenant, spans)
+        .await
+        .unwrap();
+
+    let id = |trace: u8| TraceId([trace; 16]);
+    let lookup = |trace: u8| TraceLookup {
+        trace_id: id(trace),
+        start: None,
+        end: None,
+    };
+    // Reverse order, an unknown ID, a repeat in another group, and trace 7 twice: once whole,
+    // once with hints that leave out its late span.
+    let mut lookups: Vec<TraceLookup> = (1..=45u8).rev().map(lookup).collect();
+    lookups.insert(3, lookup(200));
+    lookups.push(lookup(44));
+    lookups.push(TraceLookup {
+        trace_id: id(7),
+        start: Some(UnixNanos(now)),
+        end: Some(UnixNanos(now + hour)),
+    });
+    let traces: Vec<_> = test
+        .backend
+        .traces
+        .get_traces(&tenant, lookups)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let order: Vec<u8> = traces.iter().map(|trace| trace.trace_id.0[15]).collect();
+    let mut expected: Vec<u8> = (1..=45u8).rev().collect();
+    expected.extend([44, 7]);
+    assert_eq!(order, expected);
+    let spans_of_7: Vec<usize> = traces
+        .iter()
+        .filter(|trace| trace.trace_id == id(7))
+        .map(|trace| trace.spans.len())
+        .collect();
+    assert_eq!(spans_of_7, [2, 1]);
+    test.finish().await;
+}
+
+/// Every `chunks` partition is vacuumed after a fixed number of inserted rows (so searches'
+/// index-only scans find the visibility map set), and no other table's settings change.
+#[tokio::test]
+async fn chunks_partitions_are_vacuumed_every_fixed_number_of_inserts() {
+    let Some(test) = TestStore::open("autovacuum").await else {
+        return;
+    };
+    let now = UnixNanos::now().0;
+    test.backend
+        .traces
+        .write_spans(
+            &Tenant::default(),
+            vec![span(1, 1, None, "svc", "op", now, now + 10, false)],
+        )
+        .await
+        .unwrap();
+    let partitions: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT c.relname::text, c.reloptions FROM pg_inherits i \
+         JOIN pg_class c ON c.oid = i.inhrelid \
+         JOIN pg_class p ON p.oid = i.inhparent \
+         JOIN pg_namespace n ON n.oid = p.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind = 'r'",
+    )
+    .bind(&test.schema)
+    .fetch_all(test.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        partitions
+            .iter()
+            .any(|(name, _)| name.starts_with("chunks_"))
+    );
+    for (name, options) in &partitions {
+        let options = options.clone().unwrap_or_default();
+        if name.starts_with("chunks_") {
+            assert!(
+                options.contains(&"autovacuum_vacuum_insert_threshold=20000".to_owned())
+                    && options.contains(&"autovacuum_vacuum_insert_scale_factor=0".to_owned()),
+                "{name}: {options:?}"
+            );
+        } else {
+            assert!(options.is_empty(), "{name}: {options:?}");
+        }
+    }
+    test.finish().await;
+}
