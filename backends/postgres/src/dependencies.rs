@@ -64,9 +64,14 @@ async fn from_spans(
     window: &DependencyQuery,
 ) -> StoreResult<Vec<DependencyLink>> {
     let failed = |error| store_error("computing dependencies", error);
+    // A row's starts lie within one slot, so `max_start < end + slot` follows from
+    // `min_start <= end`: stated, it bounds the time index's range on both sides (without it
+    // the planner walked a whole partition's primary key or every newer entry of the time
+    // index: 14-24 ms for an edge minute of a 1 M-span day instead of well under one).
     let trace_ids: Vec<Vec<u8>> = sqlx::query_scalar(
         "SELECT DISTINCT trace_id FROM chunks WHERE tenant = $1 \
-           AND max_start >= $2 AND min_start > $2 - $4 AND min_start <= $3",
+           AND max_start >= $2 AND max_start < $3 + $4 \
+           AND min_start > $2 - $4 AND min_start <= $3",
     )
     .bind(tenant)
     .bind(to_db_nanos(window.start.0))
