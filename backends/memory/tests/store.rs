@@ -77,3 +77,73 @@ async fn eviction_drops_the_oldest_trace_and_its_unshared_services_and_operation
     let stats = store.lifecycle.stats().unwrap();
     assert_eq!((stats.traces, stats.spans), (2, 2));
 }
+
+/// Searches walk the services' time indexes, which forget evicted spans lazily: with many
+/// more traces written than kept (so the indexes merge runs and rebuild), a search by service
+/// finds that service's newest live traces, newest first, and a search of every service finds
+/// exactly the live traces.
+#[tokio::test]
+async fn searches_find_only_live_traces_after_many_evictions() {
+    use futures::TryStreamExt as _;
+    use remote_storage_core::{TraceId, TraceQuery};
+
+    let store = backend(100);
+    let tenant = Tenant::default();
+    for trace in 1..=250u8 {
+        let service = if trace % 2 == 0 { "even" } else { "odd" };
+        let start = u64::from(trace) * 1_000;
+        let spans = (1..=3u8)
+            .map(|id| {
+                let parent = (id > 1).then_some(1);
+                span(
+                    trace,
+                    id,
+                    parent,
+                    service,
+                    "op",
+                    start + u64::from(id),
+                    start + 500,
+                    false,
+                )
+            })
+            .collect();
+        store.traces.write_spans(&tenant, spans).await.unwrap();
+    }
+    let found = |service: Option<&str>, depth: usize| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        let mut query = TraceQuery::all(NonZeroUsize::new(depth).unwrap());
+        query.service_name = service.map(str::to_owned);
+        async move {
+            store
+                .traces
+                .find_trace_ids(&tenant, query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|found| found.trace_id)
+                .collect::<Vec<TraceId>>()
+        }
+    };
+    let expected_even: Vec<TraceId> = (211..=250u8)
+        .rev()
+        .filter(|trace| trace % 2 == 0)
+        .map(|trace| TraceId([trace; 16]))
+        .collect();
+    assert_eq!(found(Some("even"), 20).await, expected_even);
+    let every: Vec<TraceId> = (151..=250u8)
+        .rev()
+        .map(|trace| TraceId([trace; 16]))
+        .collect();
+    assert_eq!(found(None, 500).await, every);
+    let traces: Vec<_> = store
+        .traces
+        .find_traces(&tenant, TraceQuery::all(NonZeroUsize::new(500).unwrap()))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(traces.len(), 100);
+    assert!(traces.iter().all(|trace| trace.spans.len() == 3));
+}
