@@ -180,11 +180,7 @@ impl<T: Tables> TraceStore for CassandraStore<T> {
         let found = self.search(tenant, &query).await?;
         let lookups = found
             .iter()
-            .map(|id| TraceLookup {
-                trace_id: trace_id(id),
-                start: None,
-                end: None,
-            })
+            .map(|id| TraceLookup::whole(trace_id(id)))
             .collect();
         self.get_traces(tenant, lookups).await
     }

@@ -617,11 +617,7 @@ impl DependencyStore for ElasticsearchStore {
     ) -> StoreResult<Vec<DependencyLink>> {
         let mut counter = DependencyCounter::default();
         for trace_id in self.shared.traces_in_window(tenant, &query).await? {
-            let lookup = TraceLookup {
-                trace_id,
-                start: None,
-                end: None,
-            };
+            let lookup = TraceLookup::whole(trace_id);
             if let Some(trace) = self.shared.read_trace(tenant, &lookup).await? {
                 counter.add_trace(&trace, &query);
             }

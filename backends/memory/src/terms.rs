@@ -85,8 +85,8 @@ pub(crate) struct TermDictionary {
 }
 
 fn hash(hasher: &DefaultHashBuilder, key: &str, value: &str) -> u64 {
-    /// Most terms fit: hashed as one input, which costs a third of three separate writes
-    /// (this runs for every attribute of every span written).
+    /// Most terms fit: hashed as one write instead of three (this runs for every attribute
+    /// of every span written).
     const INLINE: usize = 96;
     let mut state = hasher.build_hasher();
     let len = 8 + key.len() + value.len();

@@ -84,8 +84,8 @@ async fn eviction_drops_the_oldest_trace_and_its_unshared_services_and_operation
 /// exactly the live traces.
 #[tokio::test]
 async fn searches_find_only_live_traces_after_many_evictions() {
-    use futures::TryStreamExt as _;
     use remote_storage_core::{TraceId, TraceQuery};
+    use storage_conformance::behaviour::find;
 
     let store = backend(100);
     let tenant = Tenant::default();
@@ -136,14 +136,13 @@ async fn searches_find_only_live_traces_after_many_evictions() {
         .map(|trace| TraceId([trace; 16]))
         .collect();
     assert_eq!(found(None, 500).await, every);
-    let traces: Vec<_> = store
-        .traces
-        .find_traces(&tenant, TraceQuery::all(NonZeroUsize::new(500).unwrap()))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let traces = find(
+        &store,
+        &tenant,
+        TraceQuery::all(NonZeroUsize::new(500).unwrap()),
+    )
+    .await
+    .unwrap();
     assert_eq!(traces.len(), 100);
     assert!(traces.iter().all(|trace| trace.spans.len() == 3));
 }

@@ -75,9 +75,10 @@ fn migrator() -> StoreResult<Migrator> {
 
 /// Storage settings of each `chunks` partition. Searches walk the time indexes with
 /// index-only scans, which read the heap for every entry on a page that VACUUM has not yet
-/// marked all-visible (measured after a bulk load: ~4 ms per 1,000 rows). By default autovacuum visits
-/// an insert-only table after inserts of 20 % of its rows, so a day partition would carry
-/// hours of unmarked rows; here it is every 20,000 rows (~200,000 spans), whatever the size.
+/// marked all-visible (measured after a bulk load: ~4 ms per 1,000 rows). By default
+/// autovacuum visits an insert-only table after inserts of 20 % of its rows, so a day
+/// partition would carry hours of unmarked rows; here it is every 20,000 rows (~200,000
+/// spans), whatever the size.
 const CHUNKS_PARTITION_SETTINGS: &str = "WITH (autovacuum_vacuum_insert_threshold = 20000, \
      autovacuum_vacuum_insert_scale_factor = 0)";
 

@@ -175,11 +175,10 @@ impl SearchPlan {
     ///
     /// The first page is a quarter more rows than the depth: enough when every row holds a
     /// match of its own trace (the last row's trace is not final yet), and little overshoot
-    /// when the rows the prefilter passes are mostly matches, where each row of a page walks
-    /// hundreds of index entries for a rare term (twice the depth walked ~80,000 entries of a
-    /// 10 M-span store for 20 traces found in the first half of them). The next page is sized
-    /// from the rows read per final trace so far (see [`next_page_rows`]), up to
-    /// `search_walk_rows`.
+    /// when the rows the prefilter passes are mostly matches, where each such row of a rare
+    /// term stands for many index entries walked (a page of 40 walked 3,800 index pages of a
+    /// 10 M-span store). The next page is sized from the rows read per final trace so far (see
+    /// [`next_page_rows`]), up to `search_walk_rows`.
     pub(crate) async fn trace_ids(&self, pool: &PgPool) -> StoreResult<Vec<TraceId>> {
         let mut search = Progress::default();
         let mut page_rows = (self.depth + self.depth / 4 + 1)
@@ -511,8 +510,8 @@ enum Advanced {
 /// The size of a search's next page (rows its prefilter passes), from what the pages so far
 /// gave. The rows read per final trace so far, times the traces still missing, with half
 /// again as margin: a page that falls short costs a round trip, but one that overshoots walks
-/// index entries for nothing, and with a rare term (Bloom filters passing ~0.4 % of the rows)
-/// a page of 160 rows walks ~40,000 entries. With no final trace yet, four times the last.
+/// index entries for nothing, and with a rare term each row a page returns stands for many
+/// entries walked. With no final trace yet, four times the last.
 fn next_page_rows(last: usize, rows_read: usize, finals: usize, depth: usize) -> usize {
     if finals == 0 {
         return last.saturating_mul(4);

@@ -487,14 +487,7 @@ impl PostgresStore {
         let ids = self
             .bounded("searching traces", self.shared.search(&tenant_name, query))
             .await?;
-        let lookups = ids
-            .into_iter()
-            .map(|trace_id| TraceLookup {
-                trace_id,
-                start: None,
-                end: None,
-            })
-            .collect();
+        let lookups = ids.into_iter().map(TraceLookup::whole).collect();
         Ok(self.read_traces::<F>(tenant, lookups))
     }
 }

@@ -68,9 +68,11 @@ async fn opening_twice_reuses_the_migrated_schema() {
     first.finish().await;
 }
 
-async fn partition_names(test: &TestStore) -> Vec<String> {
-    let mut names: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i \
+/// The schema's partitions (of tables and of their indexes), sorted by name: name, whether it
+/// is a table, storage settings.
+async fn partitions(test: &TestStore) -> Vec<(String, bool, Option<Vec<String>>)> {
+    let mut partitions: Vec<(String, bool, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind = 'r', c.reloptions FROM pg_inherits i \
          JOIN pg_class c ON c.oid = i.inhrelid \
          JOIN pg_class p ON p.oid = i.inhparent \
          JOIN pg_namespace n ON n.oid = p.relnamespace \
@@ -80,8 +82,16 @@ async fn partition_names(test: &TestStore) -> Vec<String> {
     .fetch_all(test.store.pool())
     .await
     .unwrap();
-    names.sort();
-    names
+    partitions.sort();
+    partitions
+}
+
+async fn partition_names(test: &TestStore) -> Vec<String> {
+    partitions(test)
+        .await
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect()
 }
 
 #[tokio::test]
@@ -206,8 +216,8 @@ async fn nothing_listening_is_unavailable_not_a_hang() {
 /// skipped, and each lookup's time hints apply to its own trace only.
 #[tokio::test]
 async fn traces_read_in_groups_keep_request_order_and_their_own_hints() {
-    use futures::TryStreamExt as _;
     use remote_storage_core::{TraceId, TraceLookup};
+    use storage_conformance::behaviour::get_lookups;
 
     let Some(test) = TestStore::open("grouped_reads").await else {
         return;
@@ -236,11 +246,7 @@ async fn traces_read_in_groups_keep_request_order_and_their_own_hints() {
         .unwrap();
 
     let id = |trace: u8| TraceId([trace; 16]);
-    let lookup = |trace: u8| TraceLookup {
-        trace_id: id(trace),
-        start: None,
-        end: None,
-    };
+    let lookup = |trace: u8| TraceLookup::whole(id(trace));
     // Reverse order, an unknown ID, a repeat in another group, and trace 7 twice: once whole,
     // once with hints that leave out its late span.
     let mut lookups: Vec<TraceLookup> = (1..=45u8).rev().map(lookup).collect();
@@ -251,15 +257,7 @@ async fn traces_read_in_groups_keep_request_order_and_their_own_hints() {
         start: Some(UnixNanos(now)),
         end: Some(UnixNanos(now + hour)),
     });
-    let traces: Vec<_> = test
-        .backend
-        .traces
-        .get_traces(&tenant, lookups)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let traces = get_lookups(&test.backend, &tenant, lookups).await.unwrap();
     let order: Vec<u8> = traces.iter().map(|trace| trace.trace_id.0[15]).collect();
     let mut expected: Vec<u8> = (1..=45u8).rev().collect();
     expected.extend([44, 7]);
@@ -289,17 +287,12 @@ async fn chunks_partitions_are_vacuumed_every_fixed_number_of_inserts() {
         )
         .await
         .unwrap();
-    let partitions: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
-        "SELECT c.relname::text, c.reloptions FROM pg_inherits i \
-         JOIN pg_class c ON c.oid = i.inhrelid \
-         JOIN pg_class p ON p.oid = i.inhparent \
-         JOIN pg_namespace n ON n.oid = p.relnamespace \
-         WHERE n.nspname = $1 AND c.relkind = 'r'",
-    )
-    .bind(&test.schema)
-    .fetch_all(test.store.pool())
-    .await
-    .unwrap();
+    let partitions: Vec<(String, Option<Vec<String>>)> = partitions(&test)
+        .await
+        .into_iter()
+        .filter(|(_, table, _)| *table)
+        .map(|(name, _, options)| (name, options))
+        .collect();
     assert!(
         partitions
             .iter()

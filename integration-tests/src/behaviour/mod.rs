@@ -364,14 +364,20 @@ pub async fn get_ids(
     tenant: &Tenant,
     trace_ids: impl IntoIterator<Item = TraceId>,
 ) -> anyhow::Result<Vec<Trace>> {
-    let lookups = trace_ids
-        .into_iter()
-        .map(|trace_id| TraceLookup {
-            trace_id,
-            start: None,
-            end: None,
-        })
-        .collect();
+    get_lookups(
+        backend,
+        tenant,
+        trace_ids.into_iter().map(TraceLookup::whole).collect(),
+    )
+    .await
+}
+
+/// Every trace `get_traces` streams for `lookups`.
+pub async fn get_lookups(
+    backend: &Backend,
+    tenant: &Tenant,
+    lookups: Vec<TraceLookup>,
+) -> anyhow::Result<Vec<Trace>> {
     drain(
         backend.traces.get_traces(tenant, lookups).await,
         "get_traces",

@@ -236,6 +236,15 @@ pub struct TraceLookup {
 }
 
 impl TraceLookup {
+    /// All of a trace: no time hints.
+    pub fn whole(trace_id: TraceId) -> Self {
+        Self {
+            trace_id,
+            start: None,
+            end: None,
+        }
+    }
+
     /// Validates a GetTraces request; duplicate IDs are fetched once.
     pub fn from_proto(request: proto::GetTracesRequest) -> Result<Vec<Self>, StoreError> {
         let mut lookups: Vec<Self> = Vec::with_capacity(request.query.len());
